@@ -1,0 +1,66 @@
+# One entry point for set-up, the local cluster, lint and tests. `make help` lists the targets.
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+VENV ?= .venv
+BIN := $(CURDIR)/$(VENV)/bin
+# ansible-core 2.20+ needs Python 3.12 or newer.
+PYTHON ?= $(shell bash hack/find-python.sh)
+PYTEST_ARGS ?=
+CLUSTER_STATE ?= $(CURDIR)/.cluster
+export PATH := $(BIN):$(PATH)
+export PYTHONPATH := $(CURDIR)/tests
+
+.PHONY: help venv binaries lint sanity unit integration test cluster-up cluster-down demo build clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 16
+
+venv: $(VENV)/.installed ## Python 3.12 venv with the pinned dev requirements, and the collection on the collections path
+
+$(VENV)/.installed: requirements-dev.txt
+	@test -n "$(PYTHON)"
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	mkdir -p .collections/ansible_collections/meshops
+	ln -sfn ../../.. .collections/ansible_collections/meshops/istio
+	touch $@
+
+binaries: ## build the local cluster's Go binaries into the versioned cache (only when missing)
+	bash hack/build-binaries.sh
+
+lint: venv ## ruff, yamllint, ansible-lint (production profile)
+	ruff check .
+	ruff format --check .
+	yamllint --strict .
+	ansible-lint --profile production --offline
+
+sanity: venv ## ansible-test sanity in a temporary ansible_collections/meshops/istio tree
+	bash hack/sanity.sh
+
+unit: venv ## pure-logic tests, no cluster
+	pytest tests/unit $(PYTEST_ARGS)
+
+integration: venv binaries ## modules and playbooks against local clusters (or MESHOPS_TEST_KUBECONFIG)
+	pytest tests/integration $(PYTEST_ARGS)
+
+test: lint sanity unit integration ## everything CI runs
+
+cluster-up: venv binaries ## start a local cluster that keeps running; prints its kubeconfig
+	python -m localcluster up --state-dir $(CLUSTER_STATE) --clusters $${CLUSTERS:-1}
+
+cluster-down: venv ## stop the local clusters started by cluster-up
+	python -m localcluster down --state-dir $(CLUSTER_STATE)
+
+demo: venv binaries ## start a local cluster and run playbooks/multitenant.yml against it
+	python -m localcluster status --state-dir $(CLUSTER_STATE) >/dev/null 2>&1 || $(MAKE) cluster-up
+	K8S_AUTH_KUBECONFIG=$(CLUSTER_STATE)/c1/kubeconfig ansible-playbook playbooks/multitenant.yml
+	@echo "The cluster keeps running: KUBECONFIG=$(CLUSTER_STATE)/c1/kubeconfig; stop it with make cluster-down"
+
+build: venv ## build the collection tarball
+	ansible-galaxy collection build --force .
+
+clean: cluster-down ## stop clusters, remove the venv and build outputs (the Go binary cache stays)
+	rm -rf $(VENV) .collections .pytest_cache .ruff_cache meshops-istio-*.tar.gz

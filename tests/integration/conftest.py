@@ -1,0 +1,83 @@
+"""Cluster fixtures for integration tests.
+
+`cluster` is one local cluster for the whole session; `two_clusters` adds a second, independent one.
+Set MESHOPS_TEST_KUBECONFIG (and MESHOPS_TEST_KUBECONFIG_2) to run the same tests against real clusters.
+"""
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from localcluster import start_cluster, stop_cluster
+
+KUBECONFIG_VARIABLES = ("MESHOPS_TEST_KUBECONFIG", "MESHOPS_TEST_KUBECONFIG_2")
+
+
+@dataclass(frozen=True)
+class TestCluster:
+    name: str
+    kubeconfig: Path
+    local: bool  # started by this session, so tests may stop and inspect its processes
+
+    def api_client(self):
+        from kubernetes import config
+
+        return config.new_client_from_config(str(self.kubeconfig))
+
+
+class _Clusters:
+    """Starts local clusters on first use and stops them all at session end."""
+
+    def __init__(self, state_root: Path):
+        self.state_root = state_root
+        self.started = []
+        self.by_index = {}
+
+    def get(self, index: int) -> TestCluster:
+        if index not in self.by_index:
+            self.by_index[index] = self._external(index) or self._start(index)
+        return self.by_index[index]
+
+    @staticmethod
+    def _external(index: int):
+        path = os.environ.get(KUBECONFIG_VARIABLES[index])
+        if not path:
+            return None
+        if not Path(path).is_file():
+            pytest.exit(f"{KUBECONFIG_VARIABLES[index]}={path} is not a file", returncode=2)
+        return TestCluster(f"external-{index + 1}", Path(path), local=False)
+
+    def _start(self, index: int) -> TestCluster:
+        name = f"c{index + 1}"
+        local = start_cluster(name, self.state_root / name)
+        self.started.append(local)
+        return TestCluster(name, local.kubeconfig, local=True)
+
+    def stop_all(self):
+        for local in self.started:
+            stop_cluster(local)
+
+
+@pytest.fixture(scope="session")
+def _clusters(tmp_path_factory):
+    clusters = _Clusters(tmp_path_factory.mktemp("clusters"))
+    yield clusters
+    clusters.stop_all()
+
+
+@pytest.fixture(scope="session")
+def cluster(_clusters) -> TestCluster:
+    return _clusters.get(0)
+
+
+@pytest.fixture(scope="session")
+def two_clusters(_clusters) -> tuple:
+    return _clusters.get(0), _clusters.get(1)
+
+
+@pytest.fixture(scope="session")
+def binaries():
+    from localcluster import binary_dir
+
+    return binary_dir()

@@ -1,0 +1,387 @@
+"""Start and stop real, independent Kubernetes control planes on loopback.
+
+Each cluster is etcd, kube-apiserver (RBAC, service-account tokens, admission), kube-controller-manager,
+kube-scheduler and kwok (fake nodes and kubelets, so Deployments become Ready). The binaries come from
+hack/build-binaries.sh. A cluster's state (PKI, etcd data, logs, kubeconfig, pids) lives in one directory,
+so a cluster started by one process (the CLI) can be stopped by another.
+"""
+
+import ctypes
+import json
+import os
+import re
+import signal
+import socket
+import ssl
+import subprocess
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from ._pki import write_cluster_pki
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+BUILD_SCRIPT = REPO_ROOT / "hack" / "build-binaries.sh"
+STATE_FILE = "cluster.json"
+KWOK_STAGES = Path(__file__).with_name("kwok-stages.yaml")
+# Process start order; they are stopped in reverse.
+COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
+SERVICE_CIDR = "10.96.0.0/16"
+STOP_TIMEOUT = 10.0
+
+
+class ClusterError(RuntimeError):
+    pass
+
+
+@dataclass
+class Cluster:
+    name: str
+    directory: Path
+    api_port: int
+    pids: dict = field(default_factory=dict)
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.directory / "kubeconfig"
+
+    @property
+    def server(self) -> str:
+        return f"https://127.0.0.1:{self.api_port}"
+
+    def log(self, component: str) -> Path:
+        return self.directory / "logs" / f"{component}.log"
+
+    def save(self):
+        state = {"name": self.name, "api_port": self.api_port, "pids": self.pids}
+        (self.directory / STATE_FILE).write_text(json.dumps(state, indent=2))
+
+    @classmethod
+    def load(cls, directory: Path) -> "Cluster":
+        state = json.loads((directory / STATE_FILE).read_text())
+        return cls(state["name"], directory, state["api_port"], state["pids"])
+
+
+def binary_dir() -> Path:
+    """The cached binaries, built first when missing (that takes minutes once, then nothing)."""
+    override = os.environ.get("MESHOPS_BIN_DIR")
+    if override:
+        return Path(override)
+    result = subprocess.run(["bash", str(BUILD_SCRIPT)], check=True, stdout=subprocess.PIPE, text=True)
+    return Path(result.stdout.strip().splitlines()[-1])
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _die_with_parent():
+    # Linux prctl(PR_SET_PDEATHSIG, SIGKILL): a component started for a test session cannot outlive it,
+    # even when pytest itself is killed.
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)
+
+
+def _spawn(cluster: Cluster, component: str, args: list, detach: bool) -> int:
+    log = cluster.log(component).open("ab")
+    process = subprocess.Popen(
+        args,
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=cluster.directory,
+        start_new_session=True,
+        preexec_fn=None if detach else _die_with_parent,
+    )
+    log.close()
+    cluster.pids[component] = process.pid
+    cluster.save()
+    return process.pid
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.waitpid(pid, os.WNOHANG)  # reap it if it is our child
+    except ChildProcessError:
+        pass
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    # A zombie whose new parent has not reaped it yet counts as gone.
+    return stat.rpartition(")")[2].split()[0] != "Z"
+
+
+def _wait_until(what: str, check, timeout: float, cluster: Cluster, component: str):
+    deadline = time.monotonic() + timeout
+    last_error = None
+    while time.monotonic() < deadline:
+        pid = cluster.pids.get(component)
+        if pid and not _alive(pid):
+            raise ClusterError(f"{component} of cluster {cluster.name} exited; see {cluster.log(component)}")
+        try:
+            if check():
+                return
+        except Exception as error:  # the component is still starting: keep polling until the deadline
+            last_error = error
+        time.sleep(0.2)
+    raise ClusterError(
+        f"{what} not reached within {timeout:.0f} s for cluster {cluster.name} ({last_error}); "
+        f"see {cluster.log(component)}"
+    )
+
+
+def _admin_ssl_context(pki: dict) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=str(pki["ca"]))
+    context.load_cert_chain(str(pki["admin"]), str(pki["admin-key"]))
+    return context
+
+
+def _get(url: str, context=None) -> bytes:
+    with urllib.request.urlopen(url, context=context, timeout=5) as response:
+        return response.read()
+
+
+def _write_kubeconfig(cluster: Cluster, pki: dict):
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {"name": cluster.name, "cluster": {"server": cluster.server, "certificate-authority": str(pki["ca"])}}
+        ],
+        "users": [
+            {
+                "name": f"{cluster.name}-admin",
+                "user": {"client-certificate": str(pki["admin"]), "client-key": str(pki["admin-key"])},
+            }
+        ],
+        "contexts": [{"name": cluster.name, "context": {"cluster": cluster.name, "user": f"{cluster.name}-admin"}}],
+        "current-context": cluster.name,
+    }
+    cluster.kubeconfig.write_text(yaml.safe_dump(config))
+    cluster.kubeconfig.chmod(0o600)
+
+
+def _component_args(bins: Path, cluster: Cluster, pki: dict, etcd_url: str, peer_url: str) -> dict:
+    kubeconfig = str(cluster.kubeconfig)
+    return {
+        "etcd": [
+            bins / "etcd",
+            "--name", cluster.name,
+            "--data-dir", cluster.directory / "etcd",
+            "--listen-client-urls", etcd_url,
+            "--advertise-client-urls", etcd_url,
+            "--listen-peer-urls", peer_url,
+            "--initial-advertise-peer-urls", peer_url,
+            "--initial-cluster", f"{cluster.name}={peer_url}",
+            "--unsafe-no-fsync",  # throwaway data: durability is not worth the disk latency in tests
+        ],
+        "kube-apiserver": [
+            bins / "kube-apiserver",
+            f"--etcd-servers={etcd_url}",
+            "--bind-address=127.0.0.1",
+            f"--secure-port={cluster.api_port}",
+            f"--tls-cert-file={pki['apiserver']}",
+            f"--tls-private-key-file={pki['apiserver-key']}",
+            f"--client-ca-file={pki['ca']}",
+            "--authorization-mode=RBAC",
+            "--enable-admission-plugins=NamespaceLifecycle,ServiceAccount,LimitRanger,ResourceQuota,"
+            "DefaultStorageClass,MutatingAdmissionWebhook,ValidatingAdmissionWebhook,NodeRestriction",
+            "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+            f"--service-account-key-file={pki['service-account-key']}",
+            f"--service-account-signing-key-file={pki['service-account-key']}",
+            f"--service-cluster-ip-range={SERVICE_CIDR}",
+            "--service-node-port-range=30000-32767",
+            # Endpoints may not hold a loopback address, so the apiserver cannot publish itself; nothing needs it.
+            "--endpoint-reconciler-type=none",
+            "--allow-privileged=true",
+            "--profiling=false",
+        ],
+        "kube-controller-manager": [
+            bins / "kube-controller-manager",
+            f"--kubeconfig={kubeconfig}",
+            f"--authentication-kubeconfig={kubeconfig}",
+            f"--authorization-kubeconfig={kubeconfig}",
+            "--bind-address=127.0.0.1",
+            f"--secure-port={free_port()}",
+            "--leader-elect=false",
+            "--use-service-account-credentials=true",
+            f"--service-account-private-key-file={pki['service-account-key']}",
+            f"--root-ca-file={pki['ca']}",
+            f"--cluster-signing-cert-file={pki['ca']}",
+            f"--cluster-signing-key-file={pki['ca-key']}",
+            f"--service-cluster-ip-range={SERVICE_CIDR}",
+        ],
+        "kube-scheduler": [
+            bins / "kube-scheduler",
+            f"--kubeconfig={kubeconfig}",
+            f"--authentication-kubeconfig={kubeconfig}",
+            f"--authorization-kubeconfig={kubeconfig}",
+            "--bind-address=127.0.0.1",
+            f"--secure-port={free_port()}",
+            "--leader-elect=false",
+        ],
+        "kwok": [
+            bins / "kwok",
+            f"--config={KWOK_STAGES}",
+            f"--kubeconfig={kubeconfig}",
+            "--manage-all-nodes=false",
+            "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
+            "--cidr=10.244.0.0/16",
+            "--node-ip=10.0.0.1",
+            "--node-lease-duration-seconds=40",
+            f"--server-address=127.0.0.1:{free_port()}",
+        ],
+    }
+
+
+def _fake_node(name: str) -> dict:
+    resources = {"cpu": "64", "memory": "256Gi", "pods": "250"}
+    return {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {
+            "name": name,
+            "annotations": {"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
+            "labels": {
+                "kubernetes.io/hostname": name,
+                "kubernetes.io/os": "linux",
+                "kubernetes.io/arch": "amd64",
+                "type": "kwok",
+            },
+        },
+        "status": {"allocatable": resources, "capacity": resources},
+    }
+
+
+def _core_api(cluster: Cluster):
+    from kubernetes import client, config
+
+    return client.CoreV1Api(config.new_client_from_config(str(cluster.kubeconfig)))
+
+
+def _node_ready(core, name: str) -> bool:
+    conditions = core.read_node_status(name).status.conditions or []
+    return any(c.type == "Ready" and c.status == "True" for c in conditions)
+
+
+def start_cluster(name: str, directory: Path, nodes: int = 1, detach: bool = False) -> Cluster:
+    """Starts a cluster in `directory` and returns once nodes are Ready and controllers run.
+
+    detach=True leaves the processes running after this Python process exits (the CLI's `up`);
+    otherwise they are killed when it dies. On failure everything started is stopped again."""
+    bins = binary_dir()
+    directory = directory.resolve()
+    (directory / "logs").mkdir(parents=True, exist_ok=True)
+    pki = write_cluster_pki(directory / "pki", name)
+    cluster = Cluster(name, directory, free_port())
+    _write_kubeconfig(cluster, pki)
+    etcd_url = f"http://127.0.0.1:{free_port()}"
+    args = _component_args(bins, cluster, pki, etcd_url, f"http://127.0.0.1:{free_port()}")
+    admin = _admin_ssl_context(pki)
+    try:
+        _spawn(cluster, "etcd", args["etcd"], detach)
+        _wait_until("etcd health", lambda: b"true" in _get(f"{etcd_url}/health"), 30, cluster, "etcd")
+        _spawn(cluster, "kube-apiserver", args["kube-apiserver"], detach)
+        _wait_until(
+            "kube-apiserver /readyz",
+            lambda: _get(f"{cluster.server}/readyz", admin) == b"ok",
+            60,
+            cluster,
+            "kube-apiserver",
+        )
+        for component in COMPONENTS[2:]:
+            _spawn(cluster, component, args[component], detach)
+        core = _core_api(cluster)
+        node_names = [f"kwok-node-{i}" for i in range(nodes)]
+        for node in node_names:
+            core.create_node(_fake_node(node))
+        _wait_until("fake nodes Ready", lambda: all(_node_ready(core, n) for n in node_names), 60, cluster, "kwok")
+        # The default ServiceAccount appears once kube-controller-manager's controllers run.
+        _wait_until(
+            "default ServiceAccount",
+            lambda: core.read_namespaced_service_account("default", "default"),
+            60,
+            cluster,
+            "kube-controller-manager",
+        )
+    except BaseException:
+        stop_cluster(cluster)
+        raise
+    return cluster
+
+
+def _stop_process(pid: int, timeout: float):
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not _alive(pid):
+            return
+        time.sleep(0.1)
+    # kube-scheduler has been seen to ignore SIGTERM.
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return
+    while _alive(pid):
+        time.sleep(0.05)
+
+
+def stop_cluster(cluster: Cluster, timeout: float = STOP_TIMEOUT):
+    for component in reversed(COMPONENTS):
+        pid = cluster.pids.pop(component, None)
+        if pid:
+            _stop_process(pid, timeout)
+    cluster.save()
+
+
+def running_components(cluster: Cluster) -> list:
+    return [c for c, pid in cluster.pids.items() if _alive(pid)]
+
+
+def api_request_counts(kubeconfig: Path) -> dict:
+    """apiserver_request_total summed by (verb, resource, subresource), read from the API server's own /metrics:
+    the server's word on what a run sent, not the module's."""
+    from kubernetes import config
+
+    api = config.new_client_from_config(str(kubeconfig))
+    method, url, headers, _, _ = api.param_serialize("GET", "/metrics", auth_settings=["BearerToken"])
+    response = api.call_api(method, url, header_params=headers)
+    response.read()
+    return parse_request_counts(response.data.decode())
+
+
+def parse_request_counts(metrics_text: str) -> dict:
+    prefix = "apiserver_request_total{"
+    counts = {}
+    for line in metrics_text.splitlines():
+        if not line.startswith(prefix):
+            continue
+        labels_text, _, value = line[len(prefix):].rpartition("} ")
+        labels = dict(re.findall(r'(\w+)="([^"]*)"', labels_text))
+        key = (labels.get("verb", ""), labels.get("resource", ""), labels.get("subresource", ""))
+        counts[key] = counts.get(key, 0) + float(value)
+    return counts
+
+
+WRITE_VERBS = frozenset({"POST", "PUT", "PATCH", "APPLY", "DELETE", "DELETECOLLECTION"})
+# What the cluster's own components keep writing while idle: kwok's node heartbeats and leases, pod status.
+BACKGROUND_RESOURCES = frozenset({"leases", "events", "nodes"})
+
+
+def write_count(before: dict, after: dict) -> int:
+    """Write requests between two api_request_counts() snapshots, background heartbeats excluded."""
+    return int(
+        sum(
+            count - before.get(key, 0)
+            for key, count in after.items()
+            if key[0] in WRITE_VERBS and key[1] not in BACKGROUND_RESOURCES and key[2] != "status"
+        )
+    )
