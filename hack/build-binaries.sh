@@ -3,7 +3,7 @@
 # Prints the directory holding the binaries on its last line.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-# shellcheck source=versions.env
+# shellcheck disable=SC1091  # sourced at run time from beside this script
 source "$here/versions.env"
 
 cache_root=${MESHOPS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/meshops-istio}
@@ -32,8 +32,9 @@ new_wrapper() {
   printf 'module meshops.local/build\n\ngo 1.26\n\nrequire %s %s\n' "$2" "$3" >"$1/go.mod"
 }
 
-build() {  # build DIR OUTPUT PACKAGE [LDFLAGS]
+build() {  # build DIR OUTPUT PACKAGE [LDFLAGS]; a binary left by an interrupted run is kept
   local start=$SECONDS
+  [ -x "$bin_dir.partial/$2" ] && return 0
   (cd "$1" && go build -trimpath -ldflags "-s -w ${4:-}" -o "$bin_dir.partial/$2" "$3")
   echo "built $2 in $((SECONDS - start)) s" >&2
 }
@@ -71,6 +72,10 @@ build_kwok() {
 
 build_istio() {
   new_wrapper "$work/istio" istio.io/istio "$ISTIO_MODULE_VERSION"
+  local pair
+  for pair in $ISTIO_REPLACE; do
+    echo "replace ${pair%%=*} => ${pair%%=*} ${pair#*=}" >>"$work/istio/go.mod"
+  done
   local v=istio.io/istio/pkg/version
   local ldflags="-X $v.buildVersion=$ISTIO_VERSION -X $v.buildGitRevision=$istio_rev -X $v.buildStatus=Clean"
   ldflags+=" -X $v.buildTag=$ISTIO_VERSION -X $v.buildHub=registry.istio.io/release"

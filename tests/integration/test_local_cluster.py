@@ -97,8 +97,7 @@ def test_crd_schema_rejects_invalid_custom_resource(api, dynamic):
     _wait_for(
         lambda: any(
             c.type == "Established" and c.status == "True"
-            for c in extensions.read_custom_resource_definition(WIDGET_CRD["metadata"]["name"]).status.conditions
-            or []
+            for c in extensions.read_custom_resource_definition(WIDGET_CRD["metadata"]["name"]).status.conditions or []
         ),
         what="CRD Established",
     )

@@ -31,7 +31,7 @@ def _cert_pem(cert):
 
 
 def _builder(subject, issuer, public_key):
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     return (
         x509.CertificateBuilder()
         .subject_name(subject)
@@ -56,9 +56,7 @@ def write_cluster_pki(directory: Path, cluster_name: str) -> dict:
     ca = (
         _builder(ca_subject, ca_subject, ca_key.public_key())
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(True, False, False, False, False, True, True, False, False), critical=True
-        )
+        .add_extension(x509.KeyUsage(True, False, False, False, False, True, True, False, False), critical=True)
         .sign(ca_key, hashes.SHA256())
     )
 
@@ -70,8 +68,7 @@ def write_cluster_pki(directory: Path, cluster_name: str) -> dict:
         )
         if server_names:
             sans = [
-                x509.IPAddress(ipaddress.ip_address(n)) if n[0].isdigit() else x509.DNSName(n)
-                for n in server_names
+                x509.IPAddress(ipaddress.ip_address(n)) if n[0].isdigit() else x509.DNSName(n) for n in server_names
             ]
             builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
         return key, builder.sign(ca_key, hashes.SHA256())

@@ -6,6 +6,7 @@ hack/build-binaries.sh. A cluster's state (PKI, etcd data, logs, kubeconfig, pid
 so a cluster started by one process (the CLI) can be stopped by another.
 """
 
+import contextlib
 import ctypes
 import json
 import os
@@ -26,7 +27,7 @@ from ._pki import write_cluster_pki
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BUILD_SCRIPT = REPO_ROOT / "hack" / "build-binaries.sh"
 STATE_FILE = "cluster.json"
-KWOK_STAGES = Path(__file__).with_name("kwok-stages.yaml")
+KWOK_STAGES = sorted(Path(__file__).with_name("kwok").glob("*.yaml"))
 # Process start order; they are stopped in reverse.
 COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
 SERVICE_CIDR = "10.96.0.0/16"
@@ -104,10 +105,8 @@ def _spawn(cluster: Cluster, component: str, args: list, detach: bool) -> int:
 
 
 def _alive(pid: int) -> bool:
-    try:
+    with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)  # reap it if it is our child
-    except ChildProcessError:
-        pass
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except FileNotFoundError:
@@ -171,13 +170,20 @@ def _component_args(bins: Path, cluster: Cluster, pki: dict, etcd_url: str, peer
     return {
         "etcd": [
             bins / "etcd",
-            "--name", cluster.name,
-            "--data-dir", cluster.directory / "etcd",
-            "--listen-client-urls", etcd_url,
-            "--advertise-client-urls", etcd_url,
-            "--listen-peer-urls", peer_url,
-            "--initial-advertise-peer-urls", peer_url,
-            "--initial-cluster", f"{cluster.name}={peer_url}",
+            "--name",
+            cluster.name,
+            "--data-dir",
+            cluster.directory / "etcd",
+            "--listen-client-urls",
+            etcd_url,
+            "--advertise-client-urls",
+            etcd_url,
+            "--listen-peer-urls",
+            peer_url,
+            "--initial-advertise-peer-urls",
+            peer_url,
+            "--initial-cluster",
+            f"{cluster.name}={peer_url}",
             "--unsafe-no-fsync",  # throwaway data: durability is not worth the disk latency in tests
         ],
         "kube-apiserver": [
@@ -227,7 +233,7 @@ def _component_args(bins: Path, cluster: Cluster, pki: dict, etcd_url: str, peer
         ],
         "kwok": [
             bins / "kwok",
-            f"--config={KWOK_STAGES}",
+            *(f"--config={stage}" for stage in KWOK_STAGES),
             f"--kubeconfig={kubeconfig}",
             "--manage-all-nodes=false",
             "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
@@ -352,7 +358,7 @@ def api_request_counts(kubeconfig: Path) -> dict:
     from kubernetes import config
 
     api = config.new_client_from_config(str(kubeconfig))
-    method, url, headers, _, _ = api.param_serialize("GET", "/metrics", auth_settings=["BearerToken"])
+    method, url, headers = api.param_serialize("GET", "/metrics", auth_settings=["BearerToken"])[:3]
     response = api.call_api(method, url, header_params=headers)
     response.read()
     return parse_request_counts(response.data.decode())
@@ -364,7 +370,7 @@ def parse_request_counts(metrics_text: str) -> dict:
     for line in metrics_text.splitlines():
         if not line.startswith(prefix):
             continue
-        labels_text, _, value = line[len(prefix):].rpartition("} ")
+        labels_text, value = line[len(prefix) :].rsplit("} ", 1)
         labels = dict(re.findall(r'(\w+)="([^"]*)"', labels_text))
         key = (labels.get("verb", ""), labels.get("resource", ""), labels.get("subresource", ""))
         counts[key] = counts.get(key, 0) + float(value)

@@ -2,17 +2,28 @@
 
 from localcluster.cluster import parse_request_counts, write_count
 
-METRICS = """\
-# HELP apiserver_request_total [STABLE] Counter of apiserver requests
-# TYPE apiserver_request_total counter
-apiserver_request_total{code="200",component="apiserver",dry_run="",group="",resource="configmaps",scope="resource",subresource="",verb="GET",version="v1"} 7
-apiserver_request_total{code="201",component="apiserver",dry_run="",group="",resource="configmaps",scope="resource",subresource="",verb="POST",version="v1"} 2
-apiserver_request_total{code="409",component="apiserver",dry_run="",group="",resource="configmaps",scope="resource",subresource="",verb="POST",version="v1"} 1
-apiserver_request_total{code="200",component="apiserver",dry_run="",group="apps",resource="deployments",scope="resource",subresource="",verb="APPLY",version="v1"} 3
-apiserver_request_total{code="200",component="apiserver",dry_run="",group="",resource="pods",scope="resource",subresource="status",verb="PATCH",version="v1"} 40
-apiserver_request_total{code="200",component="apiserver",dry_run="",group="coordination.k8s.io",resource="leases",scope="resource",subresource="",verb="PUT",version="v1"} 90
-apiserver_request_total_other{verb="POST",resource="configmaps"} 1000
-"""
+
+def _metric(verb, resource, value, code="200", subresource="", group=""):
+    labels = (
+        f'code="{code}",component="apiserver",dry_run="",group="{group}",resource="{resource}",'
+        f'scope="resource",subresource="{subresource}",verb="{verb}",version="v1"'
+    )
+    return f"apiserver_request_total{{{labels}}} {value}"
+
+
+METRICS = "\n".join(
+    [
+        "# HELP apiserver_request_total [STABLE] Counter of apiserver requests",
+        "# TYPE apiserver_request_total counter",
+        _metric("GET", "configmaps", 7),
+        _metric("POST", "configmaps", 2, code="201"),
+        _metric("POST", "configmaps", 1, code="409"),
+        _metric("APPLY", "deployments", 3, group="apps"),
+        _metric("PATCH", "pods", 40, subresource="status"),
+        _metric("PUT", "leases", 90, group="coordination.k8s.io"),
+        'apiserver_request_total_other{verb="POST",resource="configmaps"} 1000',
+    ]
+)
 
 
 def test_counts_sum_over_codes_and_keep_verb_resource_subresource():

@@ -1,0 +1,28 @@
+"""The collection builds into a tarball that installs and is found by FQCN, shipping only what it should."""
+
+import json
+import subprocess
+import tarfile
+
+import yaml
+from localcluster.cluster import REPO_ROOT
+
+
+def _run(*args):
+    return subprocess.run(args, capture_output=True, text=True, check=True, timeout=300)
+
+
+def test_tarball_installs_and_ships_only_the_collection(tmp_path):
+    version = yaml.safe_load((REPO_ROOT / "galaxy.yml").read_text())["version"]
+    _run("ansible-galaxy", "collection", "build", "--output-path", str(tmp_path), str(REPO_ROOT))
+    tarball = tmp_path / f"meshops-istio-{version}.tar.gz"
+    with tarfile.open(tarball) as archive:
+        names = archive.getnames()
+    assert "MANIFEST.json" in names and "meta/runtime.yml" in names
+    assert not [n for n in names if n.startswith(("tests/localcluster", "hack", ".ci", "molecule", ".venv"))]
+
+    collections = tmp_path / "collections"
+    _run("ansible-galaxy", "collection", "install", "--no-deps", "-p", str(collections), str(tarball))
+    listed = _run("ansible-galaxy", "collection", "list", "meshops.istio", "--format", "json", "-p", str(collections))
+    found = {name: info for path in json.loads(listed.stdout).values() for name, info in path.items()}
+    assert found["meshops.istio"]["version"] == version
