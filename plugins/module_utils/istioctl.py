@@ -1,0 +1,50 @@
+# Copyright: meshops.istio contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Running istioctl: its version, and offline rendering with `istioctl manifest generate` (never `install`)."""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+
+import yaml
+
+
+class IstioctlError(Exception):
+    pass
+
+
+def istioctl_version(run_command, istioctl: str) -> str:
+    """The Istio version an istioctl binary renders, e.g. 1.31.1. `run_command` is AnsibleModule.run_command."""
+    try:
+        rc, out, err = run_command([istioctl, "version", "--remote=false", "--short"])
+    except OSError as error:
+        rc, out, err = 127, "", str(error)
+    if rc != 0:
+        raise IstioctlError(
+            f"istioctl_path {istioctl!r} cannot be run ({(err or out).strip() or f'exit code {rc}'}); "
+            "point istioctl_path at an istioctl binary for the Istio version to install."
+        )
+    return out.strip().splitlines()[-1].removeprefix("client version:").strip()
+
+
+def render(run_command, istioctl: str, operator_spec: dict) -> list:
+    """The manifests `istioctl manifest generate` renders for an IstioOperator spec, offline."""
+    document = {"apiVersion": "install.istio.io/v1alpha1", "kind": "IstioOperator", "spec": operator_spec}
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", prefix="meshops-iop-", delete=False) as handle:
+        yaml.safe_dump(document, handle)
+    try:
+        rc, out, err = run_command([istioctl, "manifest", "generate", "-f", handle.name])
+    finally:
+        os.unlink(handle.name)
+    if rc != 0:
+        raise IstioctlError(f"istioctl manifest generate failed: {err.strip() or out.strip()}")
+    return [doc for doc in yaml.safe_load_all(out) if doc]
+
+
+def version_key(version: str) -> tuple:
+    """Orders Istio versions: 1.30.2 < 1.31-dev < 1.31.0 < 1.31.1 (a pre-release sorts before its release)."""
+    release, _, prerelease = version.removeprefix("v").partition("-")
+    numbers = tuple(int(n) for n in re.findall(r"\d+", release))[:3]
+    return numbers + (0,) * (3 - len(numbers)), 0 if prerelease else 1

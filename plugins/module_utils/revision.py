@@ -1,0 +1,313 @@
+# Copyright: meshops.istio contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""One Istio control plane (a revision): what to render, what to refuse, how to install and remove it.
+
+Pure builders and validators first; `ensure_revision_present` / `ensure_revision_absent` at the end are what
+the istio_revision module calls."""
+
+from __future__ import annotations
+
+import copy
+import re
+
+import yaml
+
+from .apply import Engine, EngineError, Owner, describe
+from .istioctl import istioctl_version, render, version_key
+from .selectors import any_matches, selector_errors
+
+OWNER_KIND = "revision"
+# Every kind a revision's rendering may hold (besides shared CRDs): what prune and removal look at.
+REVISION_KINDS = (
+    "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "ConfigMap", "Secret",
+    "Service", "Deployment", "HorizontalPodAutoscaler", "PodDisruptionBudget", "NetworkPolicy",
+    "MutatingWebhookConfiguration", "ValidatingWebhookConfiguration",
+)  # fmt: skip
+CRD_VERSION_ANNOTATION = "meshops.io/istio-version"
+REV_LABEL = "istio.io/rev"
+ISTIO_CRDS_SELECTOR = "app.kubernetes.io/part-of=istio"
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+# Istio derives Service names `istiod-<revision>` and `istiod-revision-tag-<tag>`: DNS labels of <= 63.
+MAX_REVISION_LENGTH = 63 - len("istiod-")
+MAX_TAG_LENGTH = 63 - len("istiod-revision-tag-")
+# Objects the base chart renders; everything else in a revision's rendering belongs to its istiod (Pilot).
+_BASE_OBJECTS = {("ServiceAccount", "istio-reader-service-account"), ("ValidatingWebhookConfiguration",
+                                                                     "istiod-default-validator")}  # fmt: skip
+
+
+class RevisionError(Exception):
+    """Refusal before anything is written; the message names the parameter and the fix."""
+
+
+# Pure: validation
+
+
+def _dns_label_errors(value: str, parameter: str, max_length: int = 63) -> list:
+    if not isinstance(value, str) or not DNS_LABEL.match(value):
+        return [f"{parameter} {value!r} must be a DNS-1123 label: lower-case letters, digits and '-'"]
+    if len(value) > max_length:
+        return [f"{parameter} {value!r} is {len(value)} characters; at most {max_length} fit the names Istio derives"]
+    return []
+
+
+def validate(params: dict) -> None:
+    name, tags = params["name"], params["revision_tags"] or []
+    errors = _dns_label_errors(name, "name", MAX_REVISION_LENGTH) + _dns_label_errors(params["namespace"], "namespace")
+    if name == "default":
+        errors.append("name 'default' is reserved for Istio's default revision; choose another revision name")
+    for tag in tags:
+        errors += _dns_label_errors(tag, "revision_tags entry", MAX_TAG_LENGTH)
+        if tag == name:
+            errors.append(f"revision_tags entry {tag!r} equals the revision name; a tag must differ from revisions")
+    if params["default_revision"] and "default" in tags:
+        errors.append("revision_tags holds 'default' and default_revision is true; keep only default_revision")
+    selectors = params["discovery_selectors"] or []
+    for index, selector in enumerate(selectors):
+        errors += selector_errors(selector, f"discovery_selectors[{index}]")
+    if selectors and not any((s or {}).get("matchLabels") for s in selectors if isinstance(s, dict)):
+        errors.append(
+            "discovery_selectors need at least one matchLabels selector: its labels go on the system namespace "
+            "so the revision's istiod sees its own namespace"
+        )
+    if errors:
+        raise RevisionError("; ".join(errors))
+
+
+# Pure: builders
+
+
+def _merge(base: dict, override: dict) -> dict:
+    merged = copy.deepcopy(base)
+    for key, value in override.items():
+        merged[key] = _merge(merged[key], value) if isinstance(value, dict) and isinstance(merged.get(key), dict) \
+            else copy.deepcopy(value)  # fmt: skip
+    return merged
+
+
+def revision_tags(params: dict) -> list:
+    return (["default"] if params["default_revision"] else []) + list(params["revision_tags"] or [])
+
+
+def operator_spec(params: dict) -> dict:
+    """The IstioOperator spec istioctl renders. Our settings win over the same keys in values/mesh_config."""
+    global_values = {"istioNamespace": params["namespace"]}
+    if params["mesh_id"]:
+        global_values["meshID"] = params["mesh_id"]
+    if params["cluster_name"]:
+        global_values["multiCluster"] = {"clusterName": params["cluster_name"]}
+    if params["network"]:
+        global_values["network"] = params["network"]
+    ours = {
+        "global": global_values,
+        # Empty: no default revision, so no istiod-default-validator (multi-tenant clusters want none).
+        "defaultRevision": params["name"] if params["default_revision"] else "",
+        "revisionTags": revision_tags(params),
+    }
+    if params["pilot_env"]:
+        ours["pilot"] = {"env": {k: str(v) for k, v in params["pilot_env"].items()}}
+    mesh_config = copy.deepcopy(params["mesh_config"] or {})
+    if params["discovery_selectors"]:
+        mesh_config["discoverySelectors"] = params["discovery_selectors"]
+    spec = {
+        "profile": params["profile"],
+        "revision": params["name"],
+        "values": _merge(params["values"] or {}, ours),
+    }
+    if mesh_config:
+        spec["meshConfig"] = mesh_config
+    return spec
+
+
+def system_namespace(params: dict) -> dict:
+    """The revision's own namespace, labelled so its discoverySelectors select it."""
+    labels = {}
+    for selector in params["discovery_selectors"] or []:
+        labels.update(selector.get("matchLabels") or {})
+    if params["network"]:
+        labels["topology.istio.io/network"] = params["network"]
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": params["namespace"], "labels": labels}}
+
+
+def istioctl_labels(manifest: dict, revision: str, namespace: str, version: str) -> dict:
+    """The labels `istioctl install` would add, so `istioctl tag list` and `uninstall --revision` understand us."""
+    labelled = copy.deepcopy(manifest)
+    labels = labelled["metadata"].setdefault("labels", {})
+    base = (manifest["kind"], manifest["metadata"]["name"]) in _BASE_OBJECTS
+    labels.setdefault("operator.istio.io/component", "Base" if base else "Pilot")
+    labels.update(
+        {
+            REV_LABEL: revision,
+            "install.operator.istio.io/owning-resource-namespace": namespace,
+            "operator.istio.io/managed": "Reconcile",
+            "operator.istio.io/version": version,
+        }
+    )
+    return labelled
+
+
+def split_rendering(rendered: list, params: dict, version: str) -> tuple:
+    """(CRDs shared by every revision, the revision's own objects with istioctl's labels)."""
+    crds, owned = [], []
+    for manifest in rendered:
+        manifest["metadata"].pop("creationTimestamp", None)
+        if manifest["kind"] == "CustomResourceDefinition":
+            crd = copy.deepcopy(manifest)
+            crd["metadata"].setdefault("annotations", {})[CRD_VERSION_ANNOTATION] = version
+            crds.append(crd)
+        else:
+            owned.append(istioctl_labels(manifest, params["name"], params["namespace"], version))
+    return crds, owned
+
+
+def injector_webhook_name(revision: str, namespace: str) -> str:
+    suffix = "" if namespace == "istio-system" else f"-{namespace}"
+    return f"istio-sidecar-injector-{revision}{suffix}"
+
+
+def crd_version(crd: dict) -> str | None:
+    metadata = crd["metadata"]
+    return (metadata.get("annotations") or {}).get(CRD_VERSION_ANNOTATION)
+
+
+def crds_to_apply(desired: list, live_by_name: dict, version: str) -> tuple:
+    """(CRDs to apply, warnings): create missing ones, upgrade older ones, never downgrade or touch unknowns."""
+    apply, warnings = [], []
+    for crd in desired:
+        live = live_by_name.get(crd["metadata"]["name"])
+        if live is None:
+            apply.append((crd, None))
+            continue
+        live_version = crd_version(live)
+        if live_version is None:
+            warnings.append(
+                f"CRD {crd['metadata']['name']} was not installed by meshops.istio and its Istio version is unknown; "
+                "left as it is"
+            )
+        elif version_key(live_version) <= version_key(version):
+            apply.append((crd, live))
+        else:
+            warnings.append(
+                f"CRD {crd['metadata']['name']} is from Istio {live_version}, newer than {version}; not downgraded"
+            )
+    return apply, warnings
+
+
+# Pure: what is installed
+
+
+def installed_revisions(config_maps: list) -> dict:
+    """{revision: {"namespace", "selectors"}} from the mesh ConfigMaps `istio-<rev>` (or `istio`) found."""
+    revisions = {}
+    for cm in config_maps:
+        metadata = cm["metadata"]
+        revision = (metadata.get("labels") or {}).get(REV_LABEL)
+        if not revision or metadata["name"] not in (f"istio-{revision}", "istio"):
+            continue
+        mesh = yaml.safe_load((cm.get("data") or {}).get("mesh") or "") or {}
+        revisions[revision] = {"namespace": metadata["namespace"], "selectors": mesh.get("discoverySelectors") or []}
+    return revisions
+
+
+def refusals(params: dict, others: dict, namespaces: dict) -> list:
+    """Why installing this revision next to the `others` would break tenants (empty when it is safe)."""
+    name, namespace, selectors = params["name"], params["namespace"], params["discovery_selectors"] or []
+    problems = []
+    for other, info in sorted(others.items()):
+        if other == name and info["namespace"] != namespace:
+            problems.append(
+                f"revision {name} is already installed in namespace {info['namespace']}; remove it there first "
+                "or choose another name"
+            )
+        elif other != name and info["namespace"] == namespace:
+            problems.append(
+                f"namespace {namespace} already holds revision {other}; give each control plane its own namespace"
+            )
+        if other in revision_tags(params):
+            problems.append(f"revision_tags entry {other!r} is the name of an installed revision; choose another tag")
+        if other == name:
+            continue
+        ours_labels = system_namespace(params)["metadata"]["labels"]
+        shared = sorted(
+            ns for ns, labels in {**namespaces, namespace: {**namespaces.get(namespace, {}), **ours_labels}}.items()
+            if any_matches(selectors, labels) and any_matches(info["selectors"], labels)
+        )  # fmt: skip
+        if shared or (selectors and selectors == info["selectors"]):
+            where = f"namespaces {', '.join(shared)}" if shared else "the same namespaces"
+            problems.append(
+                f"discovery_selectors overlap with revision {other}: both select {where}. Two istiods would fight "
+                "over the same istio-ca-root-cert; make the selectors disjoint"
+            )
+    return problems
+
+
+# Cluster: what the module calls
+
+
+def _result(params: dict, version: str | None, report) -> dict:
+    namespace = params["namespace"]
+    return {
+        "changed": report.changed,
+        "revision": params["name"],
+        "namespace": namespace,
+        "istio_version": version,
+        "istiod_service": f"istiod-{params['name']}.{namespace}.svc",
+        "injector_webhook": injector_webhook_name(params["name"], namespace),
+        "tags": revision_tags(params),
+        "objects": report.objects,
+    }
+
+
+def _engine(client, params: dict, check_mode: bool) -> Engine:
+    return Engine(client, Owner(OWNER_KIND, params["name"]), check_mode, params["force_conflicts"])
+
+
+def ensure_revision_present(client, run_command, params: dict, check_mode: bool) -> tuple:
+    """Install or converge one revision. Returns (result, warnings, diff); raises RevisionError or EngineError."""
+    validate(params)
+    engine = _engine(client, params, check_mode)
+    version = istioctl_version(run_command, params["istioctl_path"])
+    if params["istio_version"] and params["istio_version"].removeprefix("v") != version:
+        raise RevisionError(
+            f"istio_version {params['istio_version']} is not what istioctl_path {params['istioctl_path']} renders "
+            f"({version}); point istioctl_path at the istioctl of that version"
+        )
+    others = installed_revisions(engine.list("ConfigMap", label_selector=REV_LABEL))
+    namespaces = {ns["metadata"]["name"]: ns["metadata"].get("labels") or {} for ns in engine.list("Namespace")}
+    problems = refusals(params, others, namespaces)
+    if problems:
+        raise RevisionError("; ".join(problems))
+
+    crds, owned = split_rendering(render(run_command, params["istioctl_path"], operator_spec(params)), params, version)
+    # Istio's CRDs carry part-of=istio; one label-selected LIST instead of every CRD's schema in the cluster.
+    live_crds = {c["metadata"]["name"]: c for c in engine.list("CustomResourceDefinition", ISTIO_CRDS_SELECTOR)}
+    to_apply, warnings = crds_to_apply(crds, live_crds, version)
+    for crd, live in to_apply:
+        engine.ensure_shared(crd, live)
+    namespace_manifest = system_namespace(params)
+    engine.ensure_shared(namespace_manifest)
+    report = engine.ensure_present(owned, REVISION_KINDS)
+    if params["wait"]:
+        engine.wait_for_rollout(owned, params["wait_timeout"])
+    return _result(params, version, report), warnings, report.diff
+
+
+def ensure_revision_absent(client, params: dict, check_mode: bool) -> tuple:
+    """Remove every object of this revision (and its tags), nothing of any other; keep CRDs and namespace."""
+    validate(params)
+    engine = _engine(client, params, check_mode)
+    users = sorted(
+        ns["metadata"]["name"]
+        for ns in engine.list("Namespace", label_selector=f"{REV_LABEL}={params['name']}")
+        if ns["metadata"]["name"] != params["namespace"]
+    )
+    if users and not params["force"]:
+        raise RevisionError(
+            f"namespaces {', '.join(users)} still carry {REV_LABEL}={params['name']}; move them to another "
+            "revision first, or set force: true to remove the revision anyway"
+        )
+    report = engine.ensure_absent(REVISION_KINDS)
+    engine.release("Namespace", params["namespace"])
+    return _result(params, None, report), [], report.diff
+
+
+__all__ = ["EngineError", "RevisionError", "describe", "ensure_revision_absent", "ensure_revision_present"]

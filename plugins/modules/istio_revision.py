@@ -1,0 +1,283 @@
+#!/usr/bin/python
+# Copyright: meshops.istio contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: istio_revision
+short_description: Install, upgrade, tag and remove one Istio control plane (a revision)
+version_added: 0.1.0
+description:
+  - Renders one Istio control plane offline with C(istioctl manifest generate) from an IstioOperator spec
+    (revision, system namespace, discoverySelectors, mesh config, values) and applies it with server-side
+    apply under the field manager C(meshops.istio). It never runs C(istioctl install).
+  - Made for clusters shared by tenants. By default there is no default revision, so no default injector
+    webhook and no C(istiod-default-validator).
+  - Refuses before writing anything when the new revision's C(discovery_selectors) select a namespace that another
+    installed revision selects (two istiods would fight over C(istio-ca-root-cert)), when the revision is already
+    installed in another namespace, when its namespace already holds another revision, when a tag has the name of a
+    revision, or when O(istio_version) is not what O(istioctl_path) renders.
+  - The CRDs are shared by every control plane. They are created when missing and upgraded only by a newer Istio
+    version. They are never downgraded and never deleted by this module.
+  - Objects carry the labels C(istioctl install) would add (C(istio.io/rev), C(operator.istio.io/component), ...),
+    so C(istioctl tag list) and C(istioctl uninstall --revision) understand the installation. They also carry
+    C(app.kubernetes.io/managed-by=meshops.istio) and C(meshops.io/revision=<name>), which prune and removal select by.
+  - A second run with the same parameters sends no write request and reports C(changed=false).
+author:
+  - meshops.istio contributors
+extends_documentation_fragment:
+  - kubernetes.core.k8s_auth_options
+attributes:
+  check_mode:
+    support: full
+    details: Every write is sent as a server-side dry run; nothing is stored.
+  diff_mode:
+    support: full
+    details: Before and after for every object created, updated or deleted; server bookkeeping left out.
+options:
+  name:
+    description:
+      - The revision name, for example C(usergroup-1). A DNS-1123 label of at most 56 characters, not C(default).
+    type: str
+    required: true
+  namespace:
+    description:
+      - The control plane's own system namespace. It is created when missing and labelled with the matchLabels of
+        O(discovery_selectors), so the revision's istiod sees it. Give each revision its own namespace.
+      - On removal the namespace stays; the labels this module set are removed.
+    type: str
+    required: true
+  state:
+    description:
+      - V(present) installs or converges the revision; V(absent) removes every object of it and of its tags.
+    type: str
+    choices: [present, absent]
+    default: present
+  istio_version:
+    description:
+      - The Istio version to install. When set, it must equal the version O(istioctl_path) renders.
+    type: str
+  istioctl_path:
+    description:
+      - The istioctl binary that renders the control plane; its embedded charts define what is installed.
+    type: path
+    default: istioctl
+  profile:
+    description:
+      - The IstioOperator profile.
+    type: str
+    default: minimal
+  discovery_selectors:
+    description:
+      - Kubernetes label selectors (C(matchLabels), C(matchExpressions)) for C(meshConfig.discoverySelectors). The
+        istiod sees only namespaces that one of them selects. They must not select a namespace that another
+        revision selects. At least one selector needs C(matchLabels).
+      - Empty means every namespace, which overlaps with any other revision.
+    type: list
+    elements: dict
+    default: []
+  mesh_config:
+    description:
+      - Extra C(meshConfig) settings. C(discoverySelectors) comes from O(discovery_selectors).
+    type: dict
+    default: {}
+  values:
+    description:
+      - Extra Helm values for the IstioOperator C(values). The settings this module owns override the same keys:
+        C(global.istioNamespace), C(defaultRevision), C(revisionTags), C(pilot.env), C(global.meshID),
+        C(global.multiCluster.clusterName) and C(global.network).
+    type: dict
+    default: {}
+  pilot_env:
+    description:
+      - Environment variables for istiod, for example C(PILOT_SCOPE_GATEWAY_TO_NAMESPACE=true) in the shared model.
+    type: dict
+    default: {}
+  revision_tags:
+    description:
+      - Tags that point at this revision. Each tag is a C(istio-revision-tag-<tag>) webhook. Namespaces labelled
+        C(istio.io/rev=<tag>) get this revision's sidecars.
+      - Moving a tag to a new revision is how a canary upgrade switches namespaces. A tag may not have the name of
+        a revision.
+    type: list
+    elements: str
+    default: []
+  default_revision:
+    description:
+      - Make this revision the cluster's default. This adds the C(default) tag and C(istiod-default-validator).
+        Multi-tenant clusters usually want neither.
+    type: bool
+    default: false
+  mesh_id:
+    description:
+      - Multi-cluster C(values.global.meshID).
+    type: str
+  cluster_name:
+    description:
+      - Multi-cluster C(values.global.multiCluster.clusterName), which becomes istiod's C(CLUSTER_ID).
+    type: str
+  network:
+    description:
+      - Multi-network C(values.global.network). The system namespace is labelled C(topology.istio.io/network).
+    type: str
+  wait:
+    description:
+      - Wait until istiod's Deployment is rolled out.
+    type: bool
+    default: true
+  wait_timeout:
+    description:
+      - Seconds to wait for the rollout before failing with the reason.
+    type: int
+    default: 300
+  force_conflicts:
+    description:
+      - Take over fields that another field manager owns instead of failing with the conflict.
+    type: bool
+    default: false
+  force:
+    description:
+      - With O(state=absent), remove the revision even while namespaces still carry C(istio.io/rev=<name>).
+    type: bool
+    default: false
+notes:
+  - Needs the C(kubernetes) Python library and an istioctl binary of the Istio version to install.
+seealso:
+  - name: Install multiple Istio control planes in a single cluster
+    description: The deployment model this module automates.
+    link: https://istio.io/latest/docs/setup/install/multiple-controlplanes/
+"""
+
+EXAMPLES = r"""
+- name: A control plane per tenant (seed 002's usergroup-1), no default revision
+  meshops.istio.istio_revision:
+    name: usergroup-1
+    namespace: usergroup-1
+    istioctl_path: /opt/istio-1.31.1/bin/istioctl
+    istio_version: 1.31.1
+    discovery_selectors:
+      - matchLabels:
+          usergroup: usergroup-1
+
+- name: One shared control plane whose gateways only select Gateways in their own namespace
+  meshops.istio.istio_revision:
+    name: shared
+    namespace: istio-system
+    pilot_env:
+      PILOT_SCOPE_GATEWAY_TO_NAMESPACE: "true"
+    values:
+      pilot:
+        autoscaleMin: 2
+
+- name: Canary upgrade, step 1, install the new revision without a tag
+  meshops.istio.istio_revision:
+    name: usergroup-1-v1-32
+    namespace: usergroup-1-v1-32
+    istioctl_path: /opt/istio-1.32.0/bin/istioctl
+    discovery_selectors:
+      - matchLabels:
+          usergroup: usergroup-1
+
+- name: Remove a revision (refused while namespaces still use it)
+  meshops.istio.istio_revision:
+    name: usergroup-1
+    namespace: usergroup-1
+    state: absent
+"""
+
+RETURN = r"""
+revision:
+  description: The revision name.
+  returned: always
+  type: str
+  sample: usergroup-1
+namespace:
+  description: The revision's system namespace.
+  returned: always
+  type: str
+  sample: usergroup-1
+istio_version:
+  description: The Istio version rendered, as istioctl reports it.
+  returned: when state is present
+  type: str
+  sample: 1.31.1
+istiod_service:
+  description: The istiod service address that sidecars of this revision connect to (port 15012 for XDS).
+  returned: always
+  type: str
+  sample: istiod-usergroup-1.usergroup-1.svc
+injector_webhook:
+  description: Name of the revision's MutatingWebhookConfiguration for sidecar injection.
+  returned: always
+  type: str
+  sample: istio-sidecar-injector-usergroup-1-usergroup-1
+tags:
+  description: The revision tags that point at this revision.
+  returned: always
+  type: list
+  elements: str
+  sample: [prod]
+objects:
+  description: Every object created, updated, released or deleted, in the order it happened.
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - {kind: Deployment, namespace: usergroup-1, name: istiod-usergroup-1, action: created}
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.meshops.istio.plugins.module_utils.client import AUTH_ARG_SPEC, connect
+from ansible_collections.meshops.istio.plugins.module_utils.istioctl import IstioctlError
+from ansible_collections.meshops.istio.plugins.module_utils.revision import (
+    EngineError,
+    RevisionError,
+    ensure_revision_absent,
+    ensure_revision_present,
+)
+
+ARGUMENT_SPEC = dict(
+    name=dict(type="str", required=True),
+    namespace=dict(type="str", required=True),
+    state=dict(type="str", choices=["present", "absent"], default="present"),
+    istio_version=dict(type="str"),
+    istioctl_path=dict(type="path", default="istioctl"),
+    profile=dict(type="str", default="minimal"),
+    discovery_selectors=dict(type="list", elements="dict", default=[]),
+    mesh_config=dict(type="dict", default={}),
+    values=dict(type="dict", default={}),
+    pilot_env=dict(type="dict", default={}),
+    revision_tags=dict(type="list", elements="str", default=[]),
+    default_revision=dict(type="bool", default=False),
+    mesh_id=dict(type="str"),
+    cluster_name=dict(type="str"),
+    network=dict(type="str"),
+    wait=dict(type="bool", default=True),
+    wait_timeout=dict(type="int", default=300),
+    force_conflicts=dict(type="bool", default=False),
+    force=dict(type="bool", default=False),
+)
+
+
+def main():
+    module = AnsibleModule(argument_spec={**AUTH_ARG_SPEC, **ARGUMENT_SPEC}, supports_check_mode=True)
+    client = connect(module)
+    try:
+        if module.params["state"] == "present":
+            result, warnings, diff = ensure_revision_present(
+                client, module.run_command, module.params, module.check_mode
+            )
+        else:
+            result, warnings, diff = ensure_revision_absent(client, module.params, module.check_mode)
+    except (RevisionError, EngineError, IstioctlError) as error:
+        module.fail_json(msg=str(error))
+    for warning in warnings:
+        module.warn(warning)
+    if module._diff:
+        result["diff"] = diff
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
