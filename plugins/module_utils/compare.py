@@ -83,7 +83,7 @@ def is_subset(desired, live) -> bool:
     if isinstance(desired, list):
         if not isinstance(live, list):
             return not desired and live is None
-        return len(desired) == len(live) and all(is_subset(d, v) for d, v in zip(desired, live))
+        return len(desired) == len(live) and all(is_subset(d, v) for d, v in zip(desired, live, strict=True))
     if desired is None:
         return True
     return _equal_scalars(desired, live)
