@@ -31,7 +31,11 @@ _SUFFIXES = {
 def desired_hash(manifest: dict) -> str:
     """Stable hash of a desired manifest, leaving out the hash annotation itself."""
     clean = copy.deepcopy(manifest)
-    clean.get("metadata", {}).get("annotations", {}).pop(HASH_ANNOTATION, None)
+    metadata = clean.get("metadata", {})
+    annotations = metadata.get("annotations") or {}
+    annotations.pop(HASH_ANNOTATION, None)
+    if not annotations:
+        metadata.pop("annotations", None)
     return hashlib.sha256(json.dumps(clean, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:32]
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import tempfile
 
 import yaml
@@ -17,10 +18,12 @@ class IstioctlError(Exception):
 
 def istioctl_version(run_command, istioctl: str) -> str:
     """The Istio version an istioctl binary renders, e.g. 1.31.1. `run_command` is AnsibleModule.run_command."""
-    try:
-        rc, out, err = run_command([istioctl, "version", "--remote=false", "--short"])
-    except OSError as error:
-        rc, out, err = 127, "", str(error)
+    if shutil.which(istioctl) is None:
+        raise IstioctlError(
+            f"istioctl_path {istioctl!r} cannot be run: no executable file there or on PATH; "
+            "point istioctl_path at an istioctl binary for the Istio version to install."
+        )
+    rc, out, err = run_command([istioctl, "version", "--remote=false", "--short"])
     if rc != 0:
         raise IstioctlError(
             f"istioctl_path {istioctl!r} cannot be run ({(err or out).strip() or f'exit code {rc}'}); "

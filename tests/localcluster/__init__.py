@@ -9,6 +9,7 @@ from .cluster import (
     start_cluster,
     stop_cluster,
     write_count,
+    writes,
 )
 
 __all__ = [
@@ -20,4 +21,5 @@ __all__ = [
     "start_cluster",
     "stop_cluster",
     "write_count",
+    "writes",
 ]

@@ -378,16 +378,24 @@ def parse_request_counts(metrics_text: str) -> dict:
 
 
 WRITE_VERBS = frozenset({"POST", "PUT", "PATCH", "APPLY", "DELETE", "DELETECOLLECTION"})
-# What the cluster's own components keep writing while idle: kwok's node heartbeats and leases, pod status.
+# What the cluster's own components keep sending while idle: kwok's node heartbeats and leases, status
+# updates, and kube-controller-manager's TokenRequests for its controllers (a token is issued, nothing stored).
 BACKGROUND_RESOURCES = frozenset({"leases", "events", "nodes"})
+BACKGROUND_SUBRESOURCES = frozenset({"status", "token"})
+
+
+def writes(before: dict, after: dict) -> dict:
+    """{(verb, resource, subresource): count} of write requests between two api_request_counts() snapshots,
+    the background above excluded; empty when nothing was written."""
+    return {
+        key: int(count - before.get(key, 0))
+        for key, count in after.items()
+        if count > before.get(key, 0)
+        and key[0] in WRITE_VERBS
+        and key[1] not in BACKGROUND_RESOURCES
+        and key[2] not in BACKGROUND_SUBRESOURCES
+    }
 
 
 def write_count(before: dict, after: dict) -> int:
-    """Write requests between two api_request_counts() snapshots, background heartbeats excluded."""
-    return int(
-        sum(
-            count - before.get(key, 0)
-            for key, count in after.items()
-            if key[0] in WRITE_VERBS and key[1] not in BACKGROUND_RESOURCES and key[2] != "status"
-        )
-    )
+    return sum(writes(before, after).values())

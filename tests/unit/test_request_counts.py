@@ -40,6 +40,7 @@ def test_write_count_ignores_reads_heartbeats_and_status():
     after[("GET", "configmaps", "")] += 100
     after[("PUT", "leases", "")] += 5
     after[("PATCH", "pods", "status")] += 5
+    after[("POST", "serviceaccounts", "token")] = 3
     assert write_count(before, after) == 0
     after[("APPLY", "deployments", "")] += 1
     after[("DELETE", "secrets", "")] = 2

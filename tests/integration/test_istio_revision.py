@@ -1,0 +1,276 @@
+"""istio_revision against a real API server and a real istioctl: seed 002's two control planes.
+
+The tests build on each other in file order (install, re-run, upgrade, remove), like a user's runs would."""
+
+import json
+import subprocess
+import time
+
+import pytest
+import yaml
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+from localcluster import api_request_counts, writes
+from playbook import run_task
+
+MODULE = "meshops.istio.istio_revision"
+KINDS = {  # what a revision may own, by the API used to list it
+    "configmaps": ("v1", "ConfigMap"),
+    "services": ("v1", "Service"),
+    "serviceaccounts": ("v1", "ServiceAccount"),
+    "deployments": ("apps/v1", "Deployment"),
+    "hpa": ("autoscaling/v2", "HorizontalPodAutoscaler"),
+    "roles": ("rbac.authorization.k8s.io/v1", "Role"),
+    "rolebindings": ("rbac.authorization.k8s.io/v1", "RoleBinding"),
+    "clusterroles": ("rbac.authorization.k8s.io/v1", "ClusterRole"),
+    "clusterrolebindings": ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"),
+    "mutating": ("admissionregistration.k8s.io/v1", "MutatingWebhookConfiguration"),
+    "validating": ("admissionregistration.k8s.io/v1", "ValidatingWebhookConfiguration"),
+}
+
+
+def revision_args(binaries, number, **overrides):
+    name = f"usergroup-{number}"
+    args = {
+        "name": name,
+        "namespace": name,
+        "istioctl_path": str(binaries / "istioctl"),
+        "discovery_selectors": [{"matchLabels": {"usergroup": name}}],
+        "wait_timeout": 120,
+    }
+    return {**args, **overrides}
+
+
+@pytest.fixture(scope="module")
+def api(cluster):
+    return cluster.api_client()
+
+
+@pytest.fixture(scope="module")
+def run(cluster, tmp_path_factory):
+    directory = tmp_path_factory.mktemp("plays")
+
+    def run_module(args, check=False, diff=False):
+        return run_task(cluster.kubeconfig, MODULE, args, check=check, diff=diff, tmp_path=directory)
+
+    return run_module
+
+
+def objects_with_labels(api, selector: str) -> dict:
+    """{(kind, namespace, name): resourceVersion} of every object a revision may own matching `selector`."""
+    from kubernetes.dynamic import DynamicClient
+
+    dynamic = DynamicClient(api)
+    found = {}
+    for api_version, kind in KINDS.values():
+        for item in dynamic.resources.get(api_version=api_version, kind=kind).get(label_selector=selector).items:
+            found[(kind, item.metadata.namespace or "", item.metadata.name)] = item.metadata.resourceVersion
+    return found
+
+
+def rendered_names(binaries, args) -> set:
+    """What istioctl itself renders for these args, independently of the module."""
+    iop = {
+        "apiVersion": "install.istio.io/v1alpha1",
+        "kind": "IstioOperator",
+        "spec": {
+            "profile": "minimal",
+            "revision": args["name"],
+            "meshConfig": {"discoverySelectors": args["discovery_selectors"]},
+            "values": {"defaultRevision": "", "global": {"istioNamespace": args["namespace"]}},
+        },
+    }
+    out = subprocess.run(
+        [binaries / "istioctl", "manifest", "generate", "-f", "-"],
+        input=yaml.safe_dump(iop),
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return {(d["kind"], d["metadata"]["name"]) for d in yaml.safe_load_all(out) if d}
+
+
+def test_check_mode_on_a_fresh_cluster_writes_nothing(run, api, binaries):
+    args = revision_args(binaries, 1)
+    result = run(args, check=True, diff=True)
+    assert result["changed"] is True, result.get("msg")
+    shown = {tuple(d["before_header"].split(" ", 1)) for d in result["diff"]}
+    shown_names = {(kind, ident.rpartition("/")[2]) for kind, ident in shown}
+    assert rendered_names(binaries, args) <= shown_names
+    assert ("Namespace", "usergroup-1") in shown_names
+    assert all(d["before"] == {} and d["after"] for d in result["diff"])
+    with pytest.raises(ApiException) as absent:
+        client.CoreV1Api(api).read_namespace("usergroup-1")
+    assert absent.value.status == 404
+    assert not objects_with_labels(api, "meshops.io/revision=usergroup-1")
+    assert (
+        not client.ApiextensionsV1Api(api)
+        .list_custom_resource_definition(label_selector="app.kubernetes.io/part-of=istio")
+        .items
+    )
+
+
+def test_seed_002_two_control_planes(run, api, binaries):
+    first = run(revision_args(binaries, 1))
+    second = run(revision_args(binaries, 2, revision_tags=["prod"]))
+    assert first["changed"] and second["changed"], (first.get("msg"), second.get("msg"))
+    assert first["injector_webhook"] == "istio-sidecar-injector-usergroup-1-usergroup-1"
+    assert first["istiod_service"] == "istiod-usergroup-1.usergroup-1.svc"
+    assert second["tags"] == ["prod"]
+
+    for n in (1, 2):
+        rev = f"usergroup-{n}"
+        names = set(objects_with_labels(api, f"istio.io/rev={rev}"))
+        assert ("MutatingWebhookConfiguration", "", f"istio-sidecar-injector-{rev}-{rev}") in names
+        assert ("ValidatingWebhookConfiguration", "", f"istio-validator-{rev}-{rev}") in names
+        for role in (f"istiod-clusterrole-{rev}-{rev}", f"istiod-gateway-controller-{rev}-{rev}"):
+            assert ("ClusterRole", "", role) in names and ("ClusterRoleBinding", "", role) in names
+        assert ("ClusterRole", "", f"istio-reader-clusterrole-{rev}-{rev}") in names
+        for kind, name in (("ConfigMap", f"istio-{rev}"), ("ConfigMap", f"istio-sidecar-injector-{rev}"),
+                           ("Service", f"istiod-{rev}"), ("Deployment", f"istiod-{rev}")):  # fmt: skip
+            assert (kind, rev, name) in names
+        namespace = client.CoreV1Api(api).read_namespace(rev)
+        assert namespace.metadata.labels["usergroup"] == rev
+        mesh = yaml.safe_load(client.CoreV1Api(api).read_namespaced_config_map(f"istio-{rev}", rev).data["mesh"])
+        assert mesh["discoverySelectors"] == [{"matchLabels": {"usergroup": rev}}]
+
+    webhooks = client.AdmissionregistrationV1Api(api)
+    mutating = [w.metadata.name for w in webhooks.list_mutating_webhook_configuration().items]
+    validating = [w.metadata.name for w in webhooks.list_validating_webhook_configuration().items]
+    assert not [name for name in mutating if name.startswith("istio-revision-tag-default")]
+    assert "istiod-default-validator" not in validating
+    assert "istio-revision-tag-prod-usergroup-2" in mutating
+    deployment = client.AppsV1Api(api).read_namespaced_deployment("istiod-usergroup-1", "usergroup-1")
+    assert deployment.status.available_replicas == deployment.spec.replicas
+
+
+def test_second_run_changes_nothing_and_sends_no_write(run, cluster, binaries):
+    before = api_request_counts(cluster.kubeconfig)
+    first = run(revision_args(binaries, 1))
+    second = run(revision_args(binaries, 2, revision_tags=["prod"]))
+    after = api_request_counts(cluster.kubeconfig)
+    assert first["changed"] is False and second["changed"] is False
+    assert first["objects"] == [] and second["objects"] == []
+    assert writes(before, after) == {}
+
+
+def test_istioctl_tag_list_shows_our_tags(cluster, binaries):
+    listed = subprocess.run(
+        [binaries / "istioctl", "tag", "list", "--kubeconfig", str(cluster.kubeconfig), "-o", "json"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout
+    tags = {entry["tag"]: entry["revision"] for entry in json.loads(listed) if entry.get("tag")}
+    assert tags == {"prod": "usergroup-2"}
+
+
+REFUSALS = {
+    "overlapping selectors": (
+        {"name": "usergroup-3", "namespace": "usergroup-3",
+         "discovery_selectors": [{"matchLabels": {"usergroup": "usergroup-1"}}]},
+        "discovery_selectors overlap with revision usergroup-1: both select namespaces usergroup-1",
+    ),
+    "revision installed in another namespace": (
+        {"namespace": "elsewhere", "discovery_selectors": [{"matchLabels": {"usergroup": "usergroup-1"}}]},
+        "revision usergroup-1 is already installed in namespace usergroup-1",
+    ),
+    "tag named like a revision": (
+        {"name": "usergroup-3", "namespace": "usergroup-3", "revision_tags": ["usergroup-2"],
+         "discovery_selectors": [{"matchLabels": {"usergroup": "usergroup-3"}}]},
+        "revision_tags entry 'usergroup-2' is the name of an installed revision",
+    ),
+    "istio version not rendered by istioctl": ({"istio_version": "1.20.0"}, "istio_version 1.20.0 is not what"),
+    "istioctl that cannot run": ({"istioctl_path": "/nonexistent/istioctl"}, "cannot be run"),
+    "reserved name": ({"name": "default"}, "name 'default' is reserved"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", list(REFUSALS))
+def test_refusals_fail_with_the_reason_and_write_nothing(case, run, cluster, binaries):
+    overrides, message = REFUSALS[case]
+    before = api_request_counts(cluster.kubeconfig)
+    result = run(revision_args(binaries, 1, **overrides))
+    assert result.get("failed") is True
+    assert message in result["msg"]
+    assert writes(before, api_request_counts(cluster.kubeconfig)) == {}
+
+
+def test_upgrade_rolls_istiod_and_prunes_a_component_turned_off(run, api, binaries):
+    apps = client.AppsV1Api(api)
+    generation = apps.read_namespaced_deployment("istiod-usergroup-1", "usergroup-1").metadata.generation
+    result = run(
+        revision_args(
+            binaries,
+            1,
+            pilot_env={"PILOT_SCOPE_GATEWAY_TO_NAMESPACE": "true"},
+            values={"pilot": {"autoscaleEnabled": False}},
+        ),
+        diff=True,
+    )
+    assert result["changed"] is True, result.get("msg")
+    actions = {(o["kind"], o["action"]) for o in result["objects"]}
+    assert ("Deployment", "updated") in actions and ("HorizontalPodAutoscaler", "deleted") in actions
+    deployment = apps.read_namespaced_deployment("istiod-usergroup-1", "usergroup-1")
+    assert deployment.metadata.generation == generation + 1
+    env = {e.name: e.value for e in deployment.spec.template.spec.containers[0].env}
+    assert env["PILOT_SCOPE_GATEWAY_TO_NAMESPACE"] == "true"
+    with pytest.raises(ApiException) as pruned:
+        client.AutoscalingV2Api(api).read_namespaced_horizontal_pod_autoscaler("istiod-usergroup-1", "usergroup-1")
+    assert pruned.value.status == 404
+    deployment_diff = next(
+        d for d in result["diff"] if d["before_header"] == "Deployment usergroup-1/istiod-usergroup-1"
+    )
+    assert deployment_diff["before"] != deployment_diff["after"]
+
+
+def test_removal_is_refused_while_a_namespace_uses_the_revision(run, api, binaries):
+    core = client.CoreV1Api(api)
+    core.create_namespace({"metadata": {"name": "app-ns-1", "labels": {"istio.io/rev": "usergroup-1"}}})
+    result = run(revision_args(binaries, 1, state="absent"))
+    assert result.get("failed") is True
+    assert "namespaces app-ns-1 still carry istio.io/rev=usergroup-1" in result["msg"]
+    assert objects_with_labels(api, "meshops.io/revision=usergroup-1")
+
+
+def test_removing_one_revision_leaves_the_other_byte_identical(run, api, binaries):
+    other_before = objects_with_labels(api, "meshops.io/revision=usergroup-2")
+    crds_before = {c.metadata.name for c in client.ApiextensionsV1Api(api).list_custom_resource_definition().items}
+    assert other_before
+
+    result = run(revision_args(binaries, 1, state="absent", force=True))
+    assert result["changed"] is True, result.get("msg")
+    assert {o["action"] for o in result["objects"]} <= {"deleted", "released"}
+
+    assert not objects_with_labels(api, "meshops.io/revision=usergroup-1")
+    assert not objects_with_labels(api, "istio.io/rev=usergroup-1")
+    assert objects_with_labels(api, "meshops.io/revision=usergroup-2") == other_before
+    crds_after = {c.metadata.name for c in client.ApiextensionsV1Api(api).list_custom_resource_definition().items}
+    assert crds_before <= crds_after and "sidecars.networking.istio.io" in crds_after
+    namespace = client.CoreV1Api(api).read_namespace("usergroup-1")
+    assert "usergroup" not in (namespace.metadata.labels or {})
+    again = run(revision_args(binaries, 1, state="absent", force=True))
+    assert again["changed"] is False
+
+
+def test_istioctl_uninstall_revision_removes_what_the_module_installed(run, api, cluster, binaries):
+    args = revision_args(binaries, 3)
+    assert run(args)["changed"] is True
+    assert objects_with_labels(api, "istio.io/rev=usergroup-3")
+    other_before = objects_with_labels(api, "meshops.io/revision=usergroup-2")
+    uninstall = subprocess.run(
+        [binaries / "istioctl", "uninstall", "--revision", "usergroup-3", "-y", "--kubeconfig",
+         str(cluster.kubeconfig), "--set", "values.global.istioNamespace=usergroup-3"],
+        capture_output=True, text=True, check=True, timeout=120,
+    )  # fmt: skip
+    # What istioctl leaves after its own `install` too: the base chart's reader ServiceAccount (component Base).
+    # istioctl deletes in the foreground; the garbage collector completes the deletions shortly after.
+    expected = {("ServiceAccount", "usergroup-3", "istio-reader-service-account")}
+    deadline = time.monotonic() + 60
+    while (
+        left := set(objects_with_labels(api, "istio.io/rev=usergroup-3"))
+    ) != expected and time.monotonic() < deadline:
+        time.sleep(1)
+    assert left == expected, uninstall.stdout
+    assert objects_with_labels(api, "meshops.io/revision=usergroup-2") == other_before

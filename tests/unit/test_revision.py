@@ -1,0 +1,209 @@
+"""What istio_revision renders, labels and refuses: pure logic, no cluster."""
+
+import pytest
+import yaml
+from ansible_collections.meshops.istio.plugins.module_utils.revision import (
+    CRD_VERSION_ANNOTATION,
+    RevisionError,
+    crds_to_apply,
+    injector_webhook_name,
+    installed_revisions,
+    operator_spec,
+    refusals,
+    split_rendering,
+    system_namespace,
+    validate,
+)
+
+
+def params(**overrides):
+    base = {
+        "name": "usergroup-1",
+        "namespace": "usergroup-1",
+        "profile": "minimal",
+        "discovery_selectors": [{"matchLabels": {"usergroup": "usergroup-1"}}],
+        "mesh_config": {},
+        "values": {},
+        "pilot_env": {},
+        "revision_tags": [],
+        "default_revision": False,
+        "mesh_id": None,
+        "cluster_name": None,
+        "network": None,
+    }
+    return {**base, **overrides}
+
+
+def test_operator_spec_for_a_tenant_has_no_default_revision():
+    spec = operator_spec(params())
+    assert spec["revision"] == "usergroup-1" and spec["profile"] == "minimal"
+    assert spec["meshConfig"]["discoverySelectors"] == [{"matchLabels": {"usergroup": "usergroup-1"}}]
+    assert spec["values"]["global"] == {"istioNamespace": "usergroup-1"}
+    assert spec["values"]["defaultRevision"] == ""
+    assert spec["values"]["revisionTags"] == []
+
+
+def test_operator_spec_merges_user_values_under_ours():
+    spec = operator_spec(
+        params(
+            values={"global": {"istioNamespace": "wrong", "logging": {"level": "debug"}}, "pilot": {"autoscaleMin": 2}},
+            pilot_env={"PILOT_SCOPE_GATEWAY_TO_NAMESPACE": True},
+            default_revision=True,
+            revision_tags=["prod"],
+            mesh_id="mesh1",
+            cluster_name="east",
+            network="net1",
+        )
+    )
+    values = spec["values"]
+    assert values["global"] == {
+        "istioNamespace": "usergroup-1",
+        "logging": {"level": "debug"},
+        "meshID": "mesh1",
+        "multiCluster": {"clusterName": "east"},
+        "network": "net1",
+    }
+    assert values["pilot"] == {"autoscaleMin": 2, "env": {"PILOT_SCOPE_GATEWAY_TO_NAMESPACE": "True"}}
+    assert values["defaultRevision"] == "usergroup-1" and values["revisionTags"] == ["default", "prod"]
+
+
+def test_system_namespace_carries_the_selector_and_network_labels():
+    ns = system_namespace(params(network="net1"))
+    assert ns["metadata"] == {
+        "name": "usergroup-1",
+        "labels": {"usergroup": "usergroup-1", "topology.istio.io/network": "net1"},
+    }
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"name": "default"}, "name 'default' is reserved"),
+        ({"name": "UserGroup"}, "name 'UserGroup' must be a DNS-1123 label"),
+        ({"name": "r" * 57}, "at most 56 fit the names Istio derives"),
+        ({"namespace": "bad_ns"}, "namespace 'bad_ns' must be a DNS-1123 label"),
+        ({"revision_tags": ["usergroup-1"]}, "revision_tags entry 'usergroup-1' equals the revision name"),
+        ({"revision_tags": ["t" * 44]}, "at most 43"),
+        ({"discovery_selectors": [{}]}, "discovery_selectors[0] is empty"),
+        (
+            {"discovery_selectors": [{"matchExpressions": [{"key": "a", "operator": "Exists"}]}]},
+            "need at least one matchLabels selector",
+        ),
+    ],
+)
+def test_validation_names_the_parameter(overrides, message):
+    with pytest.raises(RevisionError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        validate(params(**overrides))
+
+
+def test_valid_params_pass():
+    validate(params(revision_tags=["prod"]))
+
+
+RENDERED = [
+    {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+     "metadata": {"name": "sidecars.networking.istio.io", "labels": {"app.kubernetes.io/part-of": "istio"}}},
+    {"apiVersion": "v1", "kind": "ServiceAccount",
+     "metadata": {"name": "istio-reader-service-account", "namespace": "usergroup-1", "creationTimestamp": None}},
+    {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+     "metadata": {"name": "istiod-clusterrole-usergroup-1-usergroup-1", "labels": {"app": "istiod"}}},
+    {"apiVersion": "apps/v1", "kind": "Deployment",
+     "metadata": {"name": "istiod-usergroup-1", "namespace": "usergroup-1",
+                  "labels": {"operator.istio.io/component": "Pilot", "istio.io/rev": "usergroup-1"}}},
+]  # fmt: skip
+
+
+def test_split_rendering_labels_like_istioctl_install_and_keeps_crds_apart():
+    crds, owned = split_rendering([dict(m, metadata=dict(m["metadata"])) for m in RENDERED], params(), "1.31.1")
+    assert [c["metadata"]["name"] for c in crds] == ["sidecars.networking.istio.io"]
+    assert crds[0]["metadata"]["annotations"][CRD_VERSION_ANNOTATION] == "1.31.1"
+    by_name = {m["metadata"]["name"]: m["metadata"] for m in owned}
+    for metadata in by_name.values():
+        assert metadata["labels"]["istio.io/rev"] == "usergroup-1"
+        assert metadata["labels"]["install.operator.istio.io/owning-resource-namespace"] == "usergroup-1"
+        assert metadata["labels"]["operator.istio.io/version"] == "1.31.1"
+        assert "creationTimestamp" not in metadata
+    assert by_name["istio-reader-service-account"]["labels"]["operator.istio.io/component"] == "Base"
+    assert by_name["istiod-clusterrole-usergroup-1-usergroup-1"]["labels"]["operator.istio.io/component"] == "Pilot"
+
+
+def _crd(name, version=None):
+    annotations = {CRD_VERSION_ANNOTATION: version} if version else {}
+    return {"kind": "CustomResourceDefinition", "metadata": {"name": name, "annotations": annotations}}
+
+
+def test_crds_are_created_upgraded_never_downgraded_or_taken_from_strangers():
+    desired = [_crd(n, "1.31.1") for n in ("missing", "older", "same", "newer", "stranger")]
+    live = {
+        "older": _crd("older", "1.30.2"),
+        "same": _crd("same", "1.31.1"),
+        "newer": _crd("newer", "1.32.0"),
+        "stranger": _crd("stranger"),
+    }
+    apply, warnings = crds_to_apply(desired, live, "1.31.1")
+    assert [crd["metadata"]["name"] for crd, _ in apply] == ["missing", "older", "same"]
+    assert any("newer" in w and "not downgraded" in w for w in warnings)
+    assert any("stranger" in w and "left as it is" in w for w in warnings)
+
+
+def _mesh_cm(revision, namespace, selectors, name=None):
+    return {
+        "metadata": {"name": name or f"istio-{revision}", "namespace": namespace, "labels": {"istio.io/rev": revision}},
+        "data": {"mesh": yaml.safe_dump({"discoverySelectors": selectors})},
+    }
+
+
+def test_installed_revisions_come_from_mesh_config_maps_only():
+    found = installed_revisions(
+        [
+            _mesh_cm("usergroup-2", "usergroup-2", [{"matchLabels": {"usergroup": "usergroup-2"}}]),
+            _mesh_cm("usergroup-2", "usergroup-2", [], name="istio-sidecar-injector-usergroup-2"),
+            _mesh_cm("default", "istio-system", [], name="istio"),
+        ]
+    )
+    assert found == {
+        "usergroup-2": {"namespace": "usergroup-2", "selectors": [{"matchLabels": {"usergroup": "usergroup-2"}}]},
+        "default": {"namespace": "istio-system", "selectors": []},
+    }
+
+
+OTHERS = {"usergroup-2": {"namespace": "usergroup-2", "selectors": [{"matchLabels": {"usergroup": "usergroup-2"}}]}}
+NAMESPACES = {"usergroup-2": {"usergroup": "usergroup-2"}, "app-ns-2": {"usergroup": "usergroup-2"}, "other": {}}
+
+
+def test_disjoint_revisions_are_accepted():
+    assert refusals(params(), OTHERS, NAMESPACES) == []
+
+
+def test_overlapping_selectors_are_refused_naming_namespace_and_revisions():
+    overlapping = params(
+        discovery_selectors=[
+            {"matchLabels": {"usergroup": "usergroup-1"}},
+            {"matchExpressions": [{"key": "usergroup", "operator": "In", "values": ["usergroup-2"]}]},
+        ]
+    )
+    [problem] = refusals(overlapping, OTHERS, NAMESPACES)
+    assert "overlap with revision usergroup-2" in problem and "app-ns-2, usergroup-2" in problem
+
+
+def test_identical_selectors_overlap_even_before_any_namespace_matches():
+    same = params(name="usergroup-3", namespace="usergroup-3",
+                  discovery_selectors=[{"matchLabels": {"usergroup": "usergroup-2"}}])  # fmt: skip
+    assert any("overlap" in p for p in refusals(same, OTHERS, {}))
+
+
+def test_no_selectors_means_every_namespace_and_overlaps():
+    assert any("overlap" in p for p in refusals(params(discovery_selectors=[]), OTHERS, NAMESPACES))
+
+
+def test_same_name_elsewhere_shared_namespace_and_tag_named_like_a_revision_are_refused():
+    assert "already installed in namespace usergroup-2" in refusals(params(name="usergroup-2"), OTHERS, NAMESPACES)[0]
+    shared_ns = refusals(params(namespace="usergroup-2"), OTHERS, NAMESPACES)
+    assert any("namespace usergroup-2 already holds revision usergroup-2" in p for p in shared_ns)
+    tagged = refusals(params(revision_tags=["usergroup-2"]), OTHERS, NAMESPACES)
+    assert any("revision_tags entry 'usergroup-2' is the name of an installed revision" in p for p in tagged)
+
+
+def test_injector_webhook_name_drops_the_namespace_suffix_in_istio_system():
+    assert injector_webhook_name("canary", "istio-system") == "istio-sidecar-injector-canary"
+    assert injector_webhook_name("usergroup-1", "usergroup-1") == "istio-sidecar-injector-usergroup-1-usergroup-1"
