@@ -9,6 +9,10 @@ tree=$work/ansible_collections/meshops/istio
 mkdir -p "$tree"
 (cd "$root" && git ls-files -z --cached --others --exclude-standard | xargs -0 -I{} find {} -maxdepth 0 -type f -print0 \
   | tar --null -T - -cf -) | tar -xf - -C "$tree"
+# Our dependency, beside us in the same collection root, as ansible-test's import and docs tests need it.
+kubernetes_core=$(python -c 'import ansible_collections.kubernetes.core as m; print(list(m.__path__)[0])')
+mkdir -p "$work/ansible_collections/kubernetes"
+cp -r "$kubernetes_core" "$work/ansible_collections/kubernetes/core"
 
 # ansible-test bootstraps pip into its venvs with a script it downloads from a host we cannot reach: give it
 # our stand-in and the pip wheel (from the package index) it installs from.

@@ -248,21 +248,21 @@ class Engine:
             return
         deadline = time.monotonic() + timeout
         for manifest in manifests:
-            if manifest["kind"] != "Deployment":
-                continue
-            _, namespace, name = identity(manifest)
-            state = {}
+            if manifest["kind"] == "Deployment":
+                self._wait_for_deployment(manifest["metadata"]["namespace"], manifest["metadata"]["name"], deadline)
 
-            def rolled_out(namespace=namespace, name=name, state=state):
-                state["live"] = self.get("Deployment", name, namespace)
-                return state["live"] is not None and rollout_problem(state["live"]) is None
-
-            if not _poll(rolled_out, max(0.0, deadline - time.monotonic())):
-                problem = rollout_problem(state.get("live")) if state.get("live") else "it does not exist"
+    def _wait_for_deployment(self, namespace: str, name: str, deadline: float):
+        while True:
+            live = self.get("Deployment", name, namespace)
+            problem = rollout_problem(live) if live else "it does not exist"
+            if problem is None:
+                return
+            if time.monotonic() >= deadline:
                 raise EngineError(
-                    f"Deployment {namespace}/{name} is not ready after {timeout:.0f} s: {problem}. "
+                    f"Deployment {namespace}/{name} is not ready: {problem}. "
                     "Raise wait_timeout or inspect the Deployment's events."
                 )
+            time.sleep(POLL_SECONDS)
 
 
 def rollout_problem(deployment: dict) -> str | None:

@@ -17,8 +17,17 @@ try:
     IMPORT_ERROR = None
 except ImportError as error:  # reported by fail_json in connect()
     IMPORT_ERROR = error
-    ApiError = NotFoundError = CoreException = Exception
     Resource = None
+
+    class ApiError(Exception):
+        pass
+
+    class NotFoundError(ApiError):
+        pass
+
+    class CoreException(Exception):
+        pass
+
 
 __all__ = ["AUTH_ARG_SPEC", "ApiError", "NotFoundError", "Resource", "connect"]
 

@@ -9,7 +9,10 @@ import re
 import shutil
 import tempfile
 
-import yaml
+try:
+    import yaml
+except ImportError:  # PyYAML comes with ansible-core; the import sanity test runs without it
+    yaml = None
 
 
 class IstioctlError(Exception):
@@ -48,6 +51,6 @@ def render(run_command, istioctl: str, operator_spec: dict) -> list:
 
 def version_key(version: str) -> tuple:
     """Orders Istio versions: 1.30.2 < 1.31-dev < 1.31.0 < 1.31.1 (a pre-release sorts before its release)."""
-    release, _, prerelease = version.removeprefix("v").partition("-")
+    release, prerelease = (version.removeprefix("v").split("-", 1) + [""])[:2]
     numbers = tuple(int(n) for n in re.findall(r"\d+", release))[:3]
     return numbers + (0,) * (3 - len(numbers)), 0 if prerelease else 1

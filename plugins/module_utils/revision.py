@@ -10,7 +10,10 @@ from __future__ import annotations
 import copy
 import re
 
-import yaml
+try:
+    import yaml
+except ImportError:  # PyYAML comes with ansible-core; the import sanity test runs without it
+    yaml = None
 
 from .apply import Engine, EngineError, Owner, describe
 from .istioctl import istioctl_version, render, version_key
@@ -31,8 +34,10 @@ DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 MAX_REVISION_LENGTH = 63 - len("istiod-")
 MAX_TAG_LENGTH = 63 - len("istiod-revision-tag-")
 # Objects the base chart renders; everything else in a revision's rendering belongs to its istiod (Pilot).
-_BASE_OBJECTS = {("ServiceAccount", "istio-reader-service-account"), ("ValidatingWebhookConfiguration",
-                                                                     "istiod-default-validator")}  # fmt: skip
+_BASE_OBJECTS = {
+    ("ServiceAccount", "istio-reader-service-account"),
+    ("ValidatingWebhookConfiguration", "istiod-default-validator"),
+}
 
 
 class RevisionError(Exception):

@@ -25,14 +25,16 @@ description:
     C(app.kubernetes.io/managed-by=meshops.istio) and C(meshops.io/revision=<name>), which prune and removal select by.
   - A second run with the same parameters sends no write request and reports C(changed=false).
 author:
-  - meshops.istio contributors
+  - meshops.istio developers (@meshops)
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: Every write is sent as a server-side dry run; nothing is stored.
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
     details: Before and after for every object created, updated or deleted; server bookkeeping left out.
 options:
@@ -84,7 +86,7 @@ options:
     default: {}
   values:
     description:
-      - Extra Helm values for the IstioOperator C(values). The settings this module owns override the same keys:
+      - Extra Helm values for the IstioOperator C(values). The settings this module owns override the same keys, namely
         C(global.istioNamespace), C(defaultRevision), C(revisionTags), C(pilot.env), C(global.meshID),
         C(global.multiCluster.clusterName) and C(global.network).
     type: dict

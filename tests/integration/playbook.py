@@ -21,8 +21,9 @@ def run_task(kubeconfig: Path, module: str, args: dict, check: bool = False, dif
         "ANSIBLE_CALLBACK_RESULT_FORMAT": "json",
         "K8S_AUTH_KUBECONFIG": str(kubeconfig),
     }
+    command = ["ansible-playbook", str(playbook)]
     completed = subprocess.run(
-        ["ansible-playbook", str(playbook)], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600
+        command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600, check=False
     )
     try:
         output = json.loads(completed.stdout)

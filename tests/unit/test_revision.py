@@ -141,7 +141,7 @@ def test_crds_are_created_upgraded_never_downgraded_or_taken_from_strangers():
         "stranger": _crd("stranger"),
     }
     apply, warnings = crds_to_apply(desired, live, "1.31.1")
-    assert [crd["metadata"]["name"] for crd, _ in apply] == ["missing", "older", "same"]
+    assert [crd["metadata"]["name"] for crd, _live in apply] == ["missing", "older", "same"]
     assert any("newer" in w and "not downgraded" in w for w in warnings)
     assert any("stranger" in w and "left as it is" in w for w in warnings)
 
