@@ -56,7 +56,8 @@ cluster-down: venv ## stop the local clusters started by cluster-up
 
 demo: venv binaries ## start a local cluster and run playbooks/multitenant.yml against it
 	python -m localcluster status --state-dir $(CLUSTER_STATE) >/dev/null 2>&1 || $(MAKE) cluster-up
-	K8S_AUTH_KUBECONFIG=$(CLUSTER_STATE)/c1/kubeconfig ansible-playbook playbooks/multitenant.yml
+	K8S_AUTH_KUBECONFIG=$(CLUSTER_STATE)/c1/kubeconfig ansible-playbook playbooks/multitenant.yml \
+		-e istioctl_path=$$(bash hack/build-binaries.sh)/istioctl
 	@echo "The cluster keeps running: KUBECONFIG=$(CLUSTER_STATE)/c1/kubeconfig; stop it with make cluster-down"
 
 build: venv ## build the collection tarball

@@ -304,7 +304,7 @@ def test_istioctl_reports_the_pinned_istio_version(binaries):
         timeout=60,
         check=True,
     )
-    assert result.stdout.strip() == pinned
+    assert result.stdout.strip() == f"client version: {pinned}"
 
 
 def test_components_die_with_a_killed_test_process(tmp_path):
