@@ -113,7 +113,7 @@ class Engine:
         except ApiError as error:
             raise EngineError(f"Cannot read {kind_name} {name}: {_api_message(error)}") from error
 
-    def list(self, kind_name: str, label_selector: str | None = None, namespace: str | None = None) -> list:
+    def list_objects(self, kind_name: str, label_selector: str | None = None, namespace: str | None = None) -> list:
         kind = KINDS[kind_name]
         try:
             result = self.client.get(_resource(kind), namespace=namespace, label_selector=label_selector)
@@ -125,7 +125,7 @@ class Engine:
         return {
             identity(obj): obj
             for kind in sorted(kinds, key=lambda k: k.kind)
-            for obj in self.list(kind.kind, label_selector=self.owner.selector)
+            for obj in self.list_objects(kind.kind, label_selector=self.owner.selector)
         }
 
     # Writes

@@ -13,6 +13,7 @@ try:
     from kubernetes.dynamic.exceptions import DynamicApiError as ApiError
     from kubernetes.dynamic.exceptions import NotFoundError
     from kubernetes.dynamic.resource import Resource
+    from urllib3.exceptions import HTTPError as TransportError
 
     IMPORT_ERROR = None
 except ImportError as error:  # reported by fail_json in connect()
@@ -28,8 +29,11 @@ except ImportError as error:  # reported by fail_json in connect()
     class CoreException(Exception):
         pass
 
+    class TransportError(Exception):
+        pass
 
-__all__ = ["AUTH_ARG_SPEC", "ApiError", "NotFoundError", "Resource", "connect"]
+
+__all__ = ["AUTH_ARG_SPEC", "ApiError", "NotFoundError", "Resource", "TransportError", "connect", "unreachable"]
 
 
 def connect(module):
@@ -43,3 +47,13 @@ def connect(module):
         return get_api_client(**auth).client
     except CoreException as error:
         module.fail_json(msg=f"Cannot configure the Kubernetes client: {error}. Check kubeconfig, context or host.")
+    except TransportError as error:  # the factory already asks the server for its version
+        module.fail_json(msg=unreachable(auth.get("host") or "the kubeconfig's server", error))
+
+
+def unreachable(host: str, error) -> str:
+    """The one sentence for an API server that does not answer."""
+    return (
+        f"Cannot reach the Kubernetes API at {host} ({type(error).__name__}); check host, kubeconfig and "
+        "context, and that the API server is up"
+    )

@@ -15,7 +15,7 @@ try:
 except ImportError:  # PyYAML comes with ansible-core; the import sanity test runs without it
     yaml = None
 
-from .apply import Engine, EngineError, Owner, describe
+from .apply import Engine, Owner
 from .istioctl import istioctl_version, render, version_key
 from .selectors import any_matches, selector_errors
 
@@ -216,6 +216,11 @@ def installed_revisions(config_maps: list) -> dict:
 def refusals(params: dict, others: dict, namespaces: dict) -> list:
     """Why installing this revision next to the `others` would break tenants (empty when it is safe)."""
     name, namespace, selectors = params["name"], params["namespace"], params["discovery_selectors"] or []
+    # Our system namespace as it will be labelled, whether or not it exists yet.
+    ours = {
+        **namespaces,
+        namespace: {**namespaces.get(namespace, {}), **system_namespace(params)["metadata"]["labels"]},
+    }
     problems = []
     for other, info in sorted(others.items()):
         if other == name and info["namespace"] != namespace:
@@ -231,11 +236,11 @@ def refusals(params: dict, others: dict, namespaces: dict) -> list:
             problems.append(f"revision_tags entry {other!r} is the name of an installed revision; choose another tag")
         if other == name:
             continue
-        ours_labels = system_namespace(params)["metadata"]["labels"]
         shared = sorted(
-            ns for ns, labels in {**namespaces, namespace: {**namespaces.get(namespace, {}), **ours_labels}}.items()
+            ns
+            for ns, labels in ours.items()
             if any_matches(selectors, labels) and any_matches(info["selectors"], labels)
-        )  # fmt: skip
+        )
         if shared or (selectors and selectors == info["selectors"]):
             where = f"namespaces {', '.join(shared)}" if shared else "the same namespaces"
             problems.append(
@@ -276,20 +281,19 @@ def ensure_revision_present(client, run_command, params: dict, check_mode: bool)
             f"istio_version {params['istio_version']} is not what istioctl_path {params['istioctl_path']} renders "
             f"({version}); point istioctl_path at the istioctl of that version"
         )
-    others = installed_revisions(engine.list("ConfigMap", label_selector=REV_LABEL))
-    namespaces = {ns["metadata"]["name"]: ns["metadata"].get("labels") or {} for ns in engine.list("Namespace")}
+    others = installed_revisions(engine.list_objects("ConfigMap", label_selector=REV_LABEL))
+    namespaces = {ns["metadata"]["name"]: ns["metadata"].get("labels") or {} for ns in engine.list_objects("Namespace")}
     problems = refusals(params, others, namespaces)
     if problems:
         raise RevisionError("; ".join(problems))
 
     crds, owned = split_rendering(render(run_command, params["istioctl_path"], operator_spec(params)), params, version)
     # Istio's CRDs carry part-of=istio; one label-selected LIST instead of every CRD's schema in the cluster.
-    live_crds = {c["metadata"]["name"]: c for c in engine.list("CustomResourceDefinition", ISTIO_CRDS_SELECTOR)}
+    live_crds = {c["metadata"]["name"]: c for c in engine.list_objects("CustomResourceDefinition", ISTIO_CRDS_SELECTOR)}
     to_apply, warnings = crds_to_apply(crds, live_crds, version)
     for crd, live in to_apply:
         engine.ensure_shared(crd, live)
-    namespace_manifest = system_namespace(params)
-    engine.ensure_shared(namespace_manifest)
+    engine.ensure_shared(system_namespace(params))
     report = engine.ensure_present(owned, REVISION_KINDS)
     if params["wait"]:
         engine.wait_for_rollout(owned, params["wait_timeout"])
@@ -302,7 +306,7 @@ def ensure_revision_absent(client, params: dict, check_mode: bool) -> tuple:
     engine = _engine(client, params, check_mode)
     users = sorted(
         ns["metadata"]["name"]
-        for ns in engine.list("Namespace", label_selector=f"{REV_LABEL}={params['name']}")
+        for ns in engine.list_objects("Namespace", label_selector=f"{REV_LABEL}={params['name']}")
         if ns["metadata"]["name"] != params["namespace"]
     )
     if users and not params["force"]:
@@ -313,6 +317,3 @@ def ensure_revision_absent(client, params: dict, check_mode: bool) -> tuple:
     report = engine.ensure_absent(REVISION_KINDS)
     engine.release("Namespace", params["namespace"])
     return _result(params, None, report), [], report.diff
-
-
-__all__ = ["EngineError", "RevisionError", "describe", "ensure_revision_absent", "ensure_revision_present"]

@@ -230,10 +230,15 @@ objects:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.meshops.istio.plugins.module_utils.client import AUTH_ARG_SPEC, connect
+from ansible_collections.meshops.istio.plugins.module_utils.apply import EngineError
+from ansible_collections.meshops.istio.plugins.module_utils.client import (
+    AUTH_ARG_SPEC,
+    TransportError,
+    connect,
+    unreachable,
+)
 from ansible_collections.meshops.istio.plugins.module_utils.istioctl import IstioctlError
 from ansible_collections.meshops.istio.plugins.module_utils.revision import (
-    EngineError,
     RevisionError,
     ensure_revision_absent,
     ensure_revision_present,
@@ -274,6 +279,8 @@ def main():
             result, warnings, diff = ensure_revision_absent(client, module.params, module.check_mode)
     except (RevisionError, EngineError, IstioctlError) as error:
         module.fail_json(msg=str(error))
+    except TransportError as error:
+        module.fail_json(msg=unreachable(client.configuration.host, error))
     for warning in warnings:
         module.warn(warning)
     if module._diff:

@@ -184,6 +184,10 @@ REFUSALS = {
     "istio version not rendered by istioctl": ({"istio_version": "1.20.0"}, "istio_version 1.20.0 is not what"),
     "istioctl that cannot run": ({"istioctl_path": "/nonexistent/istioctl"}, "cannot be run"),
     "reserved name": ({"name": "default"}, "name 'default' is reserved"),
+    "unreachable API server": ({"host": "https://127.0.0.1:9", "validate_certs": False},
+                               "Cannot reach the Kubernetes API at https://127.0.0.1:9"),
+    "forbidden by RBAC": ({"impersonate_user": "nobody"},
+                          'Cannot list configmaps: configmaps is forbidden: User "nobody"'),
 }  # fmt: skip
 
 

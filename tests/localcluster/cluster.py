@@ -165,6 +165,18 @@ def _write_kubeconfig(cluster: Cluster, pki: dict):
     cluster.kubeconfig.chmod(0o600)
 
 
+def _control_loop_flags(kubeconfig: str) -> list:
+    """What kube-controller-manager and kube-scheduler share: admin credentials, their own loopback port."""
+    return [
+        f"--kubeconfig={kubeconfig}",
+        f"--authentication-kubeconfig={kubeconfig}",
+        f"--authorization-kubeconfig={kubeconfig}",
+        "--bind-address=127.0.0.1",
+        f"--secure-port={free_port()}",
+        "--leader-elect=false",
+    ]
+
+
 def _component_args(bins: Path, cluster: Cluster, pki: dict, etcd_url: str, peer_url: str) -> dict:
     kubeconfig = str(cluster.kubeconfig)
     return {
@@ -209,12 +221,7 @@ def _component_args(bins: Path, cluster: Cluster, pki: dict, etcd_url: str, peer
         ],
         "kube-controller-manager": [
             bins / "kube-controller-manager",
-            f"--kubeconfig={kubeconfig}",
-            f"--authentication-kubeconfig={kubeconfig}",
-            f"--authorization-kubeconfig={kubeconfig}",
-            "--bind-address=127.0.0.1",
-            f"--secure-port={free_port()}",
-            "--leader-elect=false",
+            *_control_loop_flags(kubeconfig),
             "--use-service-account-credentials=true",
             f"--service-account-private-key-file={pki['service-account-key']}",
             f"--root-ca-file={pki['ca']}",
@@ -224,12 +231,7 @@ def _component_args(bins: Path, cluster: Cluster, pki: dict, etcd_url: str, peer
         ],
         "kube-scheduler": [
             bins / "kube-scheduler",
-            f"--kubeconfig={kubeconfig}",
-            f"--authentication-kubeconfig={kubeconfig}",
-            f"--authorization-kubeconfig={kubeconfig}",
-            "--bind-address=127.0.0.1",
-            f"--secure-port={free_port()}",
-            "--leader-elect=false",
+            *_control_loop_flags(kubeconfig),
         ],
         "kwok": [
             bins / "kwok",
