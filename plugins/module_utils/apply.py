@@ -226,6 +226,32 @@ class Engine:
             self.report.record(live, "released", live, after)
         return self.report
 
+    def remove_labels(self, live: dict, keys: list) -> Report:
+        """Remove labels another field manager set (apply cannot remove fields it does not own): one merge patch."""
+        present = [key for key in keys if key in (live["metadata"].get("labels") or {})]
+        if not present:
+            return self.report
+        kind = kind_of(live)
+        patch = {"metadata": {"labels": dict.fromkeys(present)}}
+        try:
+            after = self.client.patch(
+                _resource(kind),
+                body=patch,
+                name=live["metadata"]["name"],
+                namespace=live["metadata"].get("namespace"),
+                content_type="application/merge-patch+json",
+                dry_run="All" if self.check_mode else None,
+            ).to_dict()
+        except ApiError as error:
+            raise EngineError(f"Cannot remove labels {present} from {describe(live)}: {_api_message(error)}") from error
+        self.report.record(live, "updated", live, after)
+        return self.report
+
+    def delete_objects(self, objects) -> Report:
+        """Delete objects found by the caller (e.g. another owner's, on takeover), dependents first."""
+        self._delete_all(objects)
+        return self.report
+
     def _delete_all(self, objects):
         for live in reversed(apply_order(list(objects))):
             self._delete(live)

@@ -41,6 +41,9 @@ KINDS = {
         Kind("Secret", "v1", "secrets", True, _CONFIG),
         Kind("Service", "v1", "services", True, _SERVICES),
         Kind("Deployment", "apps/v1", "deployments", True, _WORKLOADS),
+        # Read only: what shows that a namespace holds workloads or data the collection does not own.
+        Kind("Pod", "v1", "pods", True, _WORKLOADS),
+        Kind("PersistentVolumeClaim", "v1", "persistentvolumeclaims", True, _WORKLOADS),
         Kind("HorizontalPodAutoscaler", "autoscaling/v2", "horizontalpodautoscalers", True, _WORKLOADS),
         Kind("PodDisruptionBudget", "policy/v1", "poddisruptionbudgets", True, _WORKLOADS),
         Kind("NetworkPolicy", "networking.k8s.io/v1", "networkpolicies", True, _POLICY),

@@ -1,6 +1,7 @@
 """Cluster fixtures for integration tests.
 
-`cluster` is one local cluster for the whole session; `two_clusters` adds a second, independent one.
+`cluster` is one local cluster per test module (so modules cannot disturb each other: an install with no
+discoverySelectors in one would overlap every tenant of another); `two_clusters` adds a second, independent one.
 Set MESHOPS_TEST_KUBECONFIG (and MESHOPS_TEST_KUBECONFIG_2) to run the same tests against real clusters.
 """
 
@@ -59,19 +60,19 @@ class _Clusters:
             stop_cluster(local)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def _clusters(tmp_path_factory):
     clusters = _Clusters(tmp_path_factory.mktemp("clusters"))
     yield clusters
     clusters.stop_all()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def cluster(_clusters) -> TestCluster:
     return _clusters.get(0)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def two_clusters(_clusters) -> tuple:
     return _clusters.get(0), _clusters.get(1)
 

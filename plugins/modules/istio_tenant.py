@@ -1,0 +1,282 @@
+#!/usr/bin/python
+# Copyright: meshops.istio contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: istio_tenant
+short_description: Onboard namespaces into a tenant's mesh, with isolation that holds
+version_added: 0.1.0
+description:
+  - A tenant is a name, a set of namespaces and the control plane revision that serves them. Each namespace is
+    labelled C(istio.io/rev=<revision>), with the O(discovery_label) the revision's discoverySelectors match and
+    with C(meshops.io/tenant=<name>). A conflicting C(istio-injection) label is removed with a warning.
+  - Isolation policies go in every tenant namespace. mTLS comes from a C(PeerAuthentication) named C(default).
+    O(isolation.authorization) adds an C(AuthorizationPolicy) that allows only callers from the tenant's namespaces,
+    its control plane and O(isolation.allow_namespaces). O(isolation.sidecar_scope) adds a C(Sidecar) named C(default)
+    whose egress hosts are only those namespaces, so sidecars stop receiving the whole cluster's config.
+    O(isolation.network_policy) adds a C(NetworkPolicy) that admits ingress only from those namespaces.
+    O(isolation.admins) binds users and groups to the C(admin) role in these namespaces only.
+  - Works for both tenancy models. In the dedicated model the revision is the tenant's own. In the shared model
+    many tenants name the same revision and isolation comes from the policies.
+  - Refuses before writing anything when a namespace belongs to another tenant or carries another
+    C(istio.io/rev) (unless O(takeover=true)), when the revision is not installed, when the revision's
+    discoverySelectors would not select the tenant's namespaces, or when a namespace is a control plane's system
+    namespace.
+  - A namespace dropped from O(namespaces) is released. Its labels and policies are removed and the namespace is
+    kept.
+author:
+  - meshops.istio developers (@meshops)
+extends_documentation_fragment:
+  - kubernetes.core.k8s_auth_options
+attributes:
+  check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
+    support: full
+    details: Every write is sent as a server-side dry run; nothing is stored.
+  diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
+    support: full
+    details: Before and after for every namespace and policy created, updated, released or deleted.
+options:
+  name:
+    description:
+      - The tenant name, a DNS-1123 label. It becomes the value of the C(meshops.io/tenant) label.
+    type: str
+    required: true
+  revision:
+    description:
+      - The installed control plane revision that serves the tenant. Required with O(state=present).
+    type: str
+  namespaces:
+    description:
+      - The tenant's namespaces. Each item is either a name or a dict with C(name) and optional C(labels) and
+        C(annotations) to add.
+    type: list
+    elements: raw
+    default: []
+  create_namespaces:
+    description:
+      - Create namespaces that do not exist. With V(false), a missing namespace is refused.
+    type: bool
+    default: true
+  discovery_label:
+    description:
+      - The label (one key and value) that the revision's discoverySelectors match, for example
+        C({usergroup: usergroup-1}). Defaults to C({meshops.io/tenant: <name>}).
+    type: dict
+  mtls:
+    description:
+      - The mTLS mode of the C(PeerAuthentication) named C(default) in each namespace. V(none) creates none.
+    type: str
+    choices: [STRICT, PERMISSIVE, none]
+    default: STRICT
+  isolation:
+    description:
+      - Which isolation policies to put in each tenant namespace.
+    type: dict
+    default: {}
+    suboptions:
+      authorization:
+        description:
+          - Add an C(AuthorizationPolicy) C(meshops-tenant-isolation) that allows only callers from the tenant's
+            namespaces, the revision's system namespace and O(isolation.allow_namespaces).
+          - An ingress gateway inside a tenant namespace serves outside clients. It needs its own ALLOW policy
+            selecting the gateway's labels.
+        type: bool
+        default: true
+      sidecar_scope:
+        description:
+          - Add a C(Sidecar) named C(default) whose egress hosts are the tenant's namespaces, the system namespace
+            and O(isolation.allow_namespaces).
+        type: bool
+        default: true
+      network_policy:
+        description:
+          - Add a C(NetworkPolicy) C(meshops-tenant-isolation) that admits ingress only from the same namespaces.
+            Gateway pods (label C(istio)) are left reachable.
+        type: bool
+        default: true
+      allow_namespaces:
+        description:
+          - More namespaces whose callers are allowed, for example a shared gateway's namespace.
+        type: list
+        elements: str
+        default: []
+      admins:
+        description:
+          - Users and groups bound to the built-in C(admin) ClusterRole in the tenant's namespaces only.
+        type: dict
+        default: {}
+        suboptions:
+          users:
+            description: User names.
+            type: list
+            elements: str
+            default: []
+          groups:
+            description: Group names.
+            type: list
+            elements: str
+            default: []
+  state:
+    description:
+      - V(present) onboards and isolates. V(absent) removes what this tenant owns and releases its namespaces.
+    type: str
+    choices: [present, absent]
+    default: present
+  delete_namespaces:
+    description:
+      - With O(state=absent), delete the tenant's namespaces instead of releasing them. This is refused while they
+        hold objects that meshops.istio did not write, unless O(force=true).
+    type: bool
+    default: false
+  takeover:
+    description:
+      - Move namespaces that belong to another tenant or carry another C(istio.io/rev) to this tenant. Nothing of
+        the previous tenant remains on them afterwards.
+    type: bool
+    default: false
+  force:
+    description:
+      - With O(delete_namespaces=true), delete namespaces even when they hold objects the collection does not own.
+    type: bool
+    default: false
+  force_conflicts:
+    description:
+      - Take over fields that another field manager owns instead of failing with the conflict.
+    type: bool
+    default: false
+notes:
+  - Needs the C(kubernetes) Python library and an installed revision (see M(meshops.istio.istio_revision)).
+seealso:
+  - module: meshops.istio.istio_revision
+"""
+
+EXAMPLES = r"""
+- name: Seed 002 tenant usergroup-2 with two app namespaces, served by its own revision
+  meshops.istio.istio_tenant:
+    name: usergroup-2
+    revision: usergroup-2
+    discovery_label:
+      usergroup: usergroup-2
+    namespaces:
+      - app-ns-2
+      - name: app-ns-3
+        labels:
+          team: payments
+
+- name: Shared model, tenant foo on the shared control plane, with its admins
+  meshops.istio.istio_tenant:
+    name: foo
+    revision: shared
+    namespaces: [foo]
+    isolation:
+      admins:
+        groups: [foo-admins]
+
+- name: Move app-ns-3 from tenant usergroup-2 to usergroup-1
+  meshops.istio.istio_tenant:
+    name: usergroup-1
+    revision: usergroup-1
+    discovery_label:
+      usergroup: usergroup-1
+    namespaces: [app-ns-1, app-ns-3]
+    takeover: true
+
+- name: Offboard a tenant and keep its namespaces
+  meshops.istio.istio_tenant:
+    name: foo
+    state: absent
+"""
+
+RETURN = r"""
+namespaces:
+  description: The tenant's namespaces with the labels this module set on them.
+  returned: when state is present
+  type: list
+  elements: dict
+  sample:
+    - name: app-ns-1
+      labels: {istio.io/rev: usergroup-1, usergroup: usergroup-1, meshops.io/tenant: usergroup-1}
+policies:
+  description: The policies created or updated in this run (kind, namespace, name, action).
+  returned: always
+  type: list
+  elements: dict
+released:
+  description: Namespaces no longer in the tenant whose labels and policies were removed (namespace kept).
+  returned: always
+  type: list
+  elements: str
+objects:
+  description: Every object created, updated, released or deleted, in order.
+  returned: always
+  type: list
+  elements: dict
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.meshops.istio.plugins.module_utils.apply import EngineError
+from ansible_collections.meshops.istio.plugins.module_utils.client import (
+    AUTH_ARG_SPEC,
+    TransportError,
+    connect,
+    unreachable,
+)
+from ansible_collections.meshops.istio.plugins.module_utils.tenant import (
+    TenantError,
+    ensure_tenant_absent,
+    ensure_tenant_present,
+)
+
+ISOLATION_SPEC = dict(
+    authorization=dict(type="bool", default=True),
+    sidecar_scope=dict(type="bool", default=True),
+    network_policy=dict(type="bool", default=True),
+    allow_namespaces=dict(type="list", elements="str", default=[]),
+    admins=dict(
+        type="dict",
+        default={},
+        options=dict(
+            users=dict(type="list", elements="str", default=[]), groups=dict(type="list", elements="str", default=[])
+        ),
+    ),
+)
+
+ARGUMENT_SPEC = dict(
+    name=dict(type="str", required=True),
+    revision=dict(type="str"),
+    namespaces=dict(type="list", elements="raw", default=[]),
+    create_namespaces=dict(type="bool", default=True),
+    discovery_label=dict(type="dict"),
+    mtls=dict(type="str", choices=["STRICT", "PERMISSIVE", "none"], default="STRICT"),
+    isolation=dict(type="dict", default={}, options=ISOLATION_SPEC),
+    state=dict(type="str", choices=["present", "absent"], default="present"),
+    delete_namespaces=dict(type="bool", default=False),
+    takeover=dict(type="bool", default=False),
+    force=dict(type="bool", default=False),
+    force_conflicts=dict(type="bool", default=False),
+)
+
+
+def main():
+    module = AnsibleModule(argument_spec={**AUTH_ARG_SPEC, **ARGUMENT_SPEC}, supports_check_mode=True)
+    client = connect(module)
+    ensure = ensure_tenant_present if module.params["state"] == "present" else ensure_tenant_absent
+    try:
+        result, warnings, diff = ensure(client, module.params, module.check_mode)
+    except (TenantError, EngineError) as error:
+        module.fail_json(msg=str(error))
+    except TransportError as error:
+        module.fail_json(msg=unreachable(client.configuration.host, error))
+    for warning in warnings:
+        module.warn(warning)
+    if module._diff:
+        result["diff"] = diff
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

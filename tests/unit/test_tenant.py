@@ -1,0 +1,112 @@
+"""istio_tenant's builders and guards: pure logic, no cluster."""
+
+import pytest
+from ansible_collections.meshops.istio.plugins.module_utils.tenant import (
+    TenantError,
+    content_not_ours,
+    namespace_manifest,
+    policies,
+    refusals,
+    taken_over,
+    tenant_namespaces,
+    validate,
+)
+
+
+def params(**overrides):
+    base = {
+        "name": "usergroup-1",
+        "revision": "usergroup-1",
+        "namespaces": ["app-ns-1", {"name": "app-ns-4", "labels": {"team": "a"}, "annotations": {"owner": "x"}}],
+        "create_namespaces": True,
+        "discovery_label": {"usergroup": "usergroup-1"},
+        "mtls": "STRICT",
+        "isolation": {},
+        "state": "present",
+        "takeover": False,
+    }
+    return {**base, **overrides}
+
+
+REVISIONS = {
+    "usergroup-1": {"namespace": "usergroup-1", "selectors": [{"matchLabels": {"usergroup": "usergroup-1"}}]},
+    "usergroup-2": {"namespace": "usergroup-2", "selectors": [{"matchLabels": {"usergroup": "usergroup-2"}}]},
+}
+
+
+def test_namespaces_accept_names_and_dicts():
+    assert tenant_namespaces(params()) == [
+        {"name": "app-ns-1", "labels": {}, "annotations": {}},
+        {"name": "app-ns-4", "labels": {"team": "a"}, "annotations": {"owner": "x"}},
+    ]
+
+
+def test_namespace_labels_extra_labels_cannot_override_ours():
+    entry = {"name": "n", "labels": {"istio.io/rev": "other", "team": "a"}, "annotations": {}}
+    labels = namespace_manifest(params(), entry)["metadata"]["labels"]
+    assert labels == {"team": "a", "usergroup": "usergroup-1", "istio.io/rev": "usergroup-1",
+                      "meshops.io/tenant": "usergroup-1"}  # fmt: skip
+
+
+def test_default_discovery_label_is_the_tenant_label():
+    labels = namespace_manifest(params(discovery_label=None), tenant_namespaces(params())[0])["metadata"]["labels"]
+    assert labels["meshops.io/tenant"] == "usergroup-1" and "usergroup" not in labels
+
+
+def test_policies_per_namespace_follow_the_options():
+    built = policies(params(isolation={"admins": {"groups": ["g"]}, "allow_namespaces": ["gw"]}), "usergroup-1")
+    by_key = {(m["kind"], m["metadata"]["namespace"]): m for m in built}
+    assert len(built) == 10  # 5 kinds x 2 namespaces
+    allowed = ["app-ns-1", "app-ns-4", "gw", "usergroup-1"]
+    assert by_key[("AuthorizationPolicy", "app-ns-4")]["spec"]["rules"] == [
+        {"from": [{"source": {"namespaces": allowed}}]}
+    ]
+    assert by_key[("Sidecar", "app-ns-1")]["spec"]["egress"] == [{"hosts": [f"{n}/*" for n in allowed]}]
+    assert by_key[("RoleBinding", "app-ns-1")]["subjects"] == [
+        {"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "g"}
+    ]
+    none = policies(params(mtls="none", isolation={"authorization": False, "sidecar_scope": False,
+                                                   "network_policy": False}), "usergroup-1")  # fmt: skip
+    assert none == []
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"name": "Bad"}, "name 'Bad' must be a DNS-1123 label"),
+        ({"revision": None}, "revision is required with state=present"),
+        ({"namespaces": ["a", "a"]}, "namespaces lists a more than once"),
+        ({"namespaces": [{"labels": {}}]}, "namespaces[0] None must be a DNS-1123 label"),
+        ({"discovery_label": {"usergroup": 1}}, "label usergroup=1 is not a valid Kubernetes label"),
+    ],
+)
+def test_validation(overrides, message):
+    with pytest.raises(TenantError) as error:
+        validate(params(**overrides))
+    assert message in str(error.value)
+
+
+def test_guards():
+    namespaces = {"app-ns-1": {"meshops.io/tenant": "usergroup-2"}, "app-ns-4": {"istio.io/rev": "old"}}
+    problems = refusals(params(), REVISIONS, namespaces)
+    assert problems == [
+        "namespace app-ns-1 belongs to tenant usergroup-2; set takeover: true to move it",
+        "namespace app-ns-4 carries istio.io/rev=old (another mesh); set takeover: true to move it to this tenant",
+    ]
+    assert refusals(params(takeover=True), REVISIONS, namespaces) == []
+    assert taken_over(params(takeover=True), namespaces) == ["app-ns-1"]
+
+
+def test_guard_names_the_missing_discovery_label():
+    [problem] = refusals(params(namespaces=["a"], discovery_label={"usergroup": "usergroup-2"}), REVISIONS, {})
+    assert "lacks usergroup=usergroup-1" in problem
+
+
+def test_content_not_ours_ignores_system_config_maps_and_our_objects():
+    objects = [
+        {"kind": "ConfigMap", "metadata": {"name": "kube-root-ca.crt"}},
+        {"kind": "ConfigMap", "metadata": {"name": "istio-ca-root-cert"}},
+        {"kind": "Service", "metadata": {"name": "ours", "labels": {"app.kubernetes.io/managed-by": "meshops.istio"}}},
+        {"kind": "Pod", "metadata": {"name": "web-1"}},
+    ]
+    assert [o["metadata"]["name"] for o in content_not_ours(objects)] == ["web-1"]
