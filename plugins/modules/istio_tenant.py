@@ -64,7 +64,7 @@ options:
   discovery_label:
     description:
       - The label (one key and value) that the revision's discoverySelectors match, for example
-        C({usergroup: usergroup-1}). Defaults to C({meshops.io/tenant: <name>}).
+        C(usergroup=usergroup-1) given as a dict. Defaults to C(meshops.io/tenant=<name>).
     type: dict
   mtls:
     description:
