@@ -9,7 +9,16 @@ import sys
 import time
 from pathlib import Path
 
-from .cluster import REPO_ROOT, STATE_FILE, Cluster, binary_dir, running_components, start_cluster, stop_cluster
+from .cluster import (
+    COMPONENTS,
+    REPO_ROOT,
+    STATE_FILE,
+    Cluster,
+    binary_dir,
+    running_components,
+    start_cluster,
+    stop_cluster,
+)
 
 DEFAULT_STATE_DIR = REPO_ROOT / ".cluster"
 
@@ -41,10 +50,14 @@ def down(args) -> int:
 
 
 def status(args) -> int:
+    """Exit 0 only when there are clusters and every component of each is running."""
     clusters = _clusters(args.state_dir)
+    healthy = bool(clusters)
     for cluster in clusters:
-        print(f"{cluster.name} {cluster.server} {cluster.kubeconfig} running: {' '.join(running_components(cluster))}")
-    return 0 if clusters else 1
+        running = running_components(cluster)
+        healthy &= set(running) == set(COMPONENTS)
+        print(f"{cluster.name} {cluster.server} {cluster.kubeconfig} running: {' '.join(running) or 'nothing'}")
+    return 0 if healthy else 1
 
 
 def binaries(_args) -> int:
