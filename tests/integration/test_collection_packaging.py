@@ -1,6 +1,7 @@
 """The collection builds into a tarball that installs and is found by FQCN, shipping only what it should."""
 
 import json
+import os
 import subprocess
 import tarfile
 
@@ -26,3 +27,10 @@ def test_tarball_installs_and_ships_only_the_collection(tmp_path):
     listed = _run("ansible-galaxy", "collection", "list", "meshops.istio", "--format", "json", "-p", str(collections))
     found = {name: info for path in json.loads(listed.stdout).values() for name, info in path.items()}
     assert found["meshops.istio"]["version"] == version
+
+    env = {**os.environ, "ANSIBLE_COLLECTIONS_PATH": str(collections)}
+    listed = subprocess.run(["ansible-doc", "-l", "meshops.istio", "--json"], env=env, capture_output=True,
+                            text=True, check=True, timeout=120)  # fmt: skip
+    modules = set(json.loads(listed.stdout))
+    shipped = {f"meshops.istio.{p.stem}" for p in (REPO_ROOT / "plugins" / "modules").glob("*.py")}
+    assert shipped and modules == shipped
