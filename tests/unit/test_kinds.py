@@ -53,6 +53,6 @@ def test_order_is_deterministic_within_a_kind():
 
 def test_unknown_kind_or_version_is_refused():
     with pytest.raises(UnknownKindError, match="not a kind this collection manages"):
-        kind_of({"apiVersion": "v1", "kind": "Pod"})
+        kind_of({"apiVersion": "apps/v1", "kind": "DaemonSet"})
     with pytest.raises(UnknownKindError):
         kind_of({"apiVersion": "apps/v1beta1", "kind": "Deployment"})
