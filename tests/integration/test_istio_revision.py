@@ -90,9 +90,11 @@ def rendered_names(binaries, args) -> set:
     return {(d["kind"], d["metadata"]["name"]) for d in yaml.safe_load_all(out) if d}
 
 
-def test_check_mode_on_a_fresh_cluster_writes_nothing(run, api, binaries):
+def test_check_mode_on_a_fresh_cluster_writes_nothing(run, api, cluster, binaries):
     args = revision_args(binaries, 1)
+    before = api_request_counts(cluster.kubeconfig)
     result = run(args, check=True, diff=True)
+    assert writes(before, api_request_counts(cluster.kubeconfig)) == {}
     assert result["changed"] is True, result.get("msg")
     shown = {tuple(d["before_header"].split(" ", 1)) for d in result["diff"]}
     shown_names = {(kind, ident.rpartition("/")[2]) for kind, ident in shown}

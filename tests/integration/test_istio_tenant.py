@@ -85,8 +85,10 @@ def snapshot(api) -> dict:
     return versions
 
 
-def test_check_mode_writes_nothing(run, api):
+def test_check_mode_writes_nothing(run, api, cluster):
+    before = api_request_counts(cluster.kubeconfig)
     result = run("istio_tenant", tenant(1, ["app-ns-1"]), check=True, diff=True)
+    assert writes(before, api_request_counts(cluster.kubeconfig)) == {}
     assert result["changed"] is True, result.get("msg")
     headers = {d["before_header"] for d in result["diff"]}
     assert {"Namespace app-ns-1", "PeerAuthentication app-ns-1/default", "Sidecar app-ns-1/default"} <= headers

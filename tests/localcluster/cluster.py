@@ -317,10 +317,19 @@ def start_cluster(name: str, directory: Path, nodes: int = 1, detach: bool = Fal
             cluster,
             "kube-controller-manager",
         )
+        _wait_until("startup writes settle", lambda: _quiet(cluster), 60, cluster, "kube-controller-manager")
     except BaseException:
         stop_cluster(cluster)
         raise
     return cluster
+
+
+def _quiet(cluster: Cluster, window: float = 1.5) -> bool:
+    """No write for `window` seconds: controllers have finished their start-up work (e.g. aggregated roles),
+    so a test that counts writes sees only its own."""
+    before = api_request_counts(cluster.kubeconfig)
+    time.sleep(window)
+    return not writes(before, api_request_counts(cluster.kubeconfig))
 
 
 def _stop_process(pid: int, timeout: float):
@@ -354,7 +363,7 @@ def running_components(cluster: Cluster) -> list:
     return [c for c, pid in cluster.pids.items() if _alive(pid)]
 
 
-def api_request_counts(kubeconfig: Path) -> dict:
+def api_request_counts(kubeconfig: Path, dry_run: bool = False) -> dict:
     """apiserver_request_total summed by (verb, resource, subresource), read from the API server's own /metrics:
     the server's word on what a run sent, not the module's."""
     from kubernetes import config
@@ -363,10 +372,11 @@ def api_request_counts(kubeconfig: Path) -> dict:
     method, url, headers = api.param_serialize("GET", "/metrics", auth_settings=["BearerToken"])[:3]
     response = api.call_api(method, url, header_params=headers)
     response.read()
-    return parse_request_counts(response.data.decode())
+    return parse_request_counts(response.data.decode(), dry_run)
 
 
-def parse_request_counts(metrics_text: str) -> dict:
+def parse_request_counts(metrics_text: str, dry_run: bool = False) -> dict:
+    """Real requests by default; with dry_run=True only server-side dry runs (which store nothing)."""
     prefix = "apiserver_request_total{"
     counts = {}
     for line in metrics_text.splitlines():
@@ -374,6 +384,8 @@ def parse_request_counts(metrics_text: str) -> dict:
             continue
         labels_text, value = line[len(prefix) :].rsplit("} ", 1)
         labels = dict(re.findall(r'(\w+)="([^"]*)"', labels_text))
+        if bool(labels.get("dry_run")) != dry_run:
+            continue
         key = (labels.get("verb", ""), labels.get("resource", ""), labels.get("subresource", ""))
         counts[key] = counts.get(key, 0) + float(value)
     return counts

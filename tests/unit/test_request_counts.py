@@ -3,9 +3,9 @@
 from localcluster.cluster import parse_request_counts, write_count
 
 
-def _metric(verb, resource, value, code="200", subresource="", group=""):
+def _metric(verb, resource, value, code="200", subresource="", group="", dry_run=""):
     labels = (
-        f'code="{code}",component="apiserver",dry_run="",group="{group}",resource="{resource}",'
+        f'code="{code}",component="apiserver",dry_run="{dry_run}",group="{group}",resource="{resource}",'
         f'scope="resource",subresource="{subresource}",verb="{verb}",version="v1"'
     )
     return f"apiserver_request_total{{{labels}}} {value}"
@@ -21,6 +21,7 @@ METRICS = "\n".join(
         _metric("APPLY", "deployments", 3, group="apps"),
         _metric("PATCH", "pods", 40, subresource="status"),
         _metric("PUT", "leases", 90, group="coordination.k8s.io"),
+        _metric("APPLY", "deployments", 500, group="apps", dry_run="All"),
         'apiserver_request_total_other{verb="POST",resource="configmaps"} 1000',
     ]
 )
@@ -31,6 +32,8 @@ def test_counts_sum_over_codes_and_keep_verb_resource_subresource():
     assert counts[("POST", "configmaps", "")] == 3
     assert counts[("GET", "configmaps", "")] == 7
     assert counts[("PATCH", "pods", "status")] == 40
+    assert counts[("APPLY", "deployments", "")] == 3  # the dry-run sample is not a write
+    assert parse_request_counts(METRICS, dry_run=True) == {("APPLY", "deployments", ""): 500}
     assert ("POST", "configmaps", "") in counts and len(counts) == 5
 
 

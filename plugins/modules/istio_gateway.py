@@ -1,0 +1,421 @@
+#!/usr/bin/python
+# Copyright: meshops.istio contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: istio_gateway
+short_description: Install and remove one Istio ingress, egress or east-west gateway bound to a revision
+version_added: 0.1.0
+description:
+  - Builds one gateway the way Istio's C(gateway) chart does, with gateway injection and without istioctl or Helm.
+    The objects are a ServiceAccount, a Deployment, a Service, a Role and RoleBinding that let the gateway's
+    ServiceAccount read secrets in its namespace, and optionally a HorizontalPodAutoscaler and a PodDisruptionBudget.
+  - The Deployment's pod template is annotated C(inject.istio.io/templates=gateway) and labelled
+    C(sidecar.istio.io/inject=true) and C(istio.io/rev=<revision>). Its container image is C(auto), so the
+    revision's injector fills in the proxy. The pod may bind ports below 1024 through the
+    C(net.ipv4.ip_unprivileged_port_start=0) sysctl and runs as non-root without capabilities.
+  - Made for the shared model, with one control plane and a gateway per tenant namespace. Combine it with
+    C(PILOT_SCOPE_GATEWAY_TO_NAMESPACE=true) on the revision so that each gateway only takes C(Gateway) resources
+    from its own namespace. For multi-network meshes, O(kind=eastwest) builds the east-west gateway and can expose
+    this network's services (O(expose_services)) and its istiod (O(expose_istiod)).
+  - Refuses before writing anything when the revision is neither installed nor a revision tag, or when the
+    namespace does not exist. It also refuses a namespace that carries C(istio-injection) or another revision's
+    C(istio.io/rev) label, because the revision's injector would then not inject the gateway. The namespace must
+    also be selected by the revision's discoverySelectors. A nodePort outside O(node_port_range) or used by another
+    Service is refused too, as are invalid names, labels and ports, and same-named objects that belong to someone else.
+  - Objects carry C(app.kubernetes.io/managed-by=meshops.istio) and C(meshops.io/gateway=<namespace>.<name>). Prune
+    and removal select by these labels, so removing one gateway never touches another. The objects do not carry
+    C(istio.io/rev), so C(istioctl uninstall --revision) does not delete them. Only the pod template carries it.
+  - A second run with the same parameters sends no write request and reports C(changed=false).
+author:
+  - meshops.istio developers (@meshops)
+extends_documentation_fragment:
+  - kubernetes.core.k8s_auth_options
+attributes:
+  check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
+    support: full
+    details: Every write is sent as a server-side dry run; nothing is stored.
+  diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
+    support: full
+    details: Before and after for every object created, updated or deleted; server bookkeeping left out.
+options:
+  name:
+    description:
+      - The gateway's name. The Deployment, Service, ServiceAccount, Role, RoleBinding, HPA and PDB are all named
+        after it. A DNS-1035 label such as C(istio-ingressgateway) or C(istio-eastwestgateway).
+      - O(namespace) and O(name) joined by a dot must fit in 63 characters, the owner label's limit.
+    type: str
+    required: true
+  namespace:
+    description:
+      - The namespace the gateway runs in. It must exist already and must not carry C(istio-injection).
+    type: str
+    required: true
+  state:
+    description:
+      - V(present) installs or converges the gateway. V(absent) removes every object of this gateway and nothing else.
+    type: str
+    choices: [present, absent]
+    default: present
+  revision:
+    description:
+      - The installed revision (or revision tag) whose injector injects the gateway and whose istiod configures it.
+        With a tag, moving the tag and restarting the gateway upgrades it.
+      - Required with O(state=present).
+    type: str
+  kind:
+    description:
+      - V(ingress) and V(egress) differ only in the default Service type (V(LoadBalancer) and V(ClusterIP)).
+      - V(eastwest) needs O(network). It adds the network label and C(ISTIO_META_REQUESTED_NETWORK_VIEW), and its
+        default Service ports are status-port 15021, tls 15443, tls-istiod 15012 and tls-webhook 15017.
+    type: str
+    choices: [ingress, egress, eastwest]
+    default: ingress
+  replicas:
+    description:
+      - A fixed number of replicas, without HPA. Used when O(autoscale) is not set, and defaults to 1 then.
+    type: int
+  autoscale:
+    description:
+      - Scale with a HorizontalPodAutoscaler on CPU. The Deployment then leaves the replica count to the HPA.
+    type: dict
+    suboptions:
+      min_replicas:
+        description: Fewest replicas.
+        type: int
+        default: 1
+      max_replicas:
+        description: Most replicas.
+        type: int
+        default: 5
+      target_cpu_utilization:
+        description: Average CPU utilization in percent of the requests that the HPA aims for.
+        type: int
+        default: 80
+  pdb:
+    description:
+      - A PodDisruptionBudget for the gateway's pods.
+    type: dict
+    suboptions:
+      min_available:
+        description:
+          - Pods that must stay available during voluntary disruptions, as a number or a percentage such as C(50%).
+          - Must be below the fewest replicas, otherwise node drains would wait forever.
+        type: raw
+        required: true
+  service:
+    description:
+      - The gateway's Service.
+    type: dict
+    suboptions:
+      type:
+        description:
+          - The Service type. Defaults to V(LoadBalancer) for ingress and east-west gateways and to V(ClusterIP)
+            for egress gateways.
+        type: str
+        choices: [ClusterIP, NodePort, LoadBalancer]
+      ports:
+        description:
+          - The Service's ports. Defaults to status-port 15021, http2 80 and https 443, or to the four east-west
+            ports for O(kind=eastwest). Ports that O(expose_services) or O(expose_istiod) route must be present.
+        type: list
+        elements: dict
+        suboptions:
+          name:
+            description: Port name; Istio reads the protocol from its prefix (C(http2), C(https), C(tls), ...).
+            type: str
+            required: true
+          port:
+            description: The Service port.
+            type: int
+            required: true
+          target_port:
+            description: The port the proxy listens on, or a named container port. Defaults to O(service.ports[].port).
+            type: raw
+          node_port:
+            description:
+              - A fixed nodePort (types NodePort and LoadBalancer). It must lie in O(node_port_range) and must not be
+                used by another Service. Unset means the API server picks one.
+            type: int
+          protocol:
+            description: The port's protocol.
+            type: str
+            choices: [TCP, UDP, SCTP]
+            default: TCP
+      annotations:
+        description: Annotations for the Service, for example the cloud load balancer's settings.
+        type: dict
+        default: {}
+      load_balancer_ip:
+        description: C(spec.loadBalancerIP), for type V(LoadBalancer) only.
+        type: str
+      load_balancer_source_ranges:
+        description: C(spec.loadBalancerSourceRanges), for type V(LoadBalancer) only.
+        type: list
+        elements: str
+      external_traffic_policy:
+        description: C(spec.externalTrafficPolicy). V(Local) keeps the client's source address.
+        type: str
+        choices: [Cluster, Local]
+  labels:
+    description:
+      - The labels that select the gateway's pods and that Istio C(Gateway) resources select the gateway by.
+      - Defaults to C(app=<name>) and C(istio=<name without the istio- prefix>). A Deployment's selector cannot change,
+        so changing them later is refused.
+    type: dict
+  resources:
+    description:
+      - The proxy container's resources.
+      - Defaults to requests of C(cpu=100m) and C(memory=128Mi) and limits of C(cpu=2000m) and C(memory=1024Mi).
+    type: dict
+  network:
+    description:
+      - For O(kind=eastwest), the name of this cluster's network, for example C(network1). It is set as the
+        C(topology.istio.io/network) label on the pods and the Service and as C(ISTIO_META_REQUESTED_NETWORK_VIEW)
+        in the proxy.
+    type: str
+  expose_services:
+    description:
+      - For O(kind=eastwest), create the Gateway C(cross-network-gateway), which passes mTLS traffic on port 15443
+        through to services of this network (C(AUTO_PASSTHROUGH), hosts C(*.local)).
+    type: bool
+    default: false
+  expose_istiod:
+    description:
+      - For O(kind=eastwest) in a primary-remote mesh, create the Gateway C(istiod-gateway) on ports 15012 and
+        15017 (C(PASSTHROUGH)) and the VirtualService C(istiod-vs-<revision>). The VirtualService routes them to the
+        revision's istiod, so remote clusters reach it through this gateway.
+    type: bool
+    default: false
+  node_port_range:
+    description:
+      - The API server's C(--service-node-port-range). Fixed nodePorts outside it are refused before writing.
+    type: str
+    default: 30000-32767
+  wait:
+    description:
+      - Wait until the gateway's Deployment is rolled out.
+    type: bool
+    default: true
+  wait_timeout:
+    description:
+      - Seconds to wait for the rollout before failing with the reason.
+    type: int
+    default: 300
+  force_conflicts:
+    description:
+      - Take over fields that another field manager owns instead of failing with the conflict.
+    type: bool
+    default: false
+notes:
+  - Needs the C(kubernetes) Python library. Install the revision first with M(meshops.istio.istio_revision).
+seealso:
+  - module: meshops.istio.istio_revision
+  - name: Installing Gateways
+    description: Istio's gateway deployment with gateway injection.
+    link: https://istio.io/latest/docs/setup/additional-setup/gateway/
+"""
+
+EXAMPLES = r"""
+- name: Seed 000, one ingress gateway per tenant on the shared control plane
+  meshops.istio.istio_gateway:
+    name: istio-ingressgateway
+    namespace: foo
+    revision: shared
+    autoscale:
+      min_replicas: 2
+    pdb:
+      min_available: 1
+    service:
+      type: NodePort
+      ports:
+        - name: http2
+          port: 80
+          target_port: 8080
+          node_port: 32180
+
+- name: East-west gateway for network1, exposing this network's services
+  meshops.istio.istio_gateway:
+    name: istio-eastwestgateway
+    namespace: istio-system
+    revision: shared
+    kind: eastwest
+    network: network1
+    expose_services: true
+  register: eastwest
+
+- name: The address remote clusters use
+  ansible.builtin.debug:
+    msg: "{{ eastwest.address }}"
+
+- name: Egress gateway of a tenant, reachable inside the cluster only
+  meshops.istio.istio_gateway:
+    name: istio-egressgateway
+    namespace: foo
+    revision: shared
+    kind: egress
+
+- name: Remove one tenant's gateway (nothing else)
+  meshops.istio.istio_gateway:
+    name: istio-ingressgateway
+    namespace: foo
+    state: absent
+"""
+
+RETURN = r"""
+name:
+  description: The gateway's name.
+  returned: always
+  type: str
+  sample: istio-ingressgateway
+namespace:
+  description: The gateway's namespace.
+  returned: always
+  type: str
+  sample: foo
+revision:
+  description: The installed revision that injects the gateway (the tag resolved when O(revision) is a tag).
+  returned: when state is present
+  type: str
+  sample: shared
+selector:
+  description: The labels to put in the C(selector) of Istio C(Gateway) resources that this gateway should serve.
+  returned: when state is present
+  type: dict
+  sample: {app: istio-ingressgateway, istio: ingressgateway}
+address:
+  description: The first load-balancer ingress IP or hostname when there is one, else the Service's cluster DNS name.
+  returned: when state is present
+  type: str
+  sample: istio-ingressgateway.foo.svc.cluster.local
+service:
+  description: The gateway's Service as the cluster holds it (as desired in check mode before it exists).
+  returned: when state is present
+  type: dict
+  contains:
+    name:
+      description: Service name.
+      type: str
+    namespace:
+      description: Service namespace.
+      type: str
+    type:
+      description: Service type.
+      type: str
+    cluster_ip:
+      description: The cluster IP (unset in check mode before the Service exists).
+      type: str
+    dns_name:
+      description: The Service's cluster DNS name.
+      type: str
+    ports:
+      description: Ports with C(name), C(port), C(target_port), C(node_port) (allocated or fixed) and C(protocol).
+      type: list
+      elements: dict
+    load_balancer_ingress:
+      description: Load-balancer IPs or hostnames from the Service's status, empty until the cloud assigns them.
+      type: list
+      elements: str
+  sample:
+    name: istio-ingressgateway
+    namespace: foo
+    type: NodePort
+    cluster_ip: 10.96.0.17
+    dns_name: istio-ingressgateway.foo.svc.cluster.local
+    ports: [{name: http2, port: 80, target_port: 8080, node_port: 32180, protocol: TCP}]
+    load_balancer_ingress: []
+objects:
+  description: Every object created, updated or deleted, in the order it happened.
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - {kind: Deployment, namespace: foo, name: istio-ingressgateway, action: created}
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.meshops.istio.plugins.module_utils.apply import EngineError
+from ansible_collections.meshops.istio.plugins.module_utils.client import (
+    AUTH_ARG_SPEC,
+    TransportError,
+    connect,
+    unreachable,
+)
+from ansible_collections.meshops.istio.plugins.module_utils.gateway import (
+    GatewayError,
+    ensure_gateway_absent,
+    ensure_gateway_present,
+)
+
+PORT_SPEC = dict(
+    name=dict(type="str", required=True),
+    port=dict(type="int", required=True),
+    target_port=dict(type="raw"),
+    node_port=dict(type="int"),
+    protocol=dict(type="str", choices=["TCP", "UDP", "SCTP"], default="TCP"),
+)
+SERVICE_SPEC = dict(
+    type=dict(type="str", choices=["ClusterIP", "NodePort", "LoadBalancer"]),
+    ports=dict(type="list", elements="dict", options=PORT_SPEC),
+    annotations=dict(type="dict", default={}),
+    load_balancer_ip=dict(type="str"),
+    load_balancer_source_ranges=dict(type="list", elements="str"),
+    external_traffic_policy=dict(type="str", choices=["Cluster", "Local"]),
+)
+AUTOSCALE_SPEC = dict(
+    min_replicas=dict(type="int", default=1),
+    max_replicas=dict(type="int", default=5),
+    target_cpu_utilization=dict(type="int", default=80),
+)
+ARGUMENT_SPEC = dict(
+    name=dict(type="str", required=True),
+    namespace=dict(type="str", required=True),
+    state=dict(type="str", choices=["present", "absent"], default="present"),
+    revision=dict(type="str"),
+    kind=dict(type="str", choices=["ingress", "egress", "eastwest"], default="ingress"),
+    replicas=dict(type="int"),
+    autoscale=dict(type="dict", options=AUTOSCALE_SPEC),
+    pdb=dict(type="dict", options=dict(min_available=dict(type="raw", required=True))),
+    service=dict(type="dict", options=SERVICE_SPEC),
+    labels=dict(type="dict"),
+    resources=dict(type="dict"),
+    network=dict(type="str"),
+    expose_services=dict(type="bool", default=False),
+    expose_istiod=dict(type="bool", default=False),
+    node_port_range=dict(type="str", default="30000-32767"),
+    wait=dict(type="bool", default=True),
+    wait_timeout=dict(type="int", default=300),
+    force_conflicts=dict(type="bool", default=False),
+)
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec={**AUTH_ARG_SPEC, **ARGUMENT_SPEC},
+        mutually_exclusive=[("replicas", "autoscale")],
+        required_if=[("state", "present", ("revision",))],
+        supports_check_mode=True,
+    )
+    client = connect(module)
+    try:
+        if module.params["state"] == "present":
+            result, warnings, diff = ensure_gateway_present(client, module.params, module.check_mode)
+        else:
+            result, warnings, diff = ensure_gateway_absent(client, module.params, module.check_mode)
+    except (GatewayError, EngineError) as error:
+        module.fail_json(msg=str(error))
+    except TransportError as error:
+        module.fail_json(msg=unreachable(client.configuration.host, error))
+    for warning in warnings:
+        module.warn(warning)
+    if module._diff:
+        result["diff"] = diff
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
