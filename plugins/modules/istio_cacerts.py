@@ -34,15 +34,7 @@ author:
   - meshops.istio developers (@meshops)
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
-attributes:
-  check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
-    support: full
-    details: The Secret is applied as a server-side dry run; a root to be generated is not saved to O(root_dir).
-  diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
-    support: full
-    details: Before and after of the Secret, with every value of its data hidden.
+  - meshops.istio.attributes
 options:
   namespace:
     description:
@@ -115,12 +107,6 @@ options:
     type: str
     choices: [istio, tls]
     default: istio
-  force_conflicts:
-    description:
-      - Take over fields of the Secret that another field manager owns (for example a C(cacerts) created with kubectl)
-        instead of failing with the conflict.
-    type: bool
-    default: false
 notes:
   - Needs the C(cryptography) and C(kubernetes) Python libraries.
   - O(root_dir), O(root_cert), O(root_key) and O(additional_roots) paths are read on the host that runs the module.
@@ -288,19 +274,13 @@ objects:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.meshops.istio.plugins.module_utils.apply import EngineError
 from ansible_collections.meshops.istio.plugins.module_utils.cacerts import (
     CacertsError,
     ensure_cacerts,
     ensure_root,
 )
-from ansible_collections.meshops.istio.plugins.module_utils.client import (
-    AUTH_ARG_SPEC,
-    TransportError,
-    connect,
-    unreachable,
-)
 from ansible_collections.meshops.istio.plugins.module_utils.pki import IMPORT_ERROR as CRYPTOGRAPHY_IMPORT_ERROR
+from ansible_collections.meshops.istio.plugins.module_utils.runner import COMMON_ARG_SPEC, run_module
 
 ARGUMENT_SPEC = dict(
     namespace=dict(type="str", default="istio-system"),
@@ -315,13 +295,12 @@ ARGUMENT_SPEC = dict(
     validity_days=dict(type="int", default=730),
     renew_before=dict(type="int", default=30),
     format=dict(type="str", choices=["istio", "tls"], default="istio"),
-    force_conflicts=dict(type="bool", default=False),
 )
 
 
 def main():
     module = AnsibleModule(
-        argument_spec={**AUTH_ARG_SPEC, **ARGUMENT_SPEC},
+        argument_spec={**COMMON_ARG_SPEC, **ARGUMENT_SPEC},
         mutually_exclusive=[("root_dir", "root_cert"), ("root_dir", "root_key")],
         required_together=[("root_cert", "root_key")],
         required_one_of=[("root_dir", "root_cert")],
@@ -329,21 +308,11 @@ def main():
     )
     if CRYPTOGRAPHY_IMPORT_ERROR is not None:
         module.fail_json(msg=f"The cryptography Python library is required: {CRYPTOGRAPHY_IMPORT_ERROR}. Install it.")
-    client = None if module.params["root_only"] else connect(module)
-    try:
-        if client is None:
-            result, warnings, diff = ensure_root(module.params, module.check_mode)
-        else:
-            result, warnings, diff = ensure_cacerts(client, module.params, module.check_mode)
-    except (CacertsError, EngineError) as error:
-        module.fail_json(msg=str(error))
-    except TransportError as error:
-        module.fail_json(msg=unreachable(client.configuration.host, error))
-    for warning in warnings:
-        module.warn(warning)
-    if module._diff:
-        result["diff"] = diff
-    module.exit_json(**result)
+    params, check_mode = module.params, module.check_mode
+    if params["root_only"]:
+        run_module(module, lambda _client: ensure_root(params, check_mode), (CacertsError,), needs_cluster=False)
+    else:
+        run_module(module, lambda client: ensure_cacerts(client, params, check_mode), (CacertsError,))
 
 
 if __name__ == "__main__":

@@ -33,15 +33,7 @@ author:
   - meshops.istio developers (@meshops)
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
-attributes:
-  check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
-    support: full
-    details: Every write is sent as a server-side dry run; nothing is stored.
-  diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
-    support: full
-    details: Before and after for every object created, updated or deleted; server bookkeeping left out.
+  - meshops.istio.attributes
 options:
   name:
     description:
@@ -206,11 +198,6 @@ options:
       - Seconds to wait for the rollout before failing with the reason.
     type: int
     default: 300
-  force_conflicts:
-    description:
-      - Take over fields that another field manager owns instead of failing with the conflict.
-    type: bool
-    default: false
 notes:
   - Needs the C(kubernetes) Python library. Install the revision first with M(meshops.istio.istio_revision).
 seealso:
@@ -338,18 +325,12 @@ objects:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.meshops.istio.plugins.module_utils.apply import EngineError
-from ansible_collections.meshops.istio.plugins.module_utils.client import (
-    AUTH_ARG_SPEC,
-    TransportError,
-    connect,
-    unreachable,
-)
 from ansible_collections.meshops.istio.plugins.module_utils.gateway import (
     GatewayError,
     ensure_gateway_absent,
     ensure_gateway_present,
 )
+from ansible_collections.meshops.istio.plugins.module_utils.runner import COMMON_ARG_SPEC, run_module
 
 PORT_SPEC = dict(
     name=dict(type="str", required=True),
@@ -389,32 +370,18 @@ ARGUMENT_SPEC = dict(
     node_port_range=dict(type="str", default="30000-32767"),
     wait=dict(type="bool", default=True),
     wait_timeout=dict(type="int", default=300),
-    force_conflicts=dict(type="bool", default=False),
 )
 
 
 def main():
     module = AnsibleModule(
-        argument_spec={**AUTH_ARG_SPEC, **ARGUMENT_SPEC},
+        argument_spec={**COMMON_ARG_SPEC, **ARGUMENT_SPEC},
         mutually_exclusive=[("replicas", "autoscale")],
         required_if=[("state", "present", ("revision",))],
         supports_check_mode=True,
     )
-    client = connect(module)
-    try:
-        if module.params["state"] == "present":
-            result, warnings, diff = ensure_gateway_present(client, module.params, module.check_mode)
-        else:
-            result, warnings, diff = ensure_gateway_absent(client, module.params, module.check_mode)
-    except (GatewayError, EngineError) as error:
-        module.fail_json(msg=str(error))
-    except TransportError as error:
-        module.fail_json(msg=unreachable(client.configuration.host, error))
-    for warning in warnings:
-        module.warn(warning)
-    if module._diff:
-        result["diff"] = diff
-    module.exit_json(**result)
+    ensure = ensure_gateway_present if module.params["state"] == "present" else ensure_gateway_absent
+    run_module(module, lambda client: ensure(client, module.params, module.check_mode), (GatewayError,))
 
 
 if __name__ == "__main__":

@@ -28,15 +28,7 @@ author:
   - meshops.istio developers (@meshops)
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
-attributes:
-  check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
-    support: full
-    details: Every write is sent as a server-side dry run; nothing is stored.
-  diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
-    support: full
-    details: Before and after for every object created, updated or deleted; server bookkeeping left out.
+  - meshops.istio.attributes
 options:
   name:
     description:
@@ -133,11 +125,6 @@ options:
       - Seconds to wait for the rollout before failing with the reason.
     type: int
     default: 300
-  force_conflicts:
-    description:
-      - Take over fields that another field manager owns instead of failing with the conflict.
-    type: bool
-    default: false
   force:
     description:
       - With O(state=absent), remove the revision even while namespaces still carry C(istio.io/rev=<name>).
@@ -230,19 +217,13 @@ objects:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.meshops.istio.plugins.module_utils.apply import EngineError
-from ansible_collections.meshops.istio.plugins.module_utils.client import (
-    AUTH_ARG_SPEC,
-    TransportError,
-    connect,
-    unreachable,
-)
 from ansible_collections.meshops.istio.plugins.module_utils.istioctl import IstioctlError
 from ansible_collections.meshops.istio.plugins.module_utils.revision import (
     RevisionError,
     ensure_revision_absent,
     ensure_revision_present,
 )
+from ansible_collections.meshops.istio.plugins.module_utils.runner import COMMON_ARG_SPEC, run_module
 
 ARGUMENT_SPEC = dict(
     name=dict(type="str", required=True),
@@ -262,30 +243,21 @@ ARGUMENT_SPEC = dict(
     network=dict(type="str"),
     wait=dict(type="bool", default=True),
     wait_timeout=dict(type="int", default=300),
-    force_conflicts=dict(type="bool", default=False),
     force=dict(type="bool", default=False),
 )
 
 
 def main():
-    module = AnsibleModule(argument_spec={**AUTH_ARG_SPEC, **ARGUMENT_SPEC}, supports_check_mode=True)
-    client = connect(module)
-    try:
-        if module.params["state"] == "present":
-            result, warnings, diff = ensure_revision_present(
-                client, module.run_command, module.params, module.check_mode
-            )
-        else:
-            result, warnings, diff = ensure_revision_absent(client, module.params, module.check_mode)
-    except (RevisionError, EngineError, IstioctlError) as error:
-        module.fail_json(msg=str(error))
-    except TransportError as error:
-        module.fail_json(msg=unreachable(client.configuration.host, error))
-    for warning in warnings:
-        module.warn(warning)
-    if module._diff:
-        result["diff"] = diff
-    module.exit_json(**result)
+    module = AnsibleModule(argument_spec={**COMMON_ARG_SPEC, **ARGUMENT_SPEC}, supports_check_mode=True)
+    params, check_mode = module.params, module.check_mode
+    if params["state"] == "present":
+        run_module(
+            module,
+            lambda client: ensure_revision_present(client, module.run_command, params, check_mode),
+            (RevisionError, IstioctlError),
+        )
+    else:
+        run_module(module, lambda client: ensure_revision_absent(client, params, check_mode), (RevisionError,))
 
 
 if __name__ == "__main__":

@@ -30,15 +30,7 @@ author:
   - meshops.istio developers (@meshops)
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
-attributes:
-  check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
-    support: full
-    details: Every write is sent as a server-side dry run; nothing is stored.
-  diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
-    support: full
-    details: Before and after for every namespace and policy created, updated, released or deleted.
+  - meshops.istio.attributes
 options:
   name:
     description:
@@ -143,11 +135,6 @@ options:
       - With O(delete_namespaces=true), delete namespaces even when they hold objects the collection does not own.
     type: bool
     default: false
-  force_conflicts:
-    description:
-      - Take over fields that another field manager owns instead of failing with the conflict.
-    type: bool
-    default: false
 notes:
   - Needs the C(kubernetes) Python library and an installed revision (see M(meshops.istio.istio_revision)).
 seealso:
@@ -218,13 +205,7 @@ objects:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.meshops.istio.plugins.module_utils.apply import EngineError
-from ansible_collections.meshops.istio.plugins.module_utils.client import (
-    AUTH_ARG_SPEC,
-    TransportError,
-    connect,
-    unreachable,
-)
+from ansible_collections.meshops.istio.plugins.module_utils.runner import COMMON_ARG_SPEC, run_module
 from ansible_collections.meshops.istio.plugins.module_utils.tenant import (
     TenantError,
     ensure_tenant_absent,
@@ -257,25 +238,13 @@ ARGUMENT_SPEC = dict(
     delete_namespaces=dict(type="bool", default=False),
     takeover=dict(type="bool", default=False),
     force=dict(type="bool", default=False),
-    force_conflicts=dict(type="bool", default=False),
 )
 
 
 def main():
-    module = AnsibleModule(argument_spec={**AUTH_ARG_SPEC, **ARGUMENT_SPEC}, supports_check_mode=True)
-    client = connect(module)
+    module = AnsibleModule(argument_spec={**COMMON_ARG_SPEC, **ARGUMENT_SPEC}, supports_check_mode=True)
     ensure = ensure_tenant_present if module.params["state"] == "present" else ensure_tenant_absent
-    try:
-        result, warnings, diff = ensure(client, module.params, module.check_mode)
-    except (TenantError, EngineError) as error:
-        module.fail_json(msg=str(error))
-    except TransportError as error:
-        module.fail_json(msg=unreachable(client.configuration.host, error))
-    for warning in warnings:
-        module.warn(warning)
-    if module._diff:
-        result["diff"] = diff
-    module.exit_json(**result)
+    run_module(module, lambda client: ensure(client, module.params, module.check_mode), (TenantError,))
 
 
 if __name__ == "__main__":

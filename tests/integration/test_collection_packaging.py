@@ -23,7 +23,8 @@ def test_tarball_installs_and_ships_only_the_collection(tmp_path):
     assert not [n for n in names if n.startswith(("tests/localcluster", "hack", ".ci", "molecule", ".venv"))]
 
     collections = tmp_path / "collections"
-    _run("ansible-galaxy", "collection", "install", "--no-deps", "-p", str(collections), str(tarball))
+    # --force: the clone itself is on the configured collections path, which would count as installed.
+    _run("ansible-galaxy", "collection", "install", "--force", "--no-deps", "-p", str(collections), str(tarball))
     listed = _run("ansible-galaxy", "collection", "list", "meshops.istio", "--format", "json", "-p", str(collections))
     found = {name: info for path in json.loads(listed.stdout).values() for name, info in path.items()}
     assert found["meshops.istio"]["version"] == version
