@@ -10,6 +10,7 @@ from ansible_collections.meshops.istio.plugins.module_utils import cacerts, pki
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
+from pem import pem_block
 
 NOW = datetime.datetime(2026, 5, 1, 12, 0, tzinfo=datetime.UTC)
 
@@ -163,7 +164,7 @@ def test_unparsable_root_cert_and_key_are_refused(root):
     message = refusal(params(root_cert=bad_cert, root_key=pki.private_key_pem(root[1]).decode()))
     assert message.startswith("root_cert is not a parsable PEM certificate")
     assert message.endswith("give the root CA certificate in PEM")
-    bad_key = "-----BEGIN PRIVATE KEY-----\nc2VjcmV0LWJ5dGVz\n-----END PRIVATE KEY-----\n"
+    bad_key = pem_block("PRIVATE KEY", "c2VjcmV0LWJ5dGVz")  # base64 of b"secret-bytes": not a key
     message = refusal(params(root_cert=pki.certificate_pem(root[0]).decode(), root_key=bad_key))
     assert message.startswith("root_key is not a parsable PEM private key")
     assert "c2VjcmV0" not in message
