@@ -1,5 +1,9 @@
-"""PEM blocks for tests that need a marker or a deliberately broken block, never real key material."""
+"""PEM markers for tests that need a header or a deliberately broken block, never real key material."""
+
+
+def pem_begin(label: str) -> str:
+    return f"-----BEGIN {label}-----"
 
 
 def pem_block(label: str, body: str) -> str:
-    return f"-----BEGIN {label}-----\n{body}\n-----END {label}-----\n"
+    return f"{pem_begin(label)}\n{body}\n-----END {label}-----\n"

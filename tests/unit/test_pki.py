@@ -9,7 +9,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509 import verification
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, SignatureAlgorithmOID
-from pem import pem_block
+from pem import pem_begin, pem_block
 
 NOW = datetime.datetime(2026, 5, 1, 12, 0, tzinfo=datetime.UTC)
 CA_KEY_USAGE = {"digital_signature", "content_commitment", "key_encipherment", "key_cert_sign"}
@@ -200,7 +200,7 @@ def test_istio_secret_data(root, intermediate):
     assert set(data) == set(pki.ISTIO_KEYS)
     assert pki.load_certificate(data["ca-cert.pem"]) == intermediate[0]
     assert pki.key_matches(intermediate[0], pki.load_private_key(data["ca-key.pem"]))
-    assert data["ca-key.pem"].startswith(pem_block("PRIVATE KEY", "").encode().split(b"\n")[0])
+    assert data["ca-key.pem"].startswith(pem_begin("PRIVATE KEY").encode())
     assert pki.load_certificates(data["root-cert.pem"]) == [root[0], other_root]
     assert pki.load_certificates(data["cert-chain.pem"]) == [intermediate[0], root[0]]
 
@@ -265,7 +265,7 @@ def test_pkcs1_rsa_and_sec1_ec_keys_load():
     pkcs1 = rsa_key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
     )
-    assert pkcs1.startswith(pem_block("RSA PRIVATE KEY", "").encode().split(b"\n")[0])
+    assert pkcs1.startswith(pem_begin("RSA PRIVATE KEY").encode())
     assert pki.load_private_key(pkcs1).private_numbers() == rsa_key.private_numbers()
     ec_key = ec.generate_private_key(ec.SECP256R1())
     sec1 = ec_key.private_bytes(
