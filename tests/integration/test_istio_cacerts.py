@@ -20,6 +20,7 @@ from kubernetes.client.rest import ApiException
 from localcluster import api_request_counts, writes
 from localcluster.cluster import REPO_ROOT
 from playbook import run_task
+from workload_certs import leaf_signed_by
 
 MODULE = "meshops.istio.istio_cacerts"
 NAMESPACE = "mesh-ca"
@@ -70,23 +71,7 @@ def make_leaf(ca_cert_pem: bytes, ca_key_pem: bytes):
     """A workload certificate as istiod would issue it, signed by an intermediate from a cacerts Secret."""
     issuer = x509.load_pem_x509_certificate(ca_cert_pem)
     issuer_key = serialization.load_pem_private_key(ca_key_pem, password=None)
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.datetime.now(datetime.UTC)
-    return (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([]))
-        .issuer_name(issuer.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=1))
-        .not_valid_after(now + datetime.timedelta(hours=24))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.UniformResourceIdentifier("spiffe://cluster.local/ns/a/sa/b")]),
-            critical=True,
-        )
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()), critical=False)
-        .sign(issuer_key, hashes.SHA256())
-    )
+    return leaf_signed_by(issuer, issuer_key, datetime.datetime.now(datetime.UTC))
 
 
 def openssl_verify(tmp_path, root_bundle: bytes, intermediate: bytes, leaf) -> subprocess.CompletedProcess:

@@ -8,8 +8,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509 import verification
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, SignatureAlgorithmOID
+from cryptography.x509.oid import NameOID, SignatureAlgorithmOID
 from pem import pem_begin, pem_block
+from workload_certs import leaf_signed_by as workload_leaf
 
 NOW = datetime.datetime(2026, 5, 1, 12, 0, tzinfo=datetime.UTC)
 CA_KEY_USAGE = {"digital_signature", "content_commitment", "key_encipherment", "key_cert_sign"}
@@ -26,28 +27,7 @@ def intermediate(root):
 
 
 def leaf_signed_by(issuer, issuer_key, name="svc.example", now=NOW):
-    """A workload-like leaf (SPIFFE URI and a DNS name), as istiod would issue one."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    return (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([]))
-        .issuer_name(issuer.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.UniformResourceIdentifier("spiffe://cluster.local/ns/a/sa/b"), x509.DNSName(name)]
-            ),
-            critical=True,
-        )
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()), critical=False)
-        .add_extension(
-            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False
-        )
-        .sign(issuer_key, hashes.SHA256())
-    )
+    return workload_leaf(issuer, issuer_key, now, name)
 
 
 def verify(leaf, intermediates, roots, now=NOW):
