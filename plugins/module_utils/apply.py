@@ -130,7 +130,7 @@ class Engine:
 
     # Writes
 
-    def _apply(self, manifest: dict) -> dict:
+    def _apply(self, manifest: dict, force: bool | None = None) -> dict:
         kind = kind_of(manifest)
         metadata = manifest["metadata"]
         try:
@@ -140,7 +140,7 @@ class Engine:
                 name=metadata["name"],
                 namespace=metadata.get("namespace"),
                 field_manager=FIELD_MANAGER,
-                force_conflicts=self.force_conflicts,
+                force_conflicts=self.force_conflicts if force is None else force,
                 dry_run="All" if self.check_mode else None,
             )
         except ApiError as error:
@@ -171,11 +171,11 @@ class Engine:
         except ApiError as error:
             raise EngineError(f"Cannot delete {describe(live)}: {_api_message(error)}") from error
 
-    def _converge(self, manifest: dict, live: dict | None):
+    def _converge(self, manifest: dict, live: dict | None, force: bool | None = None):
         """Apply one stamped manifest if it differs from live; record what changed."""
         if not needs_apply(manifest, live):
             return
-        after = self._apply(manifest)
+        after = self._apply(manifest, force)
         if live is not None and same_object(live, after):
             return
         self.report.record(manifest, "created" if live is None else "updated", live, after)
@@ -201,13 +201,13 @@ class Engine:
         self._delete_all(self.list_owned({KINDS[k] for k in kinds}).values())
         return self.report
 
-    def ensure_shared(self, manifest: dict, live: dict | None = None) -> Report:
+    def ensure_shared(self, manifest: dict, live: dict | None = None, force: bool | None = None) -> Report:
         """Apply an object several owners rely on (a CRD, a namespace): our fields, no owner labels, never
-        pruned. Pass `live` when already read."""
+        pruned. Pass `live` when already read; `force` overrides force_conflicts for this object."""
         stamped = with_hash(with_labels(manifest, {MANAGED_BY_LABEL: FIELD_MANAGER}))
         if live is None:
             live = self.get(*_get_args(identity(stamped)))
-        self._converge(stamped, live)
+        self._converge(stamped, live, force)
         return self.report
 
     def release(self, kind_name: str, name: str, namespace: str | None = None) -> Report:

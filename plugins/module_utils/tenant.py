@@ -209,7 +209,7 @@ def refusals(params: dict, revisions: dict, namespaces: dict) -> list:
         owner = labels.get(TENANT_LABEL)
         if owner and owner != name and not params["takeover"]:
             problems.append(f"namespace {namespace} belongs to tenant {owner}; set takeover: true to move it")
-        elif labels.get(REV_LABEL) not in (None, revision) and not params["takeover"]:
+        elif owner != name and labels.get(REV_LABEL) not in (None, revision) and not params["takeover"]:
             problems.append(
                 f"namespace {namespace} carries {REV_LABEL}={labels[REV_LABEL]} (another mesh); set takeover: true "
                 "to move it to this tenant"
@@ -280,7 +280,9 @@ def ensure_tenant_present(client, params: dict, check_mode: bool) -> tuple:
     moved = taken_over(params, labels_by_namespace)
     for entry in tenant_namespaces(params):
         manifest, live = namespace_manifest(params, entry), existing.get(entry["name"])
-        engine.ensure_shared(manifest, live)
+        # A namespace already ours whose labels were changed by hand is drift: take the labels back.
+        ours = labels_by_namespace.get(entry["name"], {}).get(TENANT_LABEL) == params["name"]
+        engine.ensure_shared(manifest, live, force=True if ours else None)
         if live and INJECTION_LABEL in (live["metadata"].get("labels") or {}):
             warnings.append(f"namespace {entry['name']}: removed label {INJECTION_LABEL} (revision label is used)")
             engine.remove_labels(live, [INJECTION_LABEL])

@@ -1,0 +1,95 @@
+#!/usr/bin/python
+# Copyright: meshops.istio contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: istio_isolation_info
+short_description: Report whether tenants are isolated on a live cluster
+version_added: 0.1.0
+description:
+  - Reads namespaces, installed revisions (their mesh ConfigMaps), injector webhooks, tenant policies and gateways,
+    and evaluates the isolation invariants locally. It changes nothing.
+  - Each tenant namespace must exist and carry the tenant's label. It must be selected by exactly one revision's
+    discoverySelectors (its own) and match exactly one injector webhook. Its PeerAuthentication must have the
+    expected mTLS mode, and it must hold the isolation policies that were asked for.
+  - Across the cluster, no namespace may be selected by two revisions, and every tenant gateway must be Ready.
+  - Every violation is returned as a sentence in RV(problems). C(playbooks/verify.yml) fails when there are any.
+author:
+  - meshops.istio developers (@meshops)
+extends_documentation_fragment:
+  - kubernetes.core.k8s_auth_options
+attributes:
+  check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
+    support: full
+    details: Read only; the same in check mode.
+  diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
+    support: none
+options:
+  tenants:
+    description:
+      - The tenants to check, as given to C(playbooks/multitenant.yml). Each entry has C(name) and C(namespaces),
+        and optionally C(mtls) (default STRICT) and C(isolation) (which policies are expected).
+    type: list
+    elements: dict
+    required: true
+"""
+
+EXAMPLES = r"""
+- name: Check seed 002's tenants
+  meshops.istio.istio_isolation_info:
+    tenants:
+      - {name: usergroup-1, namespaces: [app-ns-1]}
+      - {name: usergroup-2, namespaces: [app-ns-2, app-ns-3]}
+  register: isolation
+
+- name: Fail on any broken invariant
+  ansible.builtin.assert:
+    that: isolation.problems | length == 0
+    fail_msg: "{{ isolation.problems }}"
+"""
+
+RETURN = r"""
+tenants:
+  description: Per tenant, each namespace's facts (revision, selected_by, injectors, mtls, policies) and gateways.
+  returned: always
+  type: dict
+  sample:
+    usergroup-1:
+      namespaces:
+        app-ns-1:
+          exists: true
+          revision: usergroup-1
+          selected_by: [usergroup-1]
+          injectors: [istio-sidecar-injector-usergroup-1-usergroup-1/rev.namespace.sidecar-injector.istio.io]
+          mtls: STRICT
+      gateways: {}
+problems:
+  description: Every broken invariant, one sentence each; empty when the tenants are isolated.
+  returned: always
+  type: list
+  elements: str
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.meshops.istio.plugins.module_utils.client import AUTH_ARG_SPEC
+from ansible_collections.meshops.istio.plugins.module_utils.isolation import gather_isolation_report
+from ansible_collections.meshops.istio.plugins.module_utils.runner import run_module
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec={**AUTH_ARG_SPEC, "tenants": dict(type="list", elements="dict", required=True)},
+        supports_check_mode=True,
+    )
+    run_module(
+        module,
+        lambda client: (dict(changed=False, **gather_isolation_report(client, module.params["tenants"])), [], []),
+    )
+
+
+if __name__ == "__main__":
+    main()
