@@ -52,21 +52,21 @@ def istioctl(binaries):
 
 
 def test_dedicated_model_installs_seed_002_and_verifies(cluster, istioctl):
-    _, first = playbook(cluster, "multitenant.yml", "-e", istioctl)
+    first = playbook(cluster, "multitenant.yml", "-e", istioctl)[1]
     assert _changed(first) > 0
     namespaces = {
         ns.metadata.name: ns.metadata.labels for ns in client.CoreV1Api(cluster.api_client()).list_namespace().items
     }
     assert namespaces["app-ns-1"]["istio.io/rev"] == "usergroup-1"
     assert namespaces["app-ns-3"]["usergroup"] == "usergroup-2"
-    _, verified = playbook(cluster, "verify.yml")
+    verified = playbook(cluster, "verify.yml")[1]
     assert any("2 tenants isolated" in str(h.get("msg")) for p in verified["plays"] for t in p["tasks"]
                for h in t["hosts"].values())  # fmt: skip
 
 
 def test_second_run_changes_nothing_and_sends_no_write(cluster, istioctl):
     before = api_request_counts(cluster.kubeconfig)
-    _, again = playbook(cluster, "multitenant.yml", "-e", istioctl)
+    again = playbook(cluster, "multitenant.yml", "-e", istioctl)[1]
     assert _changed(again) == 0
     assert writes(before, api_request_counts(cluster.kubeconfig)) == {}
 
