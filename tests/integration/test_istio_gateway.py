@@ -10,7 +10,7 @@ import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 from kubernetes.dynamic import DynamicClient
-from localcluster import api_request_counts, writes
+from localcluster import api_request_counts, wait_for_namespace_defaults, writes
 from playbook import run_task
 
 MODULE = "meshops.istio.istio_gateway"
@@ -70,20 +70,7 @@ def shared_revision(run, api, binaries):
     for name, labels in namespaces.items():
         core.create_namespace({"metadata": {"name": name, "labels": labels}})
     for name in namespaces:
-        wait_for_namespace_defaults(core, name)
-
-
-def wait_for_namespace_defaults(core, namespace, timeout=60):
-    """kube-controller-manager adds a ServiceAccount and a ConfigMap to every new namespace; let it finish, so
-    its writes are not counted as a module's."""
-    deadline = time.monotonic() + timeout
-    while True:
-        accounts = {a.metadata.name for a in core.list_namespaced_service_account(namespace).items}
-        maps = {m.metadata.name for m in core.list_namespaced_config_map(namespace).items}
-        if "default" in accounts and "kube-root-ca.crt" in maps:
-            return
-        assert time.monotonic() < deadline, f"namespace {namespace} never got its default ServiceAccount"
-        time.sleep(0.5)
+        wait_for_namespace_defaults(api, name)
 
 
 def tenant_args(namespace, **overrides):

@@ -12,7 +12,7 @@ import yaml
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 from kubernetes.dynamic import DynamicClient
-from localcluster import api_request_counts, writes
+from localcluster import api_request_counts, wait_for_namespace_defaults, writes
 from localcluster.cluster import Cluster, _alive
 
 WIDGET_CRD = {
@@ -49,6 +49,7 @@ WIDGET_CRD = {
 def _namespace(api_client) -> str:
     name = f"t-{uuid.uuid4().hex[:8]}"
     client.CoreV1Api(api_client).create_namespace({"metadata": {"name": name}})
+    wait_for_namespace_defaults(api_client, name)
     return name
 
 

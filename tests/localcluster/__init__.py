@@ -8,6 +8,7 @@ from .cluster import (
     running_components,
     start_cluster,
     stop_cluster,
+    wait_for_namespace_defaults,
     write_count,
     writes,
 )
@@ -20,6 +21,7 @@ __all__ = [
     "running_components",
     "start_cluster",
     "stop_cluster",
+    "wait_for_namespace_defaults",
     "write_count",
     "writes",
 ]

@@ -324,6 +324,23 @@ def start_cluster(name: str, directory: Path, nodes: int = 1, detach: bool = Fal
     return cluster
 
 
+def wait_for_namespace_defaults(api_client, namespace: str, timeout: float = 60.0):
+    """kube-controller-manager gives every new namespace a `default` ServiceAccount and the `kube-root-ca.crt`
+    ConfigMap; wait for both, so those writes are not counted as a test's."""
+    from kubernetes import client
+
+    core = client.CoreV1Api(api_client)
+    deadline = time.monotonic() + timeout
+    while True:
+        accounts = {a.metadata.name for a in core.list_namespaced_service_account(namespace).items}
+        maps = {m.metadata.name for m in core.list_namespaced_config_map(namespace).items}
+        if "default" in accounts and "kube-root-ca.crt" in maps:
+            return
+        if time.monotonic() >= deadline:
+            raise ClusterError(f"namespace {namespace} never got its default ServiceAccount and root CA ConfigMap")
+        time.sleep(0.2)
+
+
 def _quiet(cluster: Cluster, window: float = 1.5) -> bool:
     """No write for `window` seconds: controllers have finished their start-up work (e.g. aggregated roles),
     so a test that counts writes sees only its own."""
