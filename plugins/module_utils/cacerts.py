@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from . import pki
 from .apply import Engine, Owner
-from .revision import DNS_LABEL
+from .names import DNS_LABEL
 
 OWNER_KIND = "cacerts"
 SECRET_NAME = "cacerts"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 
 from .apply import Engine, Owner
+from .names import DNS_1035_LABEL, DNS_LABEL, is_label_key, is_label_value
 from .revision import REV_LABEL, installed_revisions
 from .selectors import any_matches
 
@@ -31,10 +32,6 @@ CROSS_NETWORK_GATEWAY = "cross-network-gateway"
 ISTIOD_GATEWAY = "istiod-gateway"
 DEFAULT_NODE_PORT_RANGE = "30000-32767"
 
-DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-DNS_1035_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")  # Service names must start with a letter
-LABEL_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
-DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
 PERCENT = re.compile(r"^[0-9]+%$")
 PORT_RANGE = re.compile(r"^([0-9]+)-([0-9]+)$")
 
@@ -119,14 +116,13 @@ def _name_errors(value, parameter: str, pattern=DNS_LABEL, max_length: int = 63)
 def _label_errors(labels: dict, parameter: str) -> list:
     errors = []
     for key, value in labels.items():
-        prefix, name = key.rpartition("/")[::2]
-        if not LABEL_NAME.match(name) or len(name) > 63 or (prefix and not DNS_SUBDOMAIN.match(prefix)):
+        if not is_label_key(key):
             errors.append(
                 f"{parameter} key {key!r} is not a valid label key; use [prefix/]name with letters, digits, -_."
             )
         if not isinstance(value, str):
             errors.append(f"{parameter}.{key} must be a string; quote it")
-        elif value and (not LABEL_NAME.match(value) or len(value) > 63):
+        elif not is_label_value(value):
             errors.append(f"{parameter}.{key} value {value!r} is not a valid label value (63 characters, -_.)")
     return errors
 

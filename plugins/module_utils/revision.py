@@ -8,7 +8,6 @@ the istio_revision module calls."""
 from __future__ import annotations
 
 import copy
-import re
 
 try:
     import yaml
@@ -17,6 +16,7 @@ except ImportError:  # PyYAML comes with ansible-core; the import sanity test ru
 
 from .apply import Engine, Owner
 from .istioctl import istioctl_version, render, version_key
+from .names import DNS_LABEL
 from .selectors import any_matches, selector_errors
 
 OWNER_KIND = "revision"
@@ -29,7 +29,6 @@ REVISION_KINDS = (
 CRD_VERSION_ANNOTATION = "meshops.io/istio-version"
 REV_LABEL = "istio.io/rev"
 ISTIO_CRDS_SELECTOR = "app.kubernetes.io/part-of=istio"
-DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 # Istio derives Service names `istiod-<revision>` and `istiod-revision-tag-<tag>`: DNS labels of <= 63.
 MAX_REVISION_LENGTH = 63 - len("istiod-")
 MAX_TAG_LENGTH = 63 - len("istiod-revision-tag-")

@@ -8,10 +8,9 @@ policies carry the owner labels and are pruned by them."""
 
 from __future__ import annotations
 
-import re
-
 from .apply import MANAGED_BY_LABEL, Engine, Owner
-from .revision import DNS_LABEL, REV_LABEL, installed_revisions
+from .names import DNS_LABEL, is_label_key, is_label_value
+from .revision import REV_LABEL, installed_revisions
 from .selectors import any_matches
 
 OWNER_KIND = "tenant"
@@ -23,10 +22,6 @@ TENANT_KINDS = ("PeerAuthentication", "AuthorizationPolicy", "Sidecar", "Network
 # Pods and claims show workloads or data; the config maps Kubernetes and istiod put everywhere do not count.
 CONTENT_KINDS = ("Pod", "PersistentVolumeClaim", "Service", "ConfigMap", "Secret")
 SYSTEM_CONFIG_MAPS = {"kube-root-ca.crt", "istio-ca-root-cert"}
-_LABEL_KEY = re.compile(
-    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
-)
-_LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
 
 
 class TenantError(Exception):
@@ -70,7 +65,7 @@ def validate(params: dict) -> None:
     for entry in tenant_namespaces(params):
         labels.update(entry["labels"])
     for key, value in labels.items():
-        if not _LABEL_KEY.match(str(key)) or not isinstance(value, str) or not _LABEL_VALUE.match(value):
+        if not is_label_key(key) or not is_label_value(value):
             errors.append(f"label {key}={value!r} is not a valid Kubernetes label (quote values, <= 63 characters)")
     if errors:
         raise TenantError("; ".join(errors))
