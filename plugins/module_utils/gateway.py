@@ -12,7 +12,7 @@ import re
 
 from .apply import Engine, Owner
 from .names import DNS_1035_LABEL, DNS_LABEL, is_label_key, is_label_value
-from .revision import REV_LABEL, installed_revisions
+from .revision import INJECTION_LABEL, REV_LABEL, installed_revisions
 from .selectors import any_matches
 
 OWNER_KIND = "gateway"
@@ -27,7 +27,6 @@ SERVICE_TYPES = ("ClusterIP", "NodePort", "LoadBalancer")
 PROTOCOLS = ("TCP", "UDP", "SCTP")
 NETWORK_LABEL = "topology.istio.io/network"
 TAG_LABEL = "istio.io/tag"
-INJECTION_LABEL = "istio-injection"
 CROSS_NETWORK_GATEWAY = "cross-network-gateway"
 ISTIOD_GATEWAY = "istiod-gateway"
 DEFAULT_NODE_PORT_RANGE = "30000-32767"

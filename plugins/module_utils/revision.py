@@ -28,6 +28,8 @@ REVISION_KINDS = (
 )  # fmt: skip
 CRD_VERSION_ANNOTATION = "meshops.io/istio-version"
 REV_LABEL = "istio.io/rev"
+# Namespace label of Istio's default injection; revision injectors only act where it is absent.
+INJECTION_LABEL = "istio-injection"
 ISTIO_CRDS_SELECTOR = "app.kubernetes.io/part-of=istio"
 # Istio derives Service names `istiod-<revision>` and `istiod-revision-tag-<tag>`: DNS labels of <= 63.
 MAX_REVISION_LENGTH = 63 - len("istiod-")

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 from .apply import MANAGED_BY_LABEL, Engine, Owner
 from .names import DNS_LABEL, is_label_key, is_label_value
-from .revision import REV_LABEL, installed_revisions
+from .revision import INJECTION_LABEL, REV_LABEL, installed_revisions
 from .selectors import any_matches
 
 OWNER_KIND = "tenant"
 TENANT_LABEL = f"meshops.io/{OWNER_KIND}"
-INJECTION_LABEL = "istio-injection"
 ISOLATION_NAME = "meshops-tenant-isolation"
 ADMINS_NAME = "meshops-tenant-admins"
 TENANT_KINDS = ("PeerAuthentication", "AuthorizationPolicy", "Sidecar", "NetworkPolicy", "RoleBinding")
