@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from localcluster import start_cluster, stop_cluster
+from localcluster import ClusterError, start_cluster, stop_cluster
 
 KUBECONFIG_VARIABLES = ("MESHOPS_TEST_KUBECONFIG", "MESHOPS_TEST_KUBECONFIG_2")
 
@@ -34,10 +34,17 @@ class _Clusters:
         self.state_root = state_root
         self.started = []
         self.by_index = {}
+        self.failed = {}
 
     def get(self, index: int) -> TestCluster:
+        if index in self.failed:  # one failed start is reported once per test, not retried into a used directory
+            raise self.failed[index]
         if index not in self.by_index:
-            self.by_index[index] = self._external(index) or self._start(index)
+            try:
+                self.by_index[index] = self._external(index) or self._start(index)
+            except ClusterError as error:
+                self.failed[index] = error
+                raise
         return self.by_index[index]
 
     @staticmethod

@@ -308,7 +308,7 @@ def start_cluster(name: str, directory: Path, nodes: int = 1, detach: bool = Fal
         node_names = [f"kwok-node-{i}" for i in range(nodes)]
         for node in node_names:
             core.create_node(_fake_node(node))
-        _wait_until("fake nodes Ready", lambda: all(_node_ready(core, n) for n in node_names), 60, cluster, "kwok")
+        _wait_for_nodes(cluster, core, node_names, args["kwok"], detach)
         # The default ServiceAccount appears once kube-controller-manager's controllers run.
         _wait_until(
             "default ServiceAccount",
@@ -347,6 +347,19 @@ def _quiet(cluster: Cluster, window: float = 1.5) -> bool:
     before = api_request_counts(cluster.kubeconfig)
     time.sleep(window)
     return not writes(before, api_request_counts(cluster.kubeconfig))
+
+
+def _wait_for_nodes(cluster: Cluster, core, node_names: list, kwok_args: list, detach: bool, attempts: int = 3):
+    for attempt in range(1, attempts + 1):
+        try:
+            _wait_until("fake nodes Ready", lambda: all(_node_ready(core, n) for n in node_names), 60, cluster, "kwok")
+            return
+        except ClusterError:
+            if _alive(cluster.pids["kwok"]) or attempt == attempts:
+                raise
+            # kwok 0.8.0 can die at start-up with "concurrent map writes" in its CEL setup (an upstream race):
+            # start it again; the nodes it manages are already there.
+            _spawn(cluster, "kwok", kwok_args, detach)
 
 
 def _stop_process(pid: int, timeout: float):
