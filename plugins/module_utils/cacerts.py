@@ -186,6 +186,34 @@ def live_intermediate(files: dict, secret_format: str) -> tuple | None:
         return None
 
 
+def secret_format_of(files: dict) -> str:
+    return "tls" if FILES["tls"][0] in files else "istio"
+
+
+def bundle_problem(files: dict, now: datetime.datetime) -> str | None:
+    """Why istiod would not sign with a live `cacerts` Secret's files (None when the chain is valid): the
+    intermediate must match its key and chain, through cert-chain.pem when present, to a root of the bundle."""
+    secret_format = secret_format_of(files)
+    names = FILES[secret_format]
+    missing = [name for name in names if name not in files]
+    if missing:
+        return f"lacks {', '.join(missing)}"
+    try:
+        certificate = pki.load_certificates(files[names[0]])[0]
+        key = pki.load_private_key(files[names[1]])
+        roots = pki.load_certificates(files[names[2]])
+        chain = pki.load_certificates(files.get("cert-chain.pem") or files[names[0]])
+    except pki.PemError as error:
+        return f"holds unparsable PEM ({error})"
+    if not pki.key_matches(certificate, key):
+        return f"{names[0]} does not match {names[1]}"
+    if pki.fingerprint(chain[0]) != pki.fingerprint(certificate):
+        return f"cert-chain.pem does not start with {names[0]}"
+    # A chain that ends in a self-signed root lists that root; the check wants the certificates below it.
+    below_root = [c for c in chain if not pki.issued_by(c, c)] or chain
+    return pki.chain_problem(below_root, roots, now)
+
+
 def live_bundle_fingerprints(files: dict, secret_format: str) -> set:
     pem = files.get(FILES[secret_format][2])
     if not pem:
@@ -392,3 +420,11 @@ def ensure_cacerts(client, params: dict, check_mode: bool, now: datetime.datetim
         "objects": report.objects,
     }
     return result, warnings, report.diff
+
+
+def ensure_cacerts_absent(client, params: dict, check_mode: bool) -> tuple:
+    """Delete the cacerts Secret this module wrote in the namespace. Returns (result, warnings, diff)."""
+    engine = Engine(client, Owner(OWNER_KIND, params["namespace"]), check_mode, params["force_conflicts"])
+    report = engine.ensure_absent(["Secret"])
+    result = {"changed": report.changed, "namespace": params["namespace"], "secret": SECRET_NAME}
+    return {**result, "objects": report.objects}, [], report.diff

@@ -7,7 +7,9 @@
 
 from __future__ import annotations
 
+from . import pki
 from .apply import Engine, Owner, rollout_problem
+from .cacerts import SECRET_NAME, bundle_problem, secret_files
 from .revision import REV_LABEL, installed_revisions
 from .selectors import any_matches, matches
 from .tenant import ISOLATION_NAME, TENANT_LABEL
@@ -32,12 +34,19 @@ def injector_webhooks(webhook_configurations: list, labels: dict) -> list:
     return sorted(found)
 
 
+def same_control_plane(revisions: dict, first: str, second: str) -> bool:
+    """Revisions in one system namespace (a canary upgrade) share its CA and may select the same namespaces."""
+    return revisions[first]["namespace"] == revisions[second]["namespace"]
+
+
 def selector_overlaps(revisions: dict, namespaces: dict) -> list:
-    """Sentences for every existing namespace two revisions' discoverySelectors both select."""
+    """Sentences for every existing namespace the discoverySelectors of two control planes both select."""
     names = sorted(revisions)
     problems = []
     for index, first in enumerate(names):
         for second in names[index + 1 :]:
+            if same_control_plane(revisions, first, second):
+                continue
             shared = sorted(
                 ns for ns, labels in namespaces.items()
                 if any_matches(revisions[first]["selectors"], labels)
@@ -65,13 +74,16 @@ def _namespace_checks(tenant: dict, namespace: str, state: dict) -> tuple:
         "injectors": injectors,
         "mtls": (policies.get(("PeerAuthentication", "default")) or {}).get("mtls", {}).get("mode"),
         "policies": sorted(f"{kind}/{name}" for kind, name in policies),
+        "ca": _ca_of(revision, state),
     }
     where, problems = f"tenant {tenant['name']}: namespace {namespace}", []
     if facts["tenant"] != tenant["name"]:
         problems.append(f"{where} is labelled {TENANT_LABEL}={facts['tenant']}, not {tenant['name']}")
     if revision not in state["revisions"]:
         problems.append(f"{where} points {REV_LABEL}={revision} at no installed revision")
-    if selected_by != [revision]:
+    elif revision not in selected_by or any(
+        not same_control_plane(state["revisions"], revision, r) for r in selected_by
+    ):
         problems.append(
             f"{where} carries {REV_LABEL}={revision} but is selected by revisions {', '.join(selected_by) or 'none'}; "
             f"expected {revision} alone"
@@ -88,12 +100,32 @@ def _namespace_checks(tenant: dict, namespace: str, state: dict) -> tuple:
     return facts, problems
 
 
-def analyze(tenants: list, state: dict) -> dict:
+def _ca_of(revision: str | None, state: dict) -> str | None:
+    """`cacerts` when the revision's istiod signs with a plugged CA, `self-signed` otherwise."""
+    if revision not in state["revisions"]:
+        return None
+    return "cacerts" if state["revisions"][revision]["namespace"] in state["cacerts"] else "self-signed"
+
+
+def cacerts_problems(cacerts: dict, now) -> list:
+    """Sentences for every `cacerts` Secret (by namespace: its files) whose chain istiod could not sign with."""
+    problems = []
+    for namespace, files in sorted(cacerts.items()):
+        problem = bundle_problem(files, now)
+        if problem:
+            problems.append(f"Secret {SECRET_NAME} in namespace {namespace} {problem}")
+    return problems
+
+
+def analyze(tenants: list, state: dict, now=None) -> dict:
     """The report: per tenant and namespace the facts, gateway readiness, selector overlaps, and problems.
 
     `state` holds namespaces {name: labels}, revisions (installed_revisions), webhooks (MWC objects),
-    policies {namespace: {(kind, name): spec}} and gateways (Deployment objects)."""
-    report = {"tenants": {}, "problems": selector_overlaps(state["revisions"], state["namespaces"])}
+    policies {namespace: {(kind, name): spec}}, gateways (Deployment objects) and cacerts {system namespace:
+    the files of its `cacerts` Secret}."""
+    problems = selector_overlaps(state["revisions"], state["namespaces"])
+    problems += cacerts_problems(state["cacerts"], now or pki.utc_now())
+    report = {"tenants": {}, "problems": problems}
     for tenant in tenants:
         entry = {"namespaces": {}, "gateways": {}}
         for namespace in tenant["namespaces"]:
@@ -122,14 +154,22 @@ def gather_isolation_report(client, tenants: list) -> dict:
             key = (kind, obj["metadata"]["name"])
             policies.setdefault(obj["metadata"]["namespace"], {})[key] = obj.get("spec") or {}
     namespaces = engine.list_objects("Namespace")
+    revisions = installed_revisions(engine.list_objects("ConfigMap", label_selector=REV_LABEL))
     state = {
         "namespaces": {n["metadata"]["name"]: n["metadata"].get("labels") or {} for n in namespaces},
-        "revisions": installed_revisions(engine.list_objects("ConfigMap", label_selector=REV_LABEL)),
+        "revisions": revisions,
+        "cacerts": _cacerts_files(engine, {info["namespace"] for info in revisions.values()}),
         "webhooks": engine.list_objects("MutatingWebhookConfiguration", label_selector=REV_LABEL),
         "policies": policies,
         "gateways": engine.list_objects("Deployment", label_selector="meshops.io/gateway"),
     }
     return analyze([_normalized(t) for t in tenants], state)
+
+
+def _cacerts_files(engine: Engine, system_namespaces: set) -> dict:
+    """The files of each system namespace's `cacerts` Secret (private keys stay in this process, never reported)."""
+    secrets = {ns: engine.get("Secret", SECRET_NAME, ns) for ns in sorted(system_namespaces)}
+    return {ns: secret_files(secret) for ns, secret in secrets.items() if secret is not None}
 
 
 def _normalized(tenant: dict) -> dict:

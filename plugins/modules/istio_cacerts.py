@@ -52,6 +52,13 @@ options:
       - The revision of the istiod that uses this Secret. Adds C(DNS:istiod-<revision>.<namespace>.svc) to the
         intermediate's subjectAltName.
     type: str
+  state:
+    description:
+      - V(present) converges the C(cacerts) Secret. V(absent) deletes the C(cacerts) Secret this module wrote in
+        O(namespace) (a Secret it did not write is left alone) and needs no root; the root on the controller stays.
+    type: str
+    choices: [present, absent]
+    default: present
   root_dir:
     description:
       - Directory with the root CA, C(root-cert.pem) and C(root-key.pem) (mode 0600), on the host that runs the
@@ -184,6 +191,11 @@ EXAMPLES = r"""
   meshops.istio.istio_cacerts:
     root_dir: ~/mesh-pki/root-2026
     cluster_name: "{{ cluster_name }}"
+
+- name: Remove a tenant's cacerts Secret (playbooks/uninstall.yml does this with the tenant's revision)
+  meshops.istio.istio_cacerts:
+    namespace: usergroup-1
+    state: absent
 """
 
 RETURN = r"""
@@ -199,12 +211,12 @@ secret:
   sample: cacerts
 format:
   description: The Secret's layout.
-  returned: unless root_only
+  returned: when state is present, unless root_only
   type: str
   sample: istio
 root:
   description: The root CA that signs the intermediate.
-  returned: always
+  returned: when state is present
   type: dict
   contains:
     subject:
@@ -225,7 +237,7 @@ root:
       sample: false
 intermediate:
   description: The intermediate CA in the Secret after the run.
-  returned: unless root_only
+  returned: when state is present, unless root_only
   type: dict
   contains:
     subject:
@@ -251,7 +263,7 @@ intermediate:
 root_bundle:
   description: The roots in C(root-cert.pem) (C(ca.crt)), the signing root first, each with subject, fingerprint_sha256
     and not_after.
-  returned: unless root_only
+  returned: when state is present, unless root_only
   type: list
   elements: dict
   sample:
@@ -261,7 +273,7 @@ istiod_restart_needed:
     - Whether the root bundle differs from the one in the Secret before the run (also when the Secret is created).
       istiod reloads a new intermediate by itself but needs a restart for a new root bundle; restart the workloads
       after it. If istiod is not installed yet there is nothing to restart.
-  returned: unless root_only
+  returned: when state is present, unless root_only
   type: bool
   sample: false
 objects:
@@ -277,6 +289,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.meshops.istio.plugins.module_utils.cacerts import (
     CacertsError,
     ensure_cacerts,
+    ensure_cacerts_absent,
     ensure_root,
 )
 from ansible_collections.meshops.istio.plugins.module_utils.pki import IMPORT_ERROR as CRYPTOGRAPHY_IMPORT_ERROR
@@ -284,6 +297,7 @@ from ansible_collections.meshops.istio.plugins.module_utils.runner import COMMON
 
 ARGUMENT_SPEC = dict(
     namespace=dict(type="str", default="istio-system"),
+    state=dict(type="str", choices=["present", "absent"], default="present"),
     cluster_name=dict(type="str"),
     revision=dict(type="str"),
     root_dir=dict(type="path"),
@@ -303,13 +317,15 @@ def main():
         argument_spec={**COMMON_ARG_SPEC, **ARGUMENT_SPEC},
         mutually_exclusive=[("root_dir", "root_cert"), ("root_dir", "root_key")],
         required_together=[("root_cert", "root_key")],
-        required_one_of=[("root_dir", "root_cert")],
+        required_if=[("state", "present", ("root_dir", "root_cert"), True)],
         supports_check_mode=True,
     )
     if CRYPTOGRAPHY_IMPORT_ERROR is not None:
         module.fail_json(msg=f"The cryptography Python library is required: {CRYPTOGRAPHY_IMPORT_ERROR}. Install it.")
     params, check_mode = module.params, module.check_mode
-    if params["root_only"]:
+    if params["state"] == "absent":
+        run_module(module, lambda client: ensure_cacerts_absent(client, params, check_mode), (CacertsError,))
+    elif params["root_only"]:
         run_module(module, lambda _client: ensure_root(params, check_mode), (CacertsError,), needs_cluster=False)
     else:
         run_module(module, lambda client: ensure_cacerts(client, params, check_mode), (CacertsError,))

@@ -404,3 +404,26 @@ def test_verbose_runs_print_no_private_key(two_clusters, pki_dir, tmp_path):
     assert "the root key does not match root_cert" in output
     assert "PRIVATE KEY" not in output
     assert read_secret(second, "verbose-1") is not None and read_secret(second, "verbose-2") is not None
+
+
+def test_state_absent_deletes_only_the_secret_this_module_wrote(run, two_clusters, pki_dir):
+    _first, second = two_clusters
+    core = client.CoreV1Api(second.api_client())
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name="hand-made")))
+    core.create_namespaced_secret(
+        "hand-made", client.V1Secret(metadata=client.V1ObjectMeta(name="cacerts"), string_data={"k": "v"})
+    )
+    checked = run(second, {"namespace": "verbose-1", "state": "absent"}, check=True, diff=True)
+    assert checked["changed"] and read_secret(second, "verbose-1") is not None
+    assert "PRIVATE KEY" not in str(checked["diff"])
+
+    removed = run(second, {"namespace": "verbose-1", "state": "absent"})
+    assert removed["objects"] == [{"kind": "Secret", "namespace": "verbose-1", "name": "cacerts", "action": "deleted"}]
+    assert read_secret(second, "verbose-1") is None
+    assert read_secret(second, "verbose-2") is not None  # another namespace's cacerts stays
+    assert not run(second, {"namespace": "verbose-1", "state": "absent"})["changed"]
+    # A cacerts Secret someone else wrote stays, and asking costs no write.
+    before = api_request_counts(second.kubeconfig)
+    assert not run(second, {"namespace": "hand-made", "state": "absent"})["changed"]
+    assert writes(before, api_request_counts(second.kubeconfig)) == {}
+    assert read_secret(second, "hand-made") is not None

@@ -348,3 +348,27 @@ def test_ensure_root_reports_generation_once(tmp_path):
     assert first["changed"] and first["root"]["generated"]
     assert not second["changed"] and second["root"] == {**first["root"], "generated": False}
     assert "key" not in repr(first).lower()
+
+
+# The check verify.yml runs on live Secrets
+
+
+@pytest.mark.parametrize("secret_format", ["istio", "tls"])
+def test_bundle_problem_accepts_what_the_module_writes(root, issued, secret_format):
+    files = pki.secret_data(*issued, root[0], [root[0]], secret_format)
+    assert cacerts.bundle_problem(files, NOW) is None
+
+
+def test_bundle_problem_names_each_break(root, issued):
+    good = pki.secret_data(*issued, root[0], [root[0]])
+    other_root = make_ca()
+    other_key = pki.new_private_key("ecdsa")
+    cases = {
+        "lacks ca-key.pem": {k: v for k, v in good.items() if k != "ca-key.pem"},
+        "ca-cert.pem does not match ca-key.pem": {**good, "ca-key.pem": pki.private_key_pem(other_key)},
+        "cert-chain.pem does not start with ca-cert.pem": {**good, "cert-chain.pem": good["root-cert.pem"]},
+        "is not signed by any of the given roots": {**good, "root-cert.pem": pki.certificate_pem(other_root[0])},
+        "holds unparsable PEM": {**good, "root-cert.pem": b"not a PEM"},
+    }
+    for expected, files in cases.items():
+        assert expected in cacerts.bundle_problem(files, NOW)

@@ -38,6 +38,7 @@ def _state(**changes):
         "webhooks": [_injector("r1"), _injector("r2")],
         "policies": {"a": dict(POLICIES), "b": dict(POLICIES)},
         "gateways": [],
+        "cacerts": {},
     }
     state.update(changes)
     return state
@@ -82,3 +83,15 @@ def test_missing_namespace_and_policies_turned_off():
                 "isolation": {"authorization": False, "sidecar_scope": False, "network_policy": False}}]  # fmt: skip
     state = _state(policies={})
     assert analyze(tenants, state)["problems"] == ["tenant t1: namespace gone does not exist"]
+
+
+def test_a_canary_in_the_same_system_namespace_is_one_control_plane():
+    state = _state()
+    state["revisions"]["r1-v2"] = {"namespace": "r1", "selectors": [{"matchLabels": {"group": "one"}}]}
+    state["webhooks"].append(_injector("r1-v2"))
+    report = analyze(TENANTS, state)
+    assert report["problems"] == []
+    assert report["tenants"]["t1"]["namespaces"]["a"]["selected_by"] == ["r1", "r1-v2"]
+    # The same selectors from another system namespace are two control planes fighting over the namespace.
+    state["revisions"]["r1-v2"]["namespace"] = "elsewhere"
+    assert "revisions r1 and r1-v2 both select namespaces a" in analyze(TENANTS, state)["problems"]
