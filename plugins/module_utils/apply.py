@@ -210,6 +210,12 @@ class Engine:
         self._converge(stamped, live, force)
         return self.report
 
+    def ensure_owned(self, manifest: dict, live: dict | None) -> Report:
+        """Converge one object of this owner without pruning its others (e.g. a new token before the old one is
+        revoked). `live` is the object as read, None when it does not exist."""
+        self._converge(with_hash(with_labels(manifest, self.owner.labels)), live)
+        return self.report
+
     def release(self, kind_name: str, name: str, namespace: str | None = None) -> Report:
         """Give up every field this field manager set on an object that stays (e.g. a namespace's labels)."""
         live = self.get(kind_name, name, namespace)
@@ -257,6 +263,23 @@ class Engine:
             self._delete(live)
             self.report.record(live, "deleted", live, None)
 
+    def request_token(self, namespace: str, service_account: str, lifetime: int, bound_to: dict) -> dict:
+        """A TokenRequest for a ServiceAccount, bound to an object in its namespace (deleting that object revokes
+        the token). Returns the TokenRequest's status: token and expirationTimestamp. Never call in check mode:
+        the server would issue a real token."""
+        body = {
+            "apiVersion": "authentication.k8s.io/v1",
+            "kind": "TokenRequest",
+            "spec": {"expirationSeconds": lifetime, "boundObjectRef": bound_to},
+        }
+        path = f"/api/v1/namespaces/{namespace}/serviceaccounts/{service_account}/token"
+        try:
+            return self.client.request("post", path, body=body).to_dict()["status"]
+        except ApiError as error:
+            raise EngineError(
+                f"Cannot request a token for ServiceAccount {namespace}/{service_account}: {_api_message(error)}"
+            ) from error
+
     # Waits
 
     def _wait_established(self, crd_name: str, timeout: float = 60.0):
@@ -267,6 +290,19 @@ class Engine:
 
         if not _poll(established, timeout):
             raise EngineError(f"CustomResourceDefinition {crd_name} not Established after {timeout:.0f} s")
+
+    def wait_for(self, kind_name: str, name: str, namespace: str | None, ready, timeout: float, what: str) -> dict:
+        """Read an object until `ready(object)` holds, e.g. until a controller has filled it in; `what` names what
+        is awaited, for the error."""
+        deadline = time.monotonic() + timeout
+        while True:
+            live = self.get(kind_name, name, namespace)
+            if live is not None and ready(live):
+                return live
+            if time.monotonic() >= deadline:
+                where = f"{namespace}/{name}" if namespace else name
+                raise EngineError(f"{kind_name} {where}: {what} within {timeout:.0f} s. Raise wait_timeout.")
+            time.sleep(POLL_SECONDS)
 
     def wait_for_rollout(self, manifests: list, timeout: float):
         """Wait until every Deployment among `manifests` has all replicas updated and available."""

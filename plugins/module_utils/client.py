@@ -8,12 +8,22 @@ from __future__ import annotations
 from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
 
 try:
-    from ansible_collections.kubernetes.core.plugins.module_utils.k8s.client import get_api_client
+    from ansible_collections.kubernetes.core.plugins.module_utils.args_common import (
+        extract_sensitive_values_from_kubeconfig,
+    )
+except ImportError:  # kubernetes.core < 6.3 hides a kubeconfig option as a whole (no_log), so nothing to add
+    extract_sensitive_values_from_kubeconfig = None
+
+try:
+    import kubernetes
+    from ansible_collections.kubernetes.core.plugins.module_utils.k8s.client import create_api_client, get_api_client
     from ansible_collections.kubernetes.core.plugins.module_utils.k8s.exceptions import CoreException
+    from kubernetes.config import ConfigException
     from kubernetes.dynamic.exceptions import DynamicApiError as ApiError
     from kubernetes.dynamic.exceptions import NotFoundError
     from kubernetes.dynamic.resource import Resource
     from urllib3.exceptions import HTTPError as TransportError
+    from urllib3.util import make_headers
 
     IMPORT_ERROR = None
 except ImportError as error:  # reported by fail_json in connect()
@@ -32,8 +42,33 @@ except ImportError as error:  # reported by fail_json in connect()
     class TransportError(Exception):
         pass
 
+    class ConfigException(Exception):
+        pass
 
-__all__ = ["AUTH_ARG_SPEC", "ApiError", "NotFoundError", "Resource", "TransportError", "connect", "unreachable"]
+
+__all__ = [
+    "AUTH_ARG_SPEC",
+    "ApiError",
+    "NotFoundError",
+    "Resource",
+    "TransportError",
+    "configuration_for",
+    "connect",
+    "connect_other",
+    "other_unreachable",
+    "unreachable",
+]
+# kubernetes.client.Configuration attributes set from kubernetes.core's option names, as its factory does.
+_CONFIGURATION_ATTRIBUTES = {
+    "username": "username",
+    "password": "password",
+    "validate_certs": "verify_ssl",
+    "ca_cert": "ssl_ca_cert",
+    "client_cert": "cert_file",
+    "client_key": "key_file",
+    "proxy": "proxy",
+    "no_proxy": "no_proxy",
+}
 
 
 def connect(module):
@@ -57,3 +92,74 @@ def unreachable(host: str, error) -> str:
         f"Cannot reach the Kubernetes API at {host} ({type(error).__name__}); check host, kubeconfig and "
         "context, and that the API server is up"
     )
+
+
+def connect_other(module, auth: dict, parameter: str):
+    """A DynamicClient for a second cluster from a dict of kubernetes.core's auth options (the module option
+    `parameter`). Unlike connect(): no K8S_AUTH_* variables, no in-cluster config and no default kubeconfig, since
+    those describe the first cluster; and a configuration of its own, so the two clusters' credentials never mix
+    (the kubernetes library's default configuration is neither read nor changed)."""
+    if IMPORT_ERROR is not None:
+        module.fail_json(msg=f"The kubernetes Python library is required: {IMPORT_ERROR}. Install it with pip.")
+    if not (auth.get("kubeconfig") or auth.get("host")):
+        module.fail_json(
+            msg=f"{parameter} needs kubeconfig or host: the second cluster's credentials are never taken from "
+            "K8S_AUTH_* variables, the in-cluster config or the default kubeconfig"
+        )
+    if isinstance(auth.get("kubeconfig"), dict) and extract_sensitive_values_from_kubeconfig:
+        module.no_log_values.update(extract_sensitive_values_from_kubeconfig(auth["kubeconfig"]))
+    try:
+        configuration = configuration_for(auth)
+    except (ConfigException, OSError, ValueError) as error:
+        module.fail_json(msg=f"Cannot configure the client for {parameter}: {error}. Check {parameter}.kubeconfig.")
+    try:
+        return create_api_client(configuration, **_impersonation_headers(auth))
+    except TransportError as error:  # discovery already asks the server for its version
+        module.fail_json(msg=other_unreachable(parameter, configuration.host, error))
+    except ApiError as error:
+        module.fail_json(
+            msg=f"The API server of {parameter} at {configuration.host} answered {error.status} ({error.reason}); "
+            f"check the credentials in {parameter}"
+        )
+
+
+def other_unreachable(parameter: str, host: str, error) -> str:
+    """The one sentence for a second cluster's API server that does not answer."""
+    return (
+        f"Cannot reach the Kubernetes API of {parameter} at {host} ({type(error).__name__}); check "
+        f"{parameter}.kubeconfig, {parameter}.context and {parameter}.host, and that the API server is up"
+    )
+
+
+def configuration_for(auth: dict):
+    """A kubernetes.client.Configuration of its own from kubernetes.core's auth options; nothing from the
+    environment."""
+    configuration = kubernetes.client.Configuration()
+    credentials = auth.get("api_key") or (auth.get("username") and auth.get("password"))
+    credentials = credentials or (auth.get("client_cert") and auth.get("client_key"))
+    # As in kubernetes.core: a host with credentials is enough, and then the kubeconfig is not read.
+    if auth.get("kubeconfig") and not (auth.get("host") and credentials):
+        options = {
+            "context": auth.get("context"),
+            "client_configuration": configuration,
+            "persist_config": bool(auth.get("persist_config")),
+        }
+        if isinstance(auth["kubeconfig"], dict):
+            kubernetes.config.load_kube_config_from_dict(auth["kubeconfig"], **options)
+        else:
+            kubernetes.config.load_kube_config(auth["kubeconfig"], **options)
+    for option, attribute in _CONFIGURATION_ATTRIBUTES.items():
+        if auth.get(option) is not None:
+            setattr(configuration, attribute, auth[option])
+    if auth.get("host"):
+        configuration.host = auth["host"].rstrip("/")
+    if auth.get("api_key"):
+        configuration.api_key = {"authorization": f"Bearer {auth['api_key']}"}
+    if auth.get("proxy_headers"):
+        configuration.proxy_headers = make_headers(**{k: v for k, v in auth["proxy_headers"].items() if v})
+    return configuration
+
+
+def _impersonation_headers(auth: dict) -> dict:
+    headers = {"Impersonate-User": auth.get("impersonate_user"), "Impersonate-Group": auth.get("impersonate_groups")}
+    return {name: value for name, value in headers.items() if value}
