@@ -12,7 +12,7 @@ CLUSTER_STATE ?= $(CURDIR)/.cluster
 export PATH := $(BIN):$(PATH)
 export PYTHONPATH := $(CURDIR)/tests
 
-.PHONY: help venv binaries lint sanity unit integration molecule test cluster-up cluster-down demo build clean
+.PHONY: help venv binaries lint sanity unit integration conformance molecule test cluster-up cluster-down demo build clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 16
@@ -46,6 +46,9 @@ unit: venv ## pure-logic tests, no cluster
 integration: venv binaries ## modules and playbooks against local clusters (or MESHOPS_TEST_KUBECONFIG)
 	pytest tests/integration $(PYTEST_ARGS)
 
+conformance: venv binaries ## real istiods (pilot-discovery) against what the collection installs; Go builds hack/xdsclient once
+	pytest tests/conformance $(PYTEST_ARGS)
+
 MOLECULE_SCENARIOS ?= $(sort $(patsubst molecule/%/molecule.yml,%,$(wildcard molecule/*/molecule.yml)))
 
 molecule: venv binaries ## molecule scenarios (converge, idempotence, verify), each on its own local cluster
@@ -54,8 +57,8 @@ molecule: venv binaries ## molecule scenarios (converge, idempotence, verify), e
 # The shared scenario's gateways need an istiod to answer the sidecar injector, which the local cluster (fake
 # kubelets, no istiod) cannot provide: run it against a real cluster (see README); test_playbooks.py covers the
 # shared model locally.
-test: MOLECULE_SCENARIOS = dedicated
-test: lint sanity unit integration molecule ## everything CI runs
+test: MOLECULE_SCENARIOS = dedicated upgrade multicluster
+test: lint sanity unit integration conformance molecule ## everything CI runs
 
 cluster-up: venv binaries ## start a local cluster that keeps running; prints its kubeconfig
 	python -m localcluster up --state-dir $(CLUSTER_STATE) --clusters $${CLUSTERS:-1}

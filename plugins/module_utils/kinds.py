@@ -40,6 +40,8 @@ KINDS = {
         Kind("ConfigMap", "v1", "configmaps", True, _CONFIG),
         Kind("Secret", "v1", "secrets", True, _CONFIG),
         Kind("Service", "v1", "services", True, _SERVICES),
+        # A remote cluster's istiod Service points at the primary through it (remote profile, IP address).
+        Kind("EndpointSlice", "discovery.k8s.io/v1", "endpointslices", True, _SERVICES),
         Kind("Deployment", "apps/v1", "deployments", True, _WORKLOADS),
         # Read only: what shows that a namespace holds workloads or data the collection does not own.
         Kind("Pod", "v1", "pods", True, _WORKLOADS),

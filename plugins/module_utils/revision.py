@@ -26,10 +26,16 @@ REVISION_KINDS = (
     "Service", "Deployment", "HorizontalPodAutoscaler", "PodDisruptionBudget", "NetworkPolicy",
     "MutatingWebhookConfiguration", "ValidatingWebhookConfiguration",
 )  # fmt: skip
+# Removal also deletes these. Prune does not look for them: the EndpointSlice controller copies the istiod Service's
+# labels, ours included, onto the slices it makes, so pruning by label would delete those on every run.
+REMOVAL_ONLY_KINDS = ("EndpointSlice",)
 CRD_VERSION_ANNOTATION = "meshops.io/istio-version"
 REV_LABEL = "istio.io/rev"
 # Namespace label of Istio's default injection; revision injectors only act where it is absent.
 INJECTION_LABEL = "istio-injection"
+# Namespace annotation of a remote cluster's istio namespace: the clusters whose istiod manages this one.
+CONTROL_PLANE_CLUSTERS_ANNOTATION = "topology.istio.io/controlPlaneClusters"
+REMOTE_PROFILE = "remote"
 ISTIO_CRDS_SELECTOR = "app.kubernetes.io/part-of=istio"
 # Istio derives Service names `istiod-<revision>` and `istiod-revision-tag-<tag>`: DNS labels of <= 63.
 MAX_REVISION_LENGTH = 63 - len("istiod-")
@@ -75,8 +81,32 @@ def validate(params: dict) -> None:
             "discovery_selectors need at least one matchLabels selector: its labels go on the system namespace "
             "so the revision's istiod sees its own namespace"
         )
+    errors += _remote_errors(params)
     if errors:
         raise RevisionError("; ".join(errors))
+
+
+def _remote_errors(params: dict) -> list:
+    """A remote cluster's injector must know where the primary's istiod is and which cluster and network it serves."""
+    errors = []
+    if params["profile"] == REMOTE_PROFILE:
+        missing = [key for key in ("cluster_name", "network", "remote_pilot_address") if not params.get(key)]
+        if missing:
+            errors.append(
+                f"profile remote needs {', '.join(missing)}: the remote's injector calls the primary's istiod at "
+                "remote_pilot_address (its east-west gateway) on the path of cluster_name and network"
+            )
+    elif params.get("remote_pilot_address"):
+        errors.append(
+            "remote_pilot_address is only for profile remote (it would point this istiod's own proxies away from "
+            "it); remove it or set profile: remote"
+        )
+    for entry in params.get("control_plane_clusters") or []:
+        if not entry or "," in entry or entry != entry.strip():
+            errors.append(
+                f"control_plane_clusters entry {entry!r} must be a cluster name (or '*') without commas or spaces"
+            )
+    return errors
 
 
 # Pure: builders
@@ -103,6 +133,8 @@ def operator_spec(params: dict) -> dict:
         global_values["multiCluster"] = {"clusterName": params["cluster_name"]}
     if params["network"]:
         global_values["network"] = params["network"]
+    if params.get("remote_pilot_address"):
+        global_values["remotePilotAddress"] = params["remote_pilot_address"]
     ours = {
         "global": global_values,
         # Empty: no default revision, so no istiod-default-validator (multi-tenant clusters want none).
@@ -111,6 +143,11 @@ def operator_spec(params: dict) -> dict:
     }
     if params["pilot_env"]:
         ours["pilot"] = {"env": {k: str(v) for k, v in params["pilot_env"].items()}}
+    if params["profile"] == REMOTE_PROFILE:
+        ours["istiodRemote"] = {"injectionPath": injection_path(params["cluster_name"], params["network"])}
+        # The remote profile renders no mesh ConfigMap. Ours records the revision and its discoverySelectors on the
+        # remote, so the overlap guard, istio_gateway and istio_tenant see the revision there too; nothing reads it.
+        ours.setdefault("pilot", {})["configMap"] = True
     mesh_config = copy.deepcopy(params["mesh_config"] or {})
     if params["discovery_selectors"]:
         mesh_config["discoverySelectors"] = params["discovery_selectors"]
@@ -131,7 +168,15 @@ def system_namespace(params: dict) -> dict:
         labels.update(selector.get("matchLabels") or {})
     if params["network"]:
         labels["topology.istio.io/network"] = params["network"]
-    return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": params["namespace"], "labels": labels}}
+    metadata = {"name": params["namespace"], "labels": labels}
+    if params.get("control_plane_clusters"):
+        metadata["annotations"] = {CONTROL_PLANE_CLUSTERS_ANNOTATION: ",".join(params["control_plane_clusters"])}
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": metadata}
+
+
+def injection_path(cluster_name: str, network: str) -> str:
+    """The path a remote cluster's injector calls on the primary's istiod: it names the pod's cluster and network."""
+    return f"/inject/cluster/{cluster_name}/net/{network}"
 
 
 def istioctl_labels(manifest: dict, revision: str, namespace: str, version: str) -> dict:
@@ -215,8 +260,18 @@ def installed_revisions(config_maps: list) -> dict:
 
 
 def refusals(params: dict, others: dict, namespaces: dict) -> list:
-    """Why installing this revision next to the `others` would break tenants (empty when it is safe)."""
+    """Why installing this revision next to the `others` would break tenants (empty when it is safe).
+
+    Revisions in one system namespace are one control plane during a canary upgrade: they share that namespace's
+    CA (`cacerts`, or the self-signed `istio-ca-secret`), so they may select the same namespaces without fighting
+    over `istio-ca-root-cert`. A revision joins a namespace that holds another only as its declared `canary_of`."""
     name, namespace, selectors = params["name"], params["namespace"], params["discovery_selectors"] or []
+    canary_of = params.get("canary_of")
+    if canary_of and others.get(canary_of, {}).get("namespace", namespace) != namespace:
+        return [
+            f"canary_of {canary_of} is installed in namespace {others[canary_of]['namespace']}, not {namespace}; "
+            "a canary goes into the namespace of the revision it upgrades"
+        ]
     # Our system namespace as it will be labelled, whether or not it exists yet.
     ours = {
         **namespaces,
@@ -229,13 +284,14 @@ def refusals(params: dict, others: dict, namespaces: dict) -> list:
                 f"revision {name} is already installed in namespace {info['namespace']}; remove it there first "
                 "or choose another name"
             )
-        elif other != name and info["namespace"] == namespace:
+        elif other != name and info["namespace"] == namespace and name not in others and other != canary_of:
             problems.append(
-                f"namespace {namespace} already holds revision {other}; give each control plane its own namespace"
+                f"namespace {namespace} already holds revision {other}; give each control plane its own namespace, "
+                f"or set canary_of: {other} to upgrade it"
             )
         if other in revision_tags(params):
             problems.append(f"revision_tags entry {other!r} is the name of an installed revision; choose another tag")
-        if other == name:
+        if other == name or info["namespace"] == namespace:
             continue
         shared = sorted(
             ns
@@ -315,6 +371,9 @@ def ensure_revision_absent(client, params: dict, check_mode: bool) -> tuple:
             f"namespaces {', '.join(users)} still carry {REV_LABEL}={params['name']}; move them to another "
             "revision first, or set force: true to remove the revision anyway"
         )
-    report = engine.ensure_absent(REVISION_KINDS)
-    engine.release("Namespace", params["namespace"])
+    report = engine.ensure_absent(REVISION_KINDS + REMOVAL_ONLY_KINDS)
+    # One field manager writes every revision's labels: a canary left in the namespace still needs them.
+    config_maps = engine.list_objects("ConfigMap", label_selector=REV_LABEL, namespace=params["namespace"])
+    if not set(installed_revisions(config_maps)) - {params["name"]}:
+        engine.release("Namespace", params["namespace"])
     return _result(params, None, report), [], report.diff

@@ -16,8 +16,8 @@ description:
     webhook and no C(istiod-default-validator).
   - Refuses before writing anything when the new revision's C(discovery_selectors) select a namespace that another
     installed revision selects (two istiods would fight over C(istio-ca-root-cert)), when the revision is already
-    installed in another namespace, when its namespace already holds another revision, when a tag has the name of a
-    revision, or when O(istio_version) is not what O(istioctl_path) renders.
+    installed in another namespace, when its namespace already holds another revision (unless O(canary_of) names
+    it), when a tag has the name of a revision, or when O(istio_version) is not what O(istioctl_path) renders.
   - The CRDs are shared by every control plane. They are created when missing and upgraded only by a newer Istio
     version. They are never downgraded and never deleted by this module.
   - Objects carry the labels C(istioctl install) would add (C(istio.io/rev), C(operator.istio.io/component), ...),
@@ -80,7 +80,8 @@ options:
     description:
       - Extra Helm values for the IstioOperator C(values). The settings this module owns override the same keys, namely
         C(global.istioNamespace), C(defaultRevision), C(revisionTags), C(pilot.env), C(global.meshID),
-        C(global.multiCluster.clusterName) and C(global.network).
+        C(global.multiCluster.clusterName) and C(global.network), and with O(profile=remote) also
+        C(global.remotePilotAddress), C(istiodRemote.injectionPath) and C(pilot.configMap).
     type: dict
     default: {}
   pilot_env:
@@ -97,6 +98,14 @@ options:
     type: list
     elements: str
     default: []
+  canary_of:
+    description:
+      - Install this revision as the canary of the installed revision named here, in that revision's O(namespace).
+        Revisions in one system namespace share its CA (C(cacerts), or the self-signed C(istio-ca-secret)), so both
+        may select the tenant's namespaces while they move from the old revision to the new one.
+      - Without it a new revision is refused in a namespace that already holds another revision. Once both are
+        installed, re-runs of either need no O(canary_of).
+    type: str
   default_revision:
     description:
       - Make this revision the cluster's default. This adds the C(default) tag and C(istiod-default-validator).
@@ -115,6 +124,23 @@ options:
     description:
       - Multi-network C(values.global.network). The system namespace is labelled C(topology.istio.io/network).
     type: str
+  remote_pilot_address:
+    description:
+      - For O(profile=remote), a remote cluster of a primary-remote mesh, C(values.global.remotePilotAddress). It is
+        the address (IP or host name) of the primary's east-west gateway, which exposes the primary's istiod.
+      - With O(profile=remote) the injector calls the primary's istiod on the path
+        C(/inject/cluster/<cluster_name>/net/<network>), so O(cluster_name) and O(network) are required too. The
+        revision's mesh ConfigMap is rendered as well, so the overlap guard and the other modules see the revision
+        on the remote cluster. Refused with any other profile.
+    type: str
+  control_plane_clusters:
+    description:
+      - The clusters whose istiod manages this cluster, set as the annotation
+        C(topology.istio.io/controlPlaneClusters) on the system namespace. Give the primary's cluster name on a remote
+        cluster of a primary-remote mesh.
+    type: list
+    elements: str
+    default: []
   wait:
     description:
       - Wait until istiod's Deployment is rolled out.
@@ -159,14 +185,27 @@ EXAMPLES = r"""
       pilot:
         autoscaleMin: 2
 
-- name: Canary upgrade, step 1, install the new revision without a tag
+- name: Canary upgrade, step 1, install the new revision next to the old one (playbooks/upgrade.yml does every step)
   meshops.istio.istio_revision:
     name: usergroup-1-v1-32
-    namespace: usergroup-1-v1-32
+    namespace: usergroup-1
+    canary_of: usergroup-1
     istioctl_path: /opt/istio-1.32.0/bin/istioctl
     discovery_selectors:
       - matchLabels:
           usergroup: usergroup-1
+
+- name: A remote cluster of a primary-remote mesh, managed by cluster1's istiod through its east-west gateway
+  meshops.istio.istio_revision:
+    kubeconfig: ~/.kube/cluster2
+    name: mesh
+    namespace: istio-system
+    profile: remote
+    mesh_id: mesh1
+    cluster_name: cluster2
+    network: network2
+    remote_pilot_address: 192.0.2.10
+    control_plane_clusters: [cluster1]
 
 - name: Remove a revision (refused while namespaces still use it)
   meshops.istio.istio_revision:
@@ -237,10 +276,13 @@ ARGUMENT_SPEC = dict(
     values=dict(type="dict", default={}),
     pilot_env=dict(type="dict", default={}),
     revision_tags=dict(type="list", elements="str", default=[]),
+    canary_of=dict(type="str"),
     default_revision=dict(type="bool", default=False),
     mesh_id=dict(type="str"),
     cluster_name=dict(type="str"),
     network=dict(type="str"),
+    remote_pilot_address=dict(type="str"),
+    control_plane_clusters=dict(type="list", elements="str", default=[]),
     wait=dict(type="bool", default=True),
     wait_timeout=dict(type="int", default=300),
     force=dict(type="bool", default=False),

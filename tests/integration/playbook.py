@@ -1,4 +1,4 @@
-"""Run one module task through a real ansible-playbook and return its result (the json callback's view)."""
+"""Run the repository's playbooks, or one module task, through a real ansible-playbook (the json callback's view)."""
 
 import json
 import os
@@ -8,19 +8,60 @@ from pathlib import Path
 import yaml
 from localcluster.cluster import REPO_ROOT
 
+ANSIBLE_ENV = {
+    **os.environ,
+    "ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg"),
+    "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json",
+}
+
+
+def playbook(cluster, name, *extra, check=True):
+    """(exit code, json output) of `ansible-playbook playbooks/<name> *extra`; with `check`, a failure fails the test
+    with the failed tasks' messages."""
+    env = {**ANSIBLE_ENV, "K8S_AUTH_KUBECONFIG": str(cluster.kubeconfig)}
+    result = subprocess.run(
+        ["ansible-playbook", f"playbooks/{name}", *extra],
+        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=900, check=False,
+    )  # fmt: skip
+    output = json.loads(result.stdout)
+    if check:
+        assert result.returncode == 0, failures(output)
+    return result.returncode, output
+
+
+def failures(output) -> list:
+    """The messages of the failed tasks."""
+    return [
+        host.get("msg")
+        for play in output["plays"]
+        for task in play["tasks"]
+        for host in task["hosts"].values()
+        if host.get("failed")
+    ]
+
+
+def changed_count(output) -> int:
+    return output["stats"]["localhost"]["changed"]
+
+
+def changed_tasks(output) -> list:
+    """(task name, its objects or result items) of every task that reported a change: readable when a re-run is
+    expected to change nothing."""
+    return [
+        (task["task"]["name"], host.get("objects") or [r.get("item") for r in host.get("results", [])])
+        for play in output["plays"]
+        for task in play["tasks"]
+        for host in task["hosts"].values()
+        if host.get("changed")
+    ]
+
 
 def run_task(kubeconfig: Path, module: str, args: dict, check: bool = False, diff: bool = False, tmp_path=None):
     task = {"name": "under test", module: args, "check_mode": check, "diff": diff, "ignore_errors": True}
     play = [{"name": "test", "hosts": "localhost", "gather_facts": False, "tasks": [task]}]
     playbook = Path(tmp_path or "/tmp") / f"play-{os.getpid()}-{abs(hash(json.dumps(args, sort_keys=True)))}.yml"
     playbook.write_text(yaml.safe_dump(play))
-    env = {
-        **os.environ,
-        "ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg"),
-        "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json",
-        "ANSIBLE_CALLBACK_RESULT_FORMAT": "json",
-        "K8S_AUTH_KUBECONFIG": str(kubeconfig),
-    }
+    env = {**ANSIBLE_ENV, "ANSIBLE_CALLBACK_RESULT_FORMAT": "json", "K8S_AUTH_KUBECONFIG": str(kubeconfig)}
     command = ["ansible-playbook", str(playbook)]
     completed = subprocess.run(
         command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600, check=False

@@ -3,7 +3,6 @@ verify.yml catching isolation broken by hand, and the istioctl role's checksum."
 
 import hashlib
 import json
-import os
 import subprocess
 import tarfile
 
@@ -12,38 +11,7 @@ import yaml
 from kubernetes import client
 from localcluster import api_request_counts, writes
 from localcluster.cluster import REPO_ROOT
-
-ANSIBLE_ENV = {
-    **os.environ,
-    "ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg"),
-    "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json",
-}
-
-
-def playbook(cluster, name, *extra, check=True):
-    env = {**ANSIBLE_ENV, "K8S_AUTH_KUBECONFIG": str(cluster.kubeconfig)}
-    result = subprocess.run(
-        ["ansible-playbook", f"playbooks/{name}", *extra],
-        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=900, check=False,
-    )  # fmt: skip
-    output = json.loads(result.stdout)
-    if check:
-        assert result.returncode == 0, _failures(output)
-    return result.returncode, output
-
-
-def _failures(output) -> list:
-    return [
-        host.get("msg")
-        for play in output["plays"]
-        for task in play["tasks"]
-        for host in task["hosts"].values()
-        if host.get("failed")
-    ]
-
-
-def _changed(output) -> int:
-    return output["stats"]["localhost"]["changed"]
+from playbook import ANSIBLE_ENV, changed_count, failures, playbook
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +21,7 @@ def istioctl(binaries):
 
 def test_dedicated_model_installs_seed_002_and_verifies(cluster, istioctl):
     first = playbook(cluster, "multitenant.yml", "-e", istioctl)[1]
-    assert _changed(first) > 0
+    assert changed_count(first) > 0
     namespaces = {
         ns.metadata.name: ns.metadata.labels for ns in client.CoreV1Api(cluster.api_client()).list_namespace().items
     }
@@ -67,7 +35,7 @@ def test_dedicated_model_installs_seed_002_and_verifies(cluster, istioctl):
 def test_second_run_changes_nothing_and_sends_no_write(cluster, istioctl):
     before = api_request_counts(cluster.kubeconfig)
     again = playbook(cluster, "multitenant.yml", "-e", istioctl)[1]
-    assert _changed(again) == 0
+    assert changed_count(again) == 0
     assert writes(before, api_request_counts(cluster.kubeconfig)) == {}
 
 
@@ -79,7 +47,7 @@ def test_verify_fails_on_isolation_broken_by_hand_and_a_rerun_repairs_it(cluster
     )
     code, broken = playbook(cluster, "verify.yml", check=False)
     assert code != 0
-    [message] = _failures(broken)
+    [message] = failures(broken)
     assert "namespace app-ns-1 carries istio.io/rev=usergroup-2 but is selected by revisions usergroup-1" in message
     assert "namespace app-ns-2 has mTLS unset; expected STRICT" in message
 
@@ -98,7 +66,7 @@ def test_verify_reports_an_overlapping_selector_applied_directly(cluster):
         code, broken = playbook(cluster, "verify.yml", check=False)
         assert code != 0
         assert (
-            "revisions usergroup-1 and usergroup-2 both select namespaces app-ns-1, usergroup-1" in _failures(broken)[0]
+            "revisions usergroup-1 and usergroup-2 both select namespaces app-ns-1, usergroup-1" in failures(broken)[0]
         )
     finally:
         core.patch_namespaced_config_map("istio-usergroup-2", "usergroup-2", {"data": {"mesh": original}})
@@ -108,7 +76,7 @@ def test_verify_reports_an_overlapping_selector_applied_directly(cluster):
 def test_a_wrong_variable_fails_early_with_a_clear_message(cluster, istioctl):
     code, output = playbook(cluster, "multitenant.yml", "-e", istioctl, "-e", "tenancy_model=pooled", check=False)
     assert code != 0
-    assert _failures(output) == ["tenancy_model must be dedicated or shared, not pooled"]
+    assert failures(output) == ["tenancy_model must be dedicated or shared, not pooled"]
 
 
 def _istioctl_archive(binaries, tmp_path):
@@ -132,19 +100,14 @@ def test_istioctl_role_downloads_and_verifies_the_checksum(binaries, tmp_path, c
     sha256 = digest if good_checksum else "0" * 64
     play = _role_play(tmp_path, istioctl_url=f"file://{archive}", istioctl_sha256=sha256, istioctl_version="1.31-dev",
                       istioctl_install_dir=str(tmp_path / "install"))  # fmt: skip
-    env = {
-        **os.environ,
-        "ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg"),
-        "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json",
-    }
-    result = subprocess.run(["ansible-playbook", str(play)], cwd=REPO_ROOT, env=env, capture_output=True, text=True,
-                            timeout=300, check=False)  # fmt: skip
+    result = subprocess.run(["ansible-playbook", str(play)], cwd=REPO_ROOT, env=ANSIBLE_ENV, capture_output=True,
+                            text=True, timeout=300, check=False)  # fmt: skip
     if good_checksum:
-        assert result.returncode == 0, _failures(json.loads(result.stdout))
+        assert result.returncode == 0, failures(json.loads(result.stdout))
         assert (tmp_path / "install" / "istioctl").is_file()
     else:
         assert result.returncode != 0
-        assert any("checksum" in str(m).lower() for m in _failures(json.loads(result.stdout)))
+        assert any("checksum" in str(m).lower() for m in failures(json.loads(result.stdout)))
         assert not (tmp_path / "install" / "istioctl").exists()
 
 
@@ -167,6 +130,20 @@ def test_shared_model_installs_seed_000_next_to_the_dedicated_tenants(cluster, i
     # pods cannot be created: verify must say exactly that and find nothing else wrong.
     code, output = playbook(cluster, "verify.yml", "-e", "@playbooks/vars/seed-000-foo-bar.yml", check=False)
     assert code != 0
-    problems = _failures(output)[0].removeprefix("Isolation is broken: ").split("; tenant ")
+    problems = failures(output)[0].removeprefix("Isolation is broken: ").split("; tenant ")
     assert len(problems) == 2
     assert all("gateway istio-ingressgateway is not Ready" in p and "failed calling webhook" in p for p in problems)
+
+
+def test_shared_model_upgrade_moves_tenants_and_gateways(cluster, istioctl):
+    seed_000 = ("-e", "@playbooks/vars/seed-000-foo-bar.yml", "-e", istioctl, "-e", "gateways_wait=false")
+    playbook(cluster, "upgrade.yml", *seed_000, "-e", "upgrade_to_revision=shared-v2")
+    api = cluster.api_client()
+    core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
+    for namespace in ("foo", "bar"):
+        assert core.read_namespace(namespace).metadata.labels["istio.io/rev"] == "shared-v2"
+        gateway = apps.read_namespaced_deployment("istio-ingressgateway", namespace)
+        assert gateway.spec.template.metadata.labels["istio.io/rev"] == "shared-v2"
+    assert [d.metadata.name for d in apps.list_namespaced_deployment("istio-system").items] == ["istiod-shared-v2"]
+    # The dedicated tenants next to them were not touched.
+    assert core.read_namespace("app-ns-1").metadata.labels["istio.io/rev"] == "usergroup-1"

@@ -423,8 +423,9 @@ def parse_request_counts(metrics_text: str, dry_run: bool = False) -> dict:
 
 WRITE_VERBS = frozenset({"POST", "PUT", "PATCH", "APPLY", "DELETE", "DELETECOLLECTION"})
 # What the cluster's own components keep sending while idle: kwok's node heartbeats and leases, status
-# updates, and kube-controller-manager's TokenRequests for its controllers (a token is issued, nothing stored).
-BACKGROUND_RESOURCES = frozenset({"leases", "events", "nodes"})
+# updates, kube-controller-manager's TokenRequests for its controllers (a token is issued, nothing stored), and
+# its ReplicaSet controller retrying pods an injector webhook refuses (the collection never writes pods).
+BACKGROUND_RESOURCES = frozenset({"leases", "events", "nodes", "pods"})
 BACKGROUND_SUBRESOURCES = frozenset({"status", "token"})
 
 

@@ -204,6 +204,25 @@ def test_same_name_elsewhere_shared_namespace_and_tag_named_like_a_revision_are_
     assert any("revision_tags entry 'usergroup-2' is the name of an installed revision" in p for p in tagged)
 
 
+def test_a_canary_shares_its_revisions_namespace_and_selectors():
+    canary = params(name="usergroup-2-v2", namespace="usergroup-2", canary_of="usergroup-2",
+                    discovery_selectors=[{"matchLabels": {"usergroup": "usergroup-2"}}])  # fmt: skip
+    assert refusals(canary, OTHERS, NAMESPACES) == []
+    # Installed, the pair stays accepted on re-runs of either revision, with or without canary_of.
+    pair = {**OTHERS, "usergroup-2-v2": {**OTHERS["usergroup-2"]}}
+    assert refusals({**canary, "canary_of": None}, pair, NAMESPACES) == []
+    old = params(name="usergroup-2", namespace="usergroup-2", discovery_selectors=OTHERS["usergroup-2"]["selectors"])
+    assert refusals(old, pair, NAMESPACES) == []
+
+
+def test_a_canary_of_a_revision_elsewhere_or_a_new_revision_without_canary_of_is_refused():
+    elsewhere = params(name="usergroup-2-v2", namespace="usergroup-9", canary_of="usergroup-2")
+    [problem] = refusals(elsewhere, OTHERS, NAMESPACES)
+    assert "canary_of usergroup-2 is installed in namespace usergroup-2, not usergroup-9" in problem
+    undeclared = params(name="usergroup-2-v2", namespace="usergroup-2")
+    assert any("or set canary_of: usergroup-2" in p for p in refusals(undeclared, OTHERS, NAMESPACES))
+
+
 def test_injector_webhook_name_drops_the_namespace_suffix_in_istio_system():
     assert injector_webhook_name("canary", "istio-system") == "istio-sidecar-injector-canary"
     assert injector_webhook_name("usergroup-1", "usergroup-1") == "istio-sidecar-injector-usergroup-1-usergroup-1"
