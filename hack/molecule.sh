@@ -1,16 +1,25 @@
 #!/usr/bin/env bash
-# Runs molecule scenarios, each against its own local cluster (stopped whatever happens); every scenario runs and
+# Runs molecule scenarios, each against its own local clusters (stopped whatever happens); every scenario runs and
 # the script fails if any failed. Usage: hack/molecule.sh SCENARIO...
+# A scenario gets one cluster, or as many as its file molecule/<scenario>/clusters says. The scenario sees their
+# kubeconfigs as MESHOPS_KUBECONFIG_1, MESHOPS_KUBECONFIG_2, ..., and the first one also as K8S_AUTH_KUBECONFIG.
 set -uo pipefail
+molecule_dir="$(cd "$(dirname "$0")/../molecule" && pwd)"
 istioctl="$(bash "$(dirname "$0")/build-binaries.sh" | tail -n 1)/istioctl"
 failed=()
 for scenario in "$@"; do
   state="$(mktemp -d)"
   started=$SECONDS
+  clusters="$(cat "$molecule_dir/$scenario/clusters" 2>/dev/null || echo 1)"
   if (
     trap 'python -m localcluster down --state-dir "$state" >/dev/null; rm -rf "$state"' EXIT
-    kubeconfig="$(python -m localcluster up --state-dir "$state")" || exit 1
-    K8S_AUTH_KUBECONFIG="$kubeconfig" MESHOPS_ISTIOCTL="$istioctl" molecule test --scenario-name "$scenario"
+    kubeconfigs="$(python -m localcluster up --state-dir "$state" --clusters "$clusters")" || exit 1
+    index=0
+    while read -r kubeconfig; do
+      index=$((index + 1))
+      export "MESHOPS_KUBECONFIG_$index=$kubeconfig"
+    done <<<"$kubeconfigs"
+    K8S_AUTH_KUBECONFIG="$MESHOPS_KUBECONFIG_1" MESHOPS_ISTIOCTL="$istioctl" molecule test --scenario-name "$scenario"
   ); then
     echo "molecule $scenario: passed in $((SECONDS - started)) s"
   else
