@@ -1,4 +1,5 @@
-"""Local Kubernetes clusters for tests, the demo and molecule. See cluster.py; the CLI is `python -m localcluster`."""
+"""Local Kubernetes clusters for tests, the demo and molecule (cluster.py), and real istiods run against them
+(istiod.py). The CLI is `python -m localcluster`."""
 
 from .cluster import (
     Cluster,
@@ -12,15 +13,20 @@ from .cluster import (
     write_count,
     writes,
 )
+from .istiod import Istiod, IstiodError, start_istiod, stop_istiod
 
 __all__ = [
     "Cluster",
     "ClusterError",
+    "Istiod",
+    "IstiodError",
     "api_request_counts",
     "binary_dir",
     "running_components",
     "start_cluster",
+    "start_istiod",
     "stop_cluster",
+    "stop_istiod",
     "wait_for_namespace_defaults",
     "write_count",
     "writes",

@@ -1,0 +1,34 @@
+"""What the conformance tests share: waiting for istiod to converge, ServiceAccount tokens, the pinned version."""
+
+import time
+
+from localcluster.cluster import REPO_ROOT
+
+
+def wait_for(what: str, check, timeout: float = 60.0, interval: float = 0.3):
+    """Polls check() until it returns something truthy and returns that; fails naming `what` after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"{what}: not within {timeout:.0f} s (last value {value!r})")
+        time.sleep(interval)
+
+
+def service_account_token(api, namespace: str, account: str, audiences=None) -> str:
+    """A TokenRequest token (10 minutes) of a ServiceAccount, as a sidecar's projected token would be."""
+    from kubernetes import client
+
+    spec = {"expirationSeconds": 600, **({"audiences": audiences} if audiences else {})}
+    request = client.AuthenticationV1TokenRequest(spec=spec)
+    return client.CoreV1Api(api).create_namespaced_service_account_token(account, namespace, request).status.token
+
+
+def istio_version() -> str:
+    """The pinned Istio version (what pilot-discovery reports), from hack/versions.env."""
+    for line in (REPO_ROOT / "hack" / "versions.env").read_text().splitlines():
+        if line.startswith("ISTIO_VERSION="):
+            return line.split("=", 1)[1]
+    raise AssertionError("ISTIO_VERSION missing from hack/versions.env")
