@@ -147,3 +147,19 @@ def test_shared_model_upgrade_moves_tenants_and_gateways(cluster, istioctl):
     assert [d.metadata.name for d in apps.list_namespaced_deployment("istio-system").items] == ["istiod-shared-v2"]
     # The dedicated tenants next to them were not touched.
     assert core.read_namespace("app-ns-1").metadata.labels["istio.io/rev"] == "usergroup-1"
+
+
+def test_uninstall_all_needs_confirmation_and_removes_every_shared_tenant(cluster):
+    upgraded = ("-e", "@playbooks/vars/seed-000-foo-bar.yml", "-e",
+                '{"shared_control_plane": {"name": "shared-v2", "namespace": "istio-system"}}')  # fmt: skip
+    code, output = playbook(cluster, "uninstall.yml", *upgraded, "-e", "uninstall_all=true", check=False)
+    assert code != 0 and failures(output) == ["uninstall_all removes every tenant: set uninstall_confirm: true as well"]
+    playbook(cluster, "uninstall.yml", *upgraded, "-e", "uninstall_all=true", "-e", "uninstall_confirm=true")
+    api = cluster.api_client()
+    core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
+    for namespace in ("foo", "bar"):
+        assert "istio.io/rev" not in (core.read_namespace(namespace).metadata.labels or {})
+        assert apps.list_namespaced_deployment(namespace).items == []
+    assert apps.list_namespaced_deployment("istio-system").items == []
+    # The dedicated tenants of the other data set are not this data's tenants: untouched.
+    assert core.read_namespace("app-ns-1").metadata.labels["istio.io/rev"] == "usergroup-1"
