@@ -12,7 +12,7 @@ CLUSTER_STATE ?= $(CURDIR)/.cluster
 export PATH := $(BIN):$(PATH)
 export PYTHONPATH := $(CURDIR)/tests
 
-.PHONY: help venv binaries lint sanity unit integration conformance molecule test cluster-up cluster-down demo build clean
+.PHONY: help venv binaries lint sanity unit integration conformance molecule bench test cluster-up cluster-down demo build clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 16
@@ -53,6 +53,9 @@ MOLECULE_SCENARIOS ?= $(sort $(patsubst molecule/%/molecule.yml,%,$(wildcard mol
 
 molecule: venv binaries ## molecule scenarios (converge, idempotence, verify), each on its own local cluster
 	bash hack/molecule.sh $(MOLECULE_SCENARIOS)
+
+bench: venv binaries ## benchmarks vs kubernetes.core.k8s and istioctl install, on local clusters (BENCH_ARGS=--quick)
+	python -m bench $(BENCH_ARGS)
 
 # The shared scenario's gateways need an istiod to answer the sidecar injector, which the local cluster (fake
 # kubelets, no istiod) cannot provide: run it against a real cluster (see README); test_playbooks.py covers the

@@ -1,0 +1,111 @@
+"""What users would do instead, fed with exactly what our run did.
+
+A: the objects our run left in the cluster, applied by plain kubernetes.core.k8s, one object per loop item.
+B: `istioctl install -y` of the same IstioOperator spec, once per revision, for the control-plane part."""
+
+import copy
+import math
+
+from ansible_collections.meshops.istio.plugins.module_utils.apply import MANAGED_BY_LABEL
+from ansible_collections.meshops.istio.plugins.module_utils.kinds import KINDS, apply_order
+from ansible_collections.meshops.istio.plugins.module_utils.revision import operator_spec
+from ansible_collections.meshops.istio.plugins.modules.istio_revision import ARGUMENT_SPEC
+
+# Set by the API server, or by controllers, never by whoever applies the object.
+SERVER_METADATA = ("uid", "resourceVersion", "generation", "creationTimestamp", "managedFields", "selfLink")
+SERVER_ANNOTATIONS = ("deployment.kubernetes.io/revision",)
+ISTIO_API_SUFFIX = ".istio.io/"
+
+
+def strip_server_fields(live: dict) -> dict:
+    """A live object as a user would write it: no status, no server-set metadata, no allocated cluster IPs."""
+    manifest = copy.deepcopy(live)
+    manifest.pop("status", None)
+    metadata = manifest["metadata"]
+    for key in SERVER_METADATA:
+        metadata.pop(key, None)
+    annotations = metadata.get("annotations") or {}
+    for key in SERVER_ANNOTATIONS:
+        annotations.pop(key, None)
+    if not annotations:
+        metadata.pop("annotations", None)
+    if manifest["kind"] == "Service":
+        manifest["spec"].pop("clusterIP", None)
+        manifest["spec"].pop("clusterIPs", None)
+    return manifest
+
+
+def managed_objects(client) -> list:
+    """Every object carrying our managed-by label, of every kind the collection writes, in apply order."""
+    from kubernetes import dynamic
+
+    api = dynamic.DynamicClient(client)
+    found = []
+    for kind in KINDS.values():
+        resource = api.resources.get(api_version=kind.api_version, kind=kind.kind)
+        for item in resource.get(label_selector=f"{MANAGED_BY_LABEL}=meshops.istio").items:
+            found.append(strip_server_fields(dict(item.to_dict(), kind=kind.kind, apiVersion=kind.api_version)))
+    return apply_order(found)
+
+
+def _crd_name(manifest: dict) -> str | None:
+    """The CRD that defines a custom resource's kind (None for built-in kinds)."""
+    kind = KINDS[manifest["kind"]]
+    return f"{kind.plural}.{kind.group}" if ISTIO_API_SUFFIX in manifest["apiVersion"] else None
+
+
+def sample(objects: list, limit: int) -> list:
+    """Every k-th object (so the mix of kinds is kept) when there are more than `limit`, plus what the sampled
+    objects need to be created: their namespaces and their CRDs. 0 means no limit."""
+    if not limit or len(objects) <= limit:
+        return objects
+    chosen = objects[:: math.ceil(len(objects) / limit)]
+    namespaces = {o["metadata"].get("namespace") for o in chosen} - {None}
+    crds = {_crd_name(o) for o in chosen} - {None}
+    needed = [
+        o
+        for o in objects
+        if (o["kind"] == "Namespace" and o["metadata"]["name"] in namespaces)
+        or (o["kind"] == "CustomResourceDefinition" and o["metadata"]["name"] in crds)
+    ]
+    by_identity = {(o["kind"], o["metadata"].get("namespace"), o["metadata"]["name"]): o for o in chosen + needed}
+    return apply_order(list(by_identity.values()))
+
+
+def revisions(variables: dict) -> list:
+    """The control planes multitenant.yml installs for these vars, as istio_revision parameters (the playbook's
+    choices; everything else at the module's defaults)."""
+    defaults = {name: spec.get("default") for name, spec in ARGUMENT_SPEC.items()}
+    if variables["tenancy_model"] == "shared":
+        shared = variables["shared_control_plane"]
+        chosen = [
+            {
+                "name": shared["name"],
+                "namespace": shared["namespace"],
+                "discovery_selectors": [{"matchLabels": {"meshops.io/mesh": shared["name"]}}],
+                "pilot_env": shared["pilot_env"],
+                "values": shared["values"],
+            }
+        ]
+    else:
+        chosen = [
+            {
+                "name": tenant["name"],
+                "namespace": tenant["name"],
+                "discovery_selectors": [
+                    {"matchLabels": tenant.get("discovery_label") or {"meshops.io/tenant": tenant["name"]}}
+                ],
+            }
+            for tenant in variables["tenants"]
+        ]
+    return [copy.deepcopy({**defaults, **revision}) for revision in chosen]
+
+
+def istio_operator(revision: dict) -> dict:
+    """The IstioOperator our istio_revision renders for these parameters, for `istioctl install -f`."""
+    return {
+        "apiVersion": "install.istio.io/v1alpha1",
+        "kind": "IstioOperator",
+        "metadata": {"name": revision["name"]},
+        "spec": operator_spec(revision),
+    }
