@@ -25,3 +25,15 @@ attributes:
     details: Before and after for every object created, updated, released or deleted; server bookkeeping left out and
       Secret values hidden.
 """
+
+    # What the read-only *_info modules get instead.
+    INFO_MODULE = r"""
+attributes:
+  check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
+    support: full
+    details: Read only; the same in check mode.
+  diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
+    support: none
+"""

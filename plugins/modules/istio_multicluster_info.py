@@ -28,14 +28,7 @@ author:
   - meshops.istio developers (@meshops)
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
-attributes:
-  check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
-    support: full
-    details: Read only; the same in check mode.
-  diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
-    support: none
+  - meshops.istio.attributes.info_module
 options:
   cluster_name:
     description:
