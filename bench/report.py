@@ -132,6 +132,19 @@ def targets(scenarios: dict) -> list:
                 "met": speedup >= 5 and ours_noop["writes"] == 0,
             }
         )
+    small, ours_small = scenarios.get("shared-100"), _phase(scenarios.get("shared-100"), "ours", "noop")
+    if ours_noop and ours_small:
+        reads, objects = (
+            ratio(ours_noop["reads"], ours_small["reads"]),
+            ratio(large["size"]["objects"], small["size"]["objects"]),
+        )
+        results.append(
+            {
+                "target": "no-op reads grow with the number of object kinds, not of objects (shared-100 -> 500)",
+                "figures": f"reads x{reads} for objects x{objects}, the same kinds",
+                "met": reads < 1.5,  # same kinds at both sizes: ideally x1
+            }
+        )
     for name, scenario in sorted(scenarios.items()):
         ours, base = _phase(scenario, "ours", "converge"), _phase(scenario, "baseline_a", "converge")
         if ours and base:

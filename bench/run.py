@@ -31,12 +31,15 @@ MULTICLUSTER_PLAYBOOK = REPO_ROOT / "playbooks" / "multicluster.yml"
 DEFAULT_BASELINE_A_LIMIT = 40
 QUICK_BASELINE_A_LIMIT = 20
 NOTE = (
-    "Measured on local clusters (etcd, kube-apiserver, controllers, kwok fake kubelets) on the same machine as "
-    "the runs, whose CPUs were shared with other work: compare ours and baselines within a run (they alternate "
-    "in every repeat), not absolute times across machines. Requests are the API server's own "
-    "apiserver_request_total, without node heartbeats, leases, events and status updates; controllers' reactions "
-    "(ReplicaSets and Pods of a new Deployment, a namespace's default ServiceAccount) and about 20 discovery GETs "
-    "a minute from kube-controller-manager are included on both sides."
+    "Measured on local clusters (etcd, kube-apiserver, controllers, kwok fake kubelets) on the machine that runs "
+    "the playbooks, whose CPUs may be shared with other work: compare ours and the baselines within one run (they "
+    "alternate in every repeat) and prefer the CPU ratios, which other load disturbs less than wall times. "
+    "Requests are the API server's own apiserver_request_total, without node heartbeats, leases, events, status "
+    "updates and what only controllers touch (ReplicaSets, Pods, endpoints, scale); what controllers do for a new "
+    "namespace (its default ServiceAccount and root CA ConfigMap) and their discovery GETs (about 20 a minute) "
+    "count on both sides. Baseline A costs one module run per object: above "
+    f"{DEFAULT_BASELINE_A_LIMIT} objects it applies an evenly spread sample (with the namespaces and CRDs the "
+    "sample needs) and its figures are scaled to all objects."
 )
 
 

@@ -234,3 +234,11 @@ def test_markdown_summary_says_what_it_ran_on_and_lists_growth_and_targets():
     assert "- dedicated-3x3 -> dedicated-10x3: tenant namespaces x3.33, objects x1.0; converge wall x1.0" in summary
     assert "- not met: t: f\n" in summary
     assert summary.endswith("A note.\n")
+
+
+def test_reads_that_grow_with_tenants_miss_the_kinds_target():
+    small, large = scenario_result("shared-100"), scenario_result("shared-500")
+    large["size"]["objects"] = 480
+    large["medians"]["ours"]["noop"]["reads"] = 48
+    [target] = [t for t in report.targets({"shared-100": small, "shared-500": large}) if "kinds" in t["target"]]
+    assert target["figures"] == "reads x4.8 for objects x4.8, the same kinds" and target["met"] is False
