@@ -19,6 +19,8 @@ for scenario in "$@"; do
       index=$((index + 1))
       export "MESHOPS_KUBECONFIG_$index=$kubeconfig"
     done <<<"$kubeconfigs"
+    # Molecule keeps a scenario's state (e.g. "prepared") across runs of the same checkout; each run has a new cluster.
+    molecule reset --scenario-name "$scenario" >/dev/null 2>&1
     K8S_AUTH_KUBECONFIG="$MESHOPS_KUBECONFIG_1" MESHOPS_ISTIOCTL="$istioctl" molecule test --scenario-name "$scenario"
   ); then
     echo "molecule $scenario: passed in $((SECONDS - started)) s"
