@@ -424,8 +424,9 @@ def parse_request_counts(metrics_text: str, dry_run: bool = False) -> dict:
 WRITE_VERBS = frozenset({"POST", "PUT", "PATCH", "APPLY", "DELETE", "DELETECOLLECTION"})
 # What the cluster's own components keep sending while idle: kwok's node heartbeats and leases, status
 # updates, kube-controller-manager's TokenRequests for its controllers (a token is issued, nothing stored), and
-# its ReplicaSet controller retrying pods an injector webhook refuses (the collection never writes pods).
-BACKGROUND_RESOURCES = frozenset({"leases", "events", "nodes", "pods"})
+# its ReplicaSet controller retrying pods an injector webhook refuses, and its Deployment controller still
+# scaling down a restarted workload's old ReplicaSet (the collection writes neither pods nor ReplicaSets).
+BACKGROUND_RESOURCES = frozenset({"leases", "events", "nodes", "pods", "replicasets"})
 BACKGROUND_SUBRESOURCES = frozenset({"status", "token"})
 
 
