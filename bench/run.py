@@ -124,8 +124,7 @@ def ours_on_fresh_cluster(bench: Bench, scenario, repeat: int, runs: dict) -> li
         objects = baselines.managed_objects(config.new_client_from_config(str(cluster.kubeconfig)))
         _settle_namespaces(cluster, objects)
         runs["noop"].append(bench.playbook(f"{label}.noop", [cluster], multitenant, "-e", data, *no_wait))
-        if scenario.change or bench.options.full:
-            runs["change"].append(bench.playbook(f"{label}.change", [cluster], multitenant, "-e", changed, *no_wait))
+        runs["change"].append(bench.playbook(f"{label}.change", [cluster], multitenant, "-e", changed, *no_wait))
     return objects
 
 

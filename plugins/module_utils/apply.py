@@ -95,12 +95,14 @@ class Report:
 
 
 class Engine:
-    def __init__(self, client, owner: Owner, check_mode: bool = False, force_conflicts: bool = False):
+    def __init__(
+        self, client, owner: Owner, check_mode: bool = False, force_conflicts: bool = False, report: Report = None
+    ):
         self.client = client
         self.owner = owner
         self.check_mode = check_mode
         self.force_conflicts = force_conflicts
-        self.report = Report()
+        self.report = report or Report()  # engines of one module run may share one report
 
     # Reads
 
@@ -184,11 +186,14 @@ class Engine:
 
     # What modules call
 
-    def ensure_present(self, manifests: list, prunable_kinds=()) -> Report:
+    def ensure_present(self, manifests: list, prunable_kinds=(), owned: dict | None = None) -> Report:
         """Converge this owner's objects to `manifests`; delete its objects of `prunable_kinds` (and of the
-        desired kinds) that are no longer desired. Nothing without this owner's labels is ever deleted."""
+        desired kinds) that are no longer desired. Nothing without this owner's labels is ever deleted.
+        `owned` ({identity: object}, every kind of those) is what the caller already listed for this owner."""
         desired = [with_hash(with_labels(m, self.owner.labels)) for m in apply_order(manifests)]
-        owned = self.list_owned({kind_of(m) for m in desired} | {KINDS[k] for k in prunable_kinds})
+        if owned is None:
+            owned = self.list_owned({kind_of(m) for m in desired} | {KINDS[k] for k in prunable_kinds})
+        owned = dict(owned)
         for manifest in desired:
             key = identity(manifest)
             live = owned.pop(key) if key in owned else self.get(*_get_args(key))

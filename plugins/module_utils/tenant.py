@@ -2,13 +2,17 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """A tenant: namespaces served by one control plane revision, and the policies that isolate them.
 
-Pure builders and guards first; `ensure_tenant_present` / `ensure_tenant_absent` are what istio_tenant calls.
+Pure builders and guards first; `ensure_tenant_present` / `ensure_tenant_absent` (one tenant) and `ensure_tenants`
+(option `tenants`: many in one run) are what istio_tenant calls.
 Membership is the namespace label `meshops.io/tenant=<name>` (next to `istio.io/rev` and the discovery label);
 policies carry the owner labels and are pruned by them."""
 
 from __future__ import annotations
 
-from .apply import MANAGED_BY_LABEL, Engine, Owner
+from collections import Counter
+from dataclasses import dataclass
+
+from .apply import MANAGED_BY_LABEL, Engine, Owner, Report, identity
 from .names import DNS_LABEL, is_label_key, is_label_value
 from .revision import INJECTION_LABEL, REV_LABEL, installed_revisions
 from .selectors import any_matches
@@ -236,58 +240,109 @@ def content_not_ours(objects: list) -> list:
     ]  # fmt: skip
 
 
+# Pure: many tenants in one run
+
+
+def validate_tenants(entries: list) -> None:
+    """Every entry of `tenants` valid, no tenant twice, no namespace claimed by two tenants."""
+    errors = []
+    for entry in entries:
+        try:
+            validate(entry)
+        except TenantError as error:
+            errors.append(f"tenant {entry['name']}: {error}")
+    names = Counter(entry["name"] for entry in entries)
+    twice = sorted(name for name, count in names.items() if count > 1)
+    if twice:
+        errors.append(f"tenants lists {', '.join(twice)} more than once; describe each tenant once")
+    claims = {}
+    for entry in entries:
+        for namespace in _names(entry):
+            claims.setdefault(namespace, []).append(entry["name"])
+    for namespace, claimants in sorted(claims.items()):
+        if len(set(claimants)) > 1:
+            errors.append(
+                f"namespace {namespace} is listed by tenants {', '.join(sorted(set(claimants)))}; "
+                "a namespace belongs to one tenant"
+            )
+    if errors:
+        raise TenantError("; ".join(errors))
+
+
+def _names(params: dict) -> set:
+    return {entry if isinstance(entry, str) else (entry or {}).get("name") for entry in params["namespaces"] or []}
+
+
 # Cluster: what the module calls
 
 
-def _engine(client, params: dict, check_mode: bool) -> Engine:
-    return Engine(client, Owner(OWNER_KIND, params["name"]), check_mode, params["force_conflicts"])
+@dataclass(frozen=True)
+class ClusterView:
+    """What onboarding reads, once per run however many tenants: the installed revisions, every namespace (and its
+    labels), and the tenant objects the collection owns, by tenant."""
+
+    revisions: dict
+    namespaces: dict  # name -> Namespace
+    labels: dict  # name -> its labels
+    owned: dict  # tenant -> {identity: object}
+
+    def members(self, tenant: str) -> set:
+        return {name for name, labels in self.labels.items() if labels.get(TENANT_LABEL) == tenant}
 
 
-def _members(engine: Engine, name: str) -> dict:
+def read_view(engine: Engine, tenants: list) -> ClusterView:
+    """One LIST of revisions, one of namespaces, and one per tenant kind: of one tenant's objects, or of every
+    tenant's when there are several. Reads grow with the kinds, not with the tenants."""
+    selector = f"{MANAGED_BY_LABEL}=meshops.istio,{TENANT_LABEL}" + (f"={tenants[0]}" if len(tenants) == 1 else "")
+    owned = {tenant: {} for tenant in tenants}
+    for kind in TENANT_KINDS:
+        for obj in engine.list_objects(kind, label_selector=selector):
+            owned.setdefault(obj["metadata"]["labels"][TENANT_LABEL], {})[identity(obj)] = obj
+    namespaces = {ns["metadata"]["name"]: ns for ns in engine.list_objects("Namespace")}
+    return ClusterView(
+        revisions=installed_revisions(engine.list_objects("ConfigMap", label_selector=REV_LABEL)),
+        namespaces=namespaces,
+        labels={name: ns["metadata"].get("labels") or {} for name, ns in namespaces.items()},
+        owned=owned,
+    )
+
+
+def _engine(client, params: dict, check_mode: bool, report: Report | None = None) -> Engine:
+    force = params["force_conflicts"] or params["takeover"]  # a takeover takes the namespace's labels over
+    return Engine(client, Owner(OWNER_KIND, params["name"]), check_mode, force, report)
+
+
+def _result(objects: list, namespaces: dict, released: list) -> dict:
     return {
-        ns["metadata"]["name"]: ns for ns in engine.list_objects("Namespace", label_selector=f"{TENANT_LABEL}={name}")
-    }
-
-
-def _result(report, namespaces: dict, released: list) -> dict:
-    return {
-        "changed": report.changed,
         "namespaces": [{"name": n, "labels": labels} for n, labels in sorted(namespaces.items())],
-        "policies": [o for o in report.objects if o["kind"] in TENANT_KINDS and o["action"] != "deleted"],
+        "policies": [o for o in objects if o["kind"] in TENANT_KINDS and o["action"] != "deleted"],
         "released": released,
-        "objects": report.objects,
+        "objects": objects,
     }
 
 
-def ensure_tenant_present(client, params: dict, check_mode: bool) -> tuple:
-    """Onboard the tenant's namespaces and isolate them. Returns (result, warnings, diff)."""
-    validate(params)
-    engine = _engine(client, {**params, "force_conflicts": params["force_conflicts"] or params["takeover"]}, check_mode)
-    revisions = installed_revisions(engine.list_objects("ConfigMap", label_selector=REV_LABEL))
-    existing = {ns["metadata"]["name"]: ns for ns in engine.list_objects("Namespace")}
-    labels_by_namespace = {name: ns["metadata"].get("labels") or {} for name, ns in existing.items()}
-    problems = refusals(params, revisions, labels_by_namespace)
-    if problems:
-        raise TenantError("; ".join(problems))
-
+def _onboard(engine: Engine, params: dict, view: ClusterView, claimed: set) -> tuple:
+    """Label the tenant's namespaces, isolate them, release those it no longer lists (and no tenant of this run
+    `claimed`). Returns (result, warnings)."""
+    start = len(engine.report.objects)
     warnings, final_labels = [], {}
-    moved = taken_over(params, labels_by_namespace)
     for entry in tenant_namespaces(params):
-        manifest, live = namespace_manifest(params, entry), existing.get(entry["name"])
+        manifest, live = namespace_manifest(params, entry), view.namespaces.get(entry["name"])
         # A namespace already ours whose labels were changed by hand is drift: take the labels back.
-        ours = labels_by_namespace.get(entry["name"], {}).get(TENANT_LABEL) == params["name"]
+        ours = view.labels.get(entry["name"], {}).get(TENANT_LABEL) == params["name"]
         engine.ensure_shared(manifest, live, force=True if ours else None)
         if live and INJECTION_LABEL in (live["metadata"].get("labels") or {}):
             warnings.append(f"namespace {entry['name']}: removed label {INJECTION_LABEL} (revision label is used)")
             engine.remove_labels(live, [INJECTION_LABEL])
         final_labels[entry["name"]] = manifest["metadata"]["labels"]
-    for namespace in moved:
+    for namespace in taken_over(params, view.labels):
         engine.delete_objects(_other_tenants_objects(engine, namespace, params["name"]))
-    report = engine.ensure_present(policies(params, revisions[params["revision"]]["namespace"]), TENANT_KINDS)
-    released = sorted(set(_members(engine, params["name"])) - set(final_labels))
+    system_namespace = view.revisions[params["revision"]]["namespace"]
+    engine.ensure_present(policies(params, system_namespace), TENANT_KINDS, view.owned.get(params["name"], {}))
+    released = sorted(view.members(params["name"]) - claimed)
     for namespace in released:
         engine.release("Namespace", namespace)
-    return _result(report, final_labels, released), warnings, report.diff
+    return _result(engine.report.objects[start:], final_labels, released), warnings
 
 
 def _other_tenants_objects(engine: Engine, namespace: str, name: str) -> list:
@@ -295,10 +350,9 @@ def _other_tenants_objects(engine: Engine, namespace: str, name: str) -> list:
     return [obj for kind in TENANT_KINDS for obj in engine.list_objects(kind, selector, namespace)]
 
 
-def ensure_tenant_absent(client, params: dict, check_mode: bool) -> tuple:
-    """Remove what this tenant owns; release its namespaces, or delete them when asked and safe."""
-    validate(params)
-    engine = _engine(client, params, check_mode)
+def _offboard(engine: Engine, params: dict) -> dict:
+    """Remove what the tenant owns; release its namespaces, or delete them when asked and safe."""
+    start = len(engine.report.objects)
     members = _members(engine, params["name"])
     if params["delete_namespaces"] and not params["force"]:
         blocked = {
@@ -317,7 +371,7 @@ def ensure_tenant_absent(client, params: dict, check_mode: bool) -> tuple:
                 f"delete_namespaces would delete objects meshops.istio does not own ({detail}); "
                 "move them out first, or set force: true"
             )
-    report = engine.ensure_absent(TENANT_KINDS)
+    engine.ensure_absent(TENANT_KINDS)
     if params["delete_namespaces"]:
         engine.delete_objects(members.values())
         released = []
@@ -325,4 +379,63 @@ def ensure_tenant_absent(client, params: dict, check_mode: bool) -> tuple:
         released = sorted(members)
         for namespace in released:
             engine.release("Namespace", namespace)
-    return _result(report, {}, released), [], report.diff
+    return _result(engine.report.objects[start:], {}, released)
+
+
+def _members(engine: Engine, name: str) -> dict:
+    return {
+        ns["metadata"]["name"]: ns for ns in engine.list_objects("Namespace", label_selector=f"{TENANT_LABEL}={name}")
+    }
+
+
+def _refuse(entries: list, view: ClusterView) -> None:
+    problems = []
+    for params in entries:
+        prefix = f"tenant {params['name']}: " if len(entries) > 1 else ""
+        problems += [prefix + problem for problem in refusals(params, view.revisions, view.labels)]
+    if problems:
+        raise TenantError("; ".join(problems))
+
+
+def ensure_tenant_present(client, params: dict, check_mode: bool) -> tuple:
+    """Onboard the tenant's namespaces and isolate them. Returns (result, warnings, diff)."""
+    validate(params)
+    engine = _engine(client, params, check_mode)
+    view = read_view(engine, [params["name"]])
+    _refuse([params], view)
+    result, warnings = _onboard(engine, params, view, _names(params))
+    return {"changed": engine.report.changed, **result}, warnings, engine.report.diff
+
+
+def ensure_tenant_absent(client, params: dict, check_mode: bool) -> tuple:
+    """Remove what this tenant owns; release its namespaces, or delete them when asked and safe."""
+    validate(params)
+    engine = _engine(client, params, check_mode)
+    result = _offboard(engine, params)
+    return {"changed": engine.report.changed, **result}, [], engine.report.diff
+
+
+def ensure_tenants(client, entries: list, check_mode: bool) -> tuple:
+    """Many tenants in one run (option `tenants`, each entry complete per-tenant params). Onboarding reads the
+    cluster once and checks every tenant before anything is written; then each tenant converges as it would alone.
+    Returns (result, warnings, diff)."""
+    validate_tenants(entries)
+    report = Report()
+    tenants, warnings = [], []
+    if entries and entries[0]["state"] == "present":
+        view = read_view(_engine(client, entries[0], check_mode, report), [params["name"] for params in entries])
+        _refuse(entries, view)
+        claimed = set().union(*(_names(params) for params in entries))
+        for params in entries:
+            result, more = _onboard(_engine(client, params, check_mode, report), params, view, claimed)
+            tenants.append(_tenant_summary(params, result))
+            warnings += more
+    else:
+        for params in entries:
+            tenants.append(_tenant_summary(params, _offboard(_engine(client, params, check_mode, report), params)))
+    return {"changed": report.changed, "tenants": tenants, "objects": report.objects}, warnings, report.diff
+
+
+def _tenant_summary(params: dict, result: dict) -> dict:
+    """One tenant's part of a many-tenant result (the run returns every object once, at the top)."""
+    return {"name": params["name"], **{key: value for key, value in result.items() if key != "objects"}}

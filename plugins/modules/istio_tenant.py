@@ -35,8 +35,21 @@ options:
   name:
     description:
       - The tenant name, a DNS-1123 label. It becomes the value of the C(meshops.io/tenant) label.
+      - Required unless O(tenants) is given.
     type: str
-    required: true
+  tenants:
+    description:
+      - Many tenants in one run, instead of O(name) and the other per-tenant options. Each entry is a dict with
+        C(name) (required), C(revision), C(namespaces), C(create_namespaces), C(discovery_label), C(mtls),
+        C(isolation) and C(takeover), with the meaning, types and defaults of the options of the same name.
+        O(state), O(delete_namespaces), O(force) and O(force_conflicts) apply to every entry.
+      - With O(state=present) the cluster is read once for all tenants (a LIST of namespaces, of revisions and of
+        each policy kind), and every tenant is checked before anything is written, so a re-run that changes
+        nothing costs the same few reads for 5 tenants or 500. A tenant no longer listed is not touched; remove it
+        with O(state=absent).
+      - A namespace may be listed by one tenant only.
+    type: list
+    elements: dict
   revision:
     description:
       - The installed control plane revision that serves the tenant. Required with O(state=present).
@@ -172,6 +185,18 @@ EXAMPLES = r"""
     namespaces: [app-ns-1, app-ns-3]
     takeover: true
 
+- name: Every shared-model tenant in one run
+  meshops.istio.istio_tenant:
+    tenants:
+      - name: foo
+        revision: shared
+        namespaces: [foo]
+      - name: bar
+        revision: shared
+        namespaces: [bar, bar-batch]
+        isolation:
+          allow_namespaces: [istio-ingress]
+
 - name: Offboard a tenant and keep its namespaces
   meshops.istio.istio_tenant:
     name: foo
@@ -197,6 +222,16 @@ released:
   returned: always
   type: list
   elements: str
+tenants:
+  description: With O(tenants), per tenant its name, namespaces, policies and released namespaces.
+  returned: when O(tenants) is given
+  type: list
+  elements: dict
+  sample:
+    - name: foo
+      namespaces: [{name: foo, labels: {istio.io/rev: shared, meshops.io/tenant: foo}}]
+      policies: []
+      released: []
 objects:
   description: Every object created, updated, released or deleted, in order.
   returned: always
@@ -205,11 +240,14 @@ objects:
 """
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+from ansible.module_utils.errors import UnsupportedError
 from ansible_collections.meshops.istio.plugins.module_utils.runner import COMMON_ARG_SPEC, run_module
 from ansible_collections.meshops.istio.plugins.module_utils.tenant import (
     TenantError,
     ensure_tenant_absent,
     ensure_tenant_present,
+    ensure_tenants,
 )
 
 ISOLATION_SPEC = dict(
@@ -226,7 +264,8 @@ ISOLATION_SPEC = dict(
     ),
 )
 
-ARGUMENT_SPEC = dict(
+# What describes one tenant: the module's own options, or one entry of `tenants`.
+TENANT_SPEC = dict(
     name=dict(type="str", required=True),
     revision=dict(type="str"),
     namespaces=dict(type="list", elements="raw", default=[]),
@@ -234,17 +273,56 @@ ARGUMENT_SPEC = dict(
     discovery_label=dict(type="dict"),
     mtls=dict(type="str", choices=["STRICT", "PERMISSIVE", "none"], default="STRICT"),
     isolation=dict(type="dict", default={}, options=ISOLATION_SPEC),
+    takeover=dict(type="bool", default=False),
+)
+# What applies to the whole run.
+RUN_SPEC = dict(
     state=dict(type="str", choices=["present", "absent"], default="present"),
     delete_namespaces=dict(type="bool", default=False),
-    takeover=dict(type="bool", default=False),
     force=dict(type="bool", default=False),
+)
+ARGUMENT_SPEC = dict(
+    TENANT_SPEC,
+    name=dict(type="str"),
+    tenants=dict(type="list", elements="dict"),
+    **RUN_SPEC,
 )
 
 
+def tenant_entries(module) -> list:
+    """`tenants` entries checked against the per-tenant options (with their defaults), plus the run's options."""
+    validator = ArgumentSpecValidator(TENANT_SPEC)
+    run = {key: module.params[key] for key in (*RUN_SPEC, "force_conflicts")}
+    entries, errors = [], []
+    for index, entry in enumerate(module.params["tenants"]):
+        checked = validator.validate(entry)
+        # An unsupported option's message starts with the option's name alone: say what it is.
+        errors += [
+            f"tenants[{index}]: {'unsupported option ' if isinstance(error, UnsupportedError) else ''}{error}"
+            for error in checked.errors
+        ]
+        entries.append({**checked.validated_parameters, **run})
+    if errors:
+        module.fail_json(msg="; ".join(errors))
+    return entries
+
+
 def main():
-    module = AnsibleModule(argument_spec={**COMMON_ARG_SPEC, **ARGUMENT_SPEC}, supports_check_mode=True)
+    module = AnsibleModule(
+        argument_spec={**COMMON_ARG_SPEC, **ARGUMENT_SPEC},
+        mutually_exclusive=[("tenants", option) for option in TENANT_SPEC],
+        required_one_of=[("name", "tenants")],
+        supports_check_mode=True,
+    )
+    run_module(module, _action(module), (TenantError,))
+
+
+def _action(module):
+    if module.params["tenants"] is not None:
+        entries = tenant_entries(module)
+        return lambda client: ensure_tenants(client, entries, module.check_mode)
     ensure = ensure_tenant_present if module.params["state"] == "present" else ensure_tenant_absent
-    run_module(module, lambda client: ensure(client, module.params, module.check_mode), (TenantError,))
+    return lambda client: ensure(client, module.params, module.check_mode)
 
 
 if __name__ == "__main__":

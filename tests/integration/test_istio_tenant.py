@@ -243,3 +243,97 @@ def test_absent_with_delete_is_refused_while_foreign_objects_live_there(run, api
     assert policies_in(api, "app-ns-2") == {}
     assert "meshops.io/tenant" not in labels_of(api, "app-ns-2")
     assert policies_in(api, "app-ns-1")  # the other tenant keeps everything
+
+
+# Many tenants in one run (option `tenants`), shared-model style: every batch tenant on revision usergroup-1.
+
+TENANT_READS = {"namespaces", "configmaps", "peerauthentications", "authorizationpolicies", "sidecars",
+                "networkpolicies", "rolebindings"}  # fmt: skip
+
+
+def batch(count, **overrides):
+    entries = [
+        {"name": f"batch-{n:02d}", "revision": "usergroup-1", "discovery_label": {"usergroup": "usergroup-1"},
+         "namespaces": [f"batch-{n:02d}"]}
+        for n in range(1, count + 1)
+    ]  # fmt: skip
+    return {"tenants": entries, **overrides}
+
+
+def tenant_reads(before: dict, after: dict) -> dict:
+    """GET and LIST requests for what istio_tenant reads, by resource (controllers watch, they do not send these)."""
+    return {
+        (verb, resource): int(count - before.get((verb, resource, sub), 0))
+        for (verb, resource, sub), count in after.items()
+        if verb in ("GET", "LIST") and resource in TENANT_READS and not sub
+        and count > before.get((verb, resource, sub), 0)
+    }  # fmt: skip
+
+
+def test_many_tenants_check_mode_writes_nothing(run, api, cluster):
+    before = api_request_counts(cluster.kubeconfig)
+    result = run("istio_tenant", batch(3), check=True)
+    assert result["changed"] is True, result.get("msg")
+    assert [t["name"] for t in result["tenants"]] == ["batch-01", "batch-02", "batch-03"]
+    assert writes(before, api_request_counts(cluster.kubeconfig)) == {}
+    assert "batch-01" not in {ns.metadata.name for ns in client.CoreV1Api(api).list_namespace().items}
+
+
+def test_many_tenants_converge_and_their_no_op_reads_do_not_grow_with_tenants(run, api, cluster):
+    reads = {}
+    for count in (5, 20):
+        converged = run("istio_tenant", batch(count))
+        assert converged["changed"] is True, converged.get("msg")
+        before = api_request_counts(cluster.kubeconfig)
+        again = run("istio_tenant", batch(count))
+        after = api_request_counts(cluster.kubeconfig)
+        assert again["changed"] is False, again.get("objects")
+        assert writes(before, after) == {}
+        reads[count] = tenant_reads(before, after)
+    assert reads[20] == reads[5]  # one LIST per kind, whatever the number of tenants
+    assert sum(reads[20].values()) <= len(TENANT_READS)
+    for n in (1, 20):
+        labels = labels_of(api, f"batch-{n:02d}")
+        assert labels["meshops.io/tenant"] == f"batch-{n:02d}" and labels["istio.io/rev"] == "usergroup-1"
+        owners = {obj["metadata"]["labels"]["meshops.io/tenant"] for obj in policies_in(api, f"batch-{n:02d}").values()}
+        assert owners == {f"batch-{n:02d}"}
+    sidecar = policies_in(api, "batch-07")[("Sidecar", "default")]["spec"]
+    assert sidecar == {"egress": [{"hosts": ["batch-07/*", "usergroup-1/*"]}]}  # its own namespace, not the batch's
+
+
+BATCH_REFUSALS = {
+    "one tenant's revision is missing": (
+        {"tenants": [*batch(1)["tenants"], {"name": "batch-new", "revision": "usergroup-9", "namespaces": ["new"]}]},
+        "tenant batch-new: revision usergroup-9 is not installed",
+    ),
+    "a namespace listed by two tenants": (
+        {"tenants": [*batch(1)["tenants"], {**batch(1)["tenants"][0], "name": "batch-new"}]},
+        "namespace batch-01 is listed by tenants batch-01, batch-new; a namespace belongs to one tenant",
+    ),
+    "an option an entry does not have": (
+        {"tenants": [{**batch(1)["tenants"][0], "revison": "usergroup-1"}]},
+        "tenants[0]: unsupported option revison",
+    ),
+    "name next to tenants": ({**batch(1), "name": "batch-01"}, "mutually exclusive: tenants|name"),
+}
+
+
+@pytest.mark.parametrize("case", list(BATCH_REFUSALS))
+def test_many_tenants_are_all_checked_before_anything_is_written(case, run, api, cluster):
+    args, message = BATCH_REFUSALS[case]
+    before, counts = snapshot(api), api_request_counts(cluster.kubeconfig)
+    result = run("istio_tenant", args)
+    assert result.get("failed") is True
+    assert message in result["msg"]
+    assert writes(counts, api_request_counts(cluster.kubeconfig)) == {}
+    assert snapshot(api) == before
+
+
+def test_many_tenants_removed_in_one_run(run, api):
+    removed = run("istio_tenant", {"tenants": [{"name": f"batch-{n:02d}"} for n in range(1, 21)], "state": "absent"})
+    assert removed["changed"] is True, removed.get("msg")
+    assert [t["released"] for t in removed["tenants"]] == [[f"batch-{n:02d}"] for n in range(1, 21)]
+    for n in (1, 20):
+        assert "meshops.io/tenant" not in labels_of(api, f"batch-{n:02d}")
+        assert policies_in(api, f"batch-{n:02d}") == {}
+    assert policies_in(api, "app-ns-1")  # a tenant not listed keeps everything

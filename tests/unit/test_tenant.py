@@ -10,6 +10,7 @@ from ansible_collections.meshops.istio.plugins.module_utils.tenant import (
     taken_over,
     tenant_namespaces,
     validate,
+    validate_tenants,
 )
 
 
@@ -110,3 +111,15 @@ def test_content_not_ours_ignores_system_config_maps_and_our_objects():
         {"kind": "Pod", "metadata": {"name": "web-1"}},
     ]
     assert [o["metadata"]["name"] for o in content_not_ours(objects)] == ["web-1"]
+
+
+def test_many_tenants_are_validated_together():
+    one, other = params(), params(name="usergroup-2", namespaces=["app-ns-2", "app-ns-1"])
+    assert validate_tenants([one, params(name="usergroup-2", namespaces=["app-ns-2"])]) is None
+    with pytest.raises(TenantError) as error:
+        validate_tenants([one, other, params(name="Bad"), params()])
+    text = str(error.value)
+    assert "tenant Bad: name 'Bad' must be a DNS-1123 label" in text
+    assert "tenants lists usergroup-1 more than once; describe each tenant once" in text
+    assert "namespace app-ns-1 is listed by tenants Bad, usergroup-1, usergroup-2; a namespace belongs to one" in text
+    assert "namespace app-ns-2 is listed" not in text
