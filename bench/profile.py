@@ -121,7 +121,7 @@ def through_ansible(kubeconfig: Path, work: Path, revisions: list) -> dict:
     ended = time.time()
     tasks = json.loads(completed.stdout)["plays"][0]["tasks"]
     spans = [(_stamp(t["task"]["duration"]["start"]), _stamp(t["task"]["duration"]["end"]), t) for t in tasks]
-    modules = [end - start for start, end, task in spans if task["task"]["name"].startswith("Istio revision")]
+    modules = [end - start for start, end, task in spans if "Istio revision" in task["task"]["name"]]
     return {
         "total": ended - started,
         "start-up (before the first task)": spans[0][0] - started,
@@ -172,8 +172,8 @@ def fresh_cluster(work: Path, label: str):
 def main() -> int:
     [scenario] = by_name(["dedicated-3x3"])
     revisions = baselines.revisions(playbook_vars(scenario))
-    for revision in revisions:
-        revision["istioctl_path"] = str(binary_dir() / "istioctl")
+    for revision in revisions:  # the options every module has, at their defaults
+        revision.update(istioctl_path=str(binary_dir() / "istioctl"), force_conflicts=False)
     with tempfile.TemporaryDirectory(prefix="meshops-profile-") as scratch:
         work = Path(scratch)
         with fresh_cluster(work, "ansible") as cluster:

@@ -18,7 +18,9 @@ from .kinds import KINDS, Kind, apply_order, kind_of
 
 FIELD_MANAGER = "meshops.istio"
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
-POLL_SECONDS = 1.0
+# Waits poll quickly at first (a new CRD is Established within milliseconds, a Deployment within seconds), then
+# once a second.
+POLL_SECONDS = (0.05, 0.1, 0.2, 0.5, 1.0)
 
 
 class EngineError(Exception):
@@ -299,7 +301,7 @@ class Engine:
     def wait_for(self, kind_name: str, name: str, namespace: str | None, ready, timeout: float, what: str) -> dict:
         """Read an object until `ready(object)` holds, e.g. until a controller has filled it in; `what` names what
         is awaited, for the error."""
-        deadline = time.monotonic() + timeout
+        deadline, delays = time.monotonic() + timeout, _delays()
         while True:
             live = self.get(kind_name, name, namespace)
             if live is not None and ready(live):
@@ -307,7 +309,7 @@ class Engine:
             if time.monotonic() >= deadline:
                 where = f"{namespace}/{name}" if namespace else name
                 raise EngineError(f"{kind_name} {where}: {what} within {timeout:.0f} s. Raise wait_timeout.")
-            time.sleep(POLL_SECONDS)
+            time.sleep(next(delays))
 
     def wait_for_rollout(self, manifests: list, timeout: float):
         """Wait until every Deployment among `manifests` has all replicas updated and available."""
@@ -319,6 +321,7 @@ class Engine:
                 self._wait_for_deployment(manifest["metadata"]["namespace"], manifest["metadata"]["name"], deadline)
 
     def _wait_for_deployment(self, namespace: str, name: str, deadline: float):
+        delays = _delays()
         while True:
             live = self.get("Deployment", name, namespace)
             problem = rollout_problem(live) if live else "it does not exist"
@@ -329,7 +332,7 @@ class Engine:
                     f"Deployment {namespace}/{name} is not ready: {problem}. "
                     "Raise wait_timeout or inspect the Deployment's events."
                 )
-            time.sleep(POLL_SECONDS)
+            time.sleep(next(delays))
 
 
 def rollout_problem(deployment: dict) -> str | None:
@@ -355,11 +358,18 @@ def _get_args(key: tuple) -> tuple:
     return kind, name, namespace or None
 
 
+def _delays():
+    """Seconds to sleep between polls: POLL_SECONDS, then its last value for good."""
+    yield from POLL_SECONDS
+    while True:
+        yield POLL_SECONDS[-1]
+
+
 def _poll(predicate, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
+    deadline, delays = time.monotonic() + timeout, _delays()
     while True:
         if predicate():
             return True
         if time.monotonic() >= deadline:
             return False
-        time.sleep(POLL_SECONDS)
+        time.sleep(next(delays))

@@ -46,7 +46,9 @@ def render(run_command, istioctl: str, operator_spec: dict) -> list:
         os.unlink(handle.name)
     if rc != 0:
         raise IstioctlError(f"istioctl manifest generate failed: {err.strip() or out.strip()}")
-    return [doc for doc in yaml.safe_load_all(out) if doc]
+    # About 1 MB of YAML (mostly CRD schemas): libyaml's loader parses it in a tenth of the pure-Python one's time.
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    return [doc for doc in yaml.load_all(out, Loader=loader) if doc]
 
 
 def version_key(version: str) -> tuple:
