@@ -13,6 +13,7 @@ Figures, not assertions."""
 import contextlib
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -138,12 +139,13 @@ def _stamp(text: str) -> float:
 def module_start_up() -> float:
     """Seconds for a Python to start with istio_revision's imports (what every module run pays before its work)."""
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT / ".collections")}
-    runs = []
-    for _ in range(3):
+
+    def once(attempt: int) -> float:
         started = time.perf_counter()
         subprocess.run([sys.executable, "-c", MODULE_IMPORTS], env=env, check=True)
-        runs.append(time.perf_counter() - started)
-    return sorted(runs)[1]
+        return time.perf_counter() - started
+
+    return statistics.median(once(attempt) for attempt in range(3))
 
 
 def istioctl_install(kubeconfig: Path, work: Path, revisions: list) -> float:
