@@ -50,7 +50,7 @@ class Clock:
     def __init__(self):
         self.totals, self.stack, self.mark = {}, [], time.perf_counter()
 
-    def _charge(self):
+    def charge(self):
         now = time.perf_counter()
         phase = self.stack[-1] if self.stack else "the rest"
         self.totals[phase] = self.totals.get(phase, 0.0) + now - self.mark
@@ -58,12 +58,12 @@ class Clock:
 
     @contextlib.contextmanager
     def phase(self, name: str):
-        self._charge()
+        self.charge()
         self.stack.append(name)
         try:
             yield
         finally:
-            self._charge()
+            self.charge()
             self.stack.pop()
 
     def wrap(self, name: str, function):
@@ -99,7 +99,7 @@ def in_process(kubeconfig: Path, revisions: list) -> dict:
     with timed_engine(clock):
         for revision in revisions:
             ensure_revision_present(client, clock.wrap("istioctl", run_command), revision, check_mode=False)
-    clock._charge()
+    clock.charge()
     return {"total": time.perf_counter() - started, **clock.totals}
 
 
@@ -140,12 +140,12 @@ def module_start_up() -> float:
     """Seconds for a Python to start with istio_revision's imports (what every module run pays before its work)."""
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT / ".collections")}
 
-    def once(attempt: int) -> float:
+    def once() -> float:
         started = time.perf_counter()
         subprocess.run([sys.executable, "-c", MODULE_IMPORTS], env=env, check=True)
         return time.perf_counter() - started
 
-    return statistics.median(once(attempt) for attempt in range(3))
+    return statistics.median(once() for attempt in range(3))
 
 
 def istioctl_install(kubeconfig: Path, work: Path, revisions: list) -> float:
