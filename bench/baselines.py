@@ -6,7 +6,7 @@ B: `istioctl install -y` of the same IstioOperator spec, once per revision, for 
 import copy
 import math
 
-from ansible_collections.meshops.istio.plugins.module_utils.apply import MANAGED_BY_LABEL
+from ansible_collections.meshops.istio.plugins.module_utils.engine import MANAGED_BY_LABEL
 from ansible_collections.meshops.istio.plugins.module_utils.kinds import KINDS, apply_order
 from ansible_collections.meshops.istio.plugins.module_utils.revision import operator_spec
 from ansible_collections.meshops.istio.plugins.modules.istio_revision import ARGUMENT_SPEC

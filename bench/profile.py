@@ -22,7 +22,7 @@ from datetime import datetime
 from pathlib import Path
 
 import yaml
-from ansible_collections.meshops.istio.plugins.module_utils import apply
+from ansible_collections.meshops.istio.plugins.module_utils import cluster, engine
 from ansible_collections.meshops.istio.plugins.module_utils.client import configuration_for, create_api_client
 from ansible_collections.meshops.istio.plugins.module_utils.revision import ensure_revision_present
 from localcluster import binary_dir, start_cluster, stop_cluster
@@ -32,10 +32,11 @@ from . import baselines
 from .scenarios import by_name, playbook_vars
 
 # Engine methods by phase; a phase called inside another (a GET inside a wait) is charged to the inner one only.
+# (class, method) pairs timed as each phase.
 PHASES = {
-    "API reads": ("get", "list_objects"),
-    "API writes": ("_apply", "_delete", "remove_labels"),
-    "waits": ("_wait_established", "wait_for_rollout"),
+    "API reads": (("Cluster", "get"), ("Cluster", "list_objects")),
+    "API writes": (("Engine", "_apply"), ("Engine", "_delete"), ("Engine", "remove_labels")),
+    "waits": (("Engine", "_wait_established"), ("Engine", "wait_for_rollout")),
 }
 MODULE_IMPORTS = (
     "import ansible.module_utils.basic, kubernetes.dynamic, yaml; "
@@ -76,15 +77,16 @@ class Clock:
 
 @contextlib.contextmanager
 def timed_engine(clock: Clock):
-    originals = {method: getattr(apply.Engine, method) for methods in PHASES.values() for method in methods}
-    for phase, methods in PHASES.items():
-        for method in methods:
-            setattr(apply.Engine, method, clock.wrap(phase, originals[method]))
+    classes = {"Cluster": cluster.Cluster, "Engine": engine.Engine}
+    originals = {pair: getattr(classes[pair[0]], pair[1]) for pairs in PHASES.values() for pair in pairs}
+    for phase, pairs in PHASES.items():
+        for owner, method in pairs:
+            setattr(classes[owner], method, clock.wrap(phase, originals[owner, method]))
     try:
         yield
     finally:
-        for method, original in originals.items():
-            setattr(apply.Engine, method, original)
+        for (owner, method), original in originals.items():
+            setattr(classes[owner], method, original)
 
 
 def run_command(argv) -> tuple:
@@ -94,11 +96,11 @@ def run_command(argv) -> tuple:
 
 def in_process(kubeconfig: Path, revisions: list) -> dict:
     clock = Clock()
-    client = create_api_client(configuration_for({"kubeconfig": str(kubeconfig)}))
+    target = cluster.Cluster(create_api_client(configuration_for({"kubeconfig": str(kubeconfig)})))
     started = time.perf_counter()
     with timed_engine(clock):
         for revision in revisions:
-            ensure_revision_present(client, clock.wrap("istioctl", run_command), revision, check_mode=False)
+            ensure_revision_present(target, clock.wrap("istioctl", run_command), revision, check_mode=False)
     clock.charge()
     return {"total": time.perf_counter() - started, **clock.totals}
 

@@ -17,8 +17,11 @@ import stat
 from dataclasses import dataclass
 
 from . import pki
-from .apply import Engine, Owner
-from .names import DNS_LABEL
+from .cluster import Cluster
+from .engine import Engine, Owner
+from .errors import Refusal, refuse
+from .names import dns_label_errors
+from .vocabulary import MAX_REVISION_LENGTH
 
 OWNER_KIND = "cacerts"
 SECRET_NAME = "cacerts"
@@ -29,10 +32,6 @@ SECRET_TYPES = {"istio": "Opaque", "tls": "kubernetes.io/tls"}
 # (certificate, key, root bundle) file names per Secret layout.
 FILES = {"istio": ("ca-cert.pem", "ca-key.pem", "root-cert.pem"), "tls": ("tls.crt", "tls.key", "ca.crt")}
 CLUSTER_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,62}[A-Za-z0-9])?$")
-
-
-class CacertsError(Exception):
-    """Refusal before anything is written; the message names the parameter and the fix."""
 
 
 @dataclass
@@ -55,10 +54,9 @@ def validate(params: dict) -> None:
             f"cluster_name {params['cluster_name']!r} must be 1-64 letters, digits, '-', '_' or '.'; "
             "use the cluster's Istio cluster ID (values.global.multiCluster.clusterName)"
         )
-    if not DNS_LABEL.match(params["namespace"] or "") or len(params["namespace"]) > 63:
-        errors.append(f"namespace {params['namespace']!r} must be a DNS-1123 label; give istiod's namespace")
-    if params.get("revision") and (not DNS_LABEL.match(params["revision"]) or len(params["revision"]) > 56):
-        errors.append(f"revision {params['revision']!r} must be a DNS-1123 label of at most 56 characters")
+    errors += dns_label_errors(params["namespace"], "namespace")
+    if params.get("revision"):
+        errors += dns_label_errors(params["revision"], "revision", MAX_REVISION_LENGTH)
     if params["validity_days"] < 1:
         errors.append(f"validity_days is {params['validity_days']}; give a positive number of days")
     if not 0 <= params["renew_before"] < params["validity_days"]:
@@ -66,8 +64,7 @@ def validate(params: dict) -> None:
             f"renew_before ({params['renew_before']} days) must be at least 0 and shorter than validity_days "
             f"({params['validity_days']}), or every run would re-issue the intermediate; lower renew_before"
         )
-    if errors:
-        raise CacertsError("; ".join(errors))
+    refuse(errors)
 
 
 def read_pem(value: str, parameter: str, secret: bool = False) -> bytes:
@@ -77,7 +74,7 @@ def read_pem(value: str, parameter: str, secret: bool = False) -> bytes:
     path = os.path.expanduser(value)
     if not os.path.isfile(path):
         shown = "" if secret else f" ({value!r})"
-        raise CacertsError(
+        raise Refusal(
             f"{parameter}{shown} is neither PEM content nor the path of a readable file; give the PEM text or "
             "the path of a PEM file on the host that runs the module"
         )
@@ -89,7 +86,7 @@ def _parsed(loader, pem: bytes, parameter: str, fix: str):
     try:
         return loader(pem)
     except pki.PemError as error:
-        raise CacertsError(f"{parameter} {error}; {fix}") from None
+        raise Refusal(f"{parameter} {error}; {fix}") from None
 
 
 # Pure: what makes a root or an intermediate unusable
@@ -132,11 +129,11 @@ def additional_root_certificates(values: list, now: datetime.datetime) -> list:
         found = _parsed(pki.load_certificates, read_pem(value, parameter), parameter, "give PEM root certificates")
         for certificate in found:
             if not pki.is_ca(certificate):
-                raise CacertsError(
+                raise Refusal(
                     f"{parameter} holds {pki.subject(certificate)}, which is not a CA; give only root certificates"
                 )
             if pki.not_after(certificate) <= now:
-                raise CacertsError(
+                raise Refusal(
                     f"{parameter} holds {pki.subject(certificate)}, which expired on "
                     f"{pki.not_after(certificate).date().isoformat()}; remove it from additional_roots"
                 )
@@ -279,7 +276,7 @@ def root_from_dir(params: dict, check_mode: bool, now: datetime.datetime) -> tup
     """(RootCA, warnings): the directory's root, or a new one saved there (not in check mode)."""
     directory = os.path.expanduser(params["root_dir"])
     if os.path.exists(directory) and not os.path.isdir(directory):
-        raise CacertsError(f"root_dir {directory} is not a directory; give a directory for root-cert.pem/root-key.pem")
+        raise Refusal(f"root_dir {directory} is not a directory; give a directory for root-cert.pem/root-key.pem")
     if not os.path.isdir(directory):
         if check_mode:
             return _new_root(params, directory, now), []
@@ -293,7 +290,7 @@ def _load_or_create_root(params: dict, directory: str, check_mode: bool, now: da
     has_cert, has_key = os.path.exists(cert_path), os.path.exists(key_path)
     if has_cert != has_key:
         present, missing = (ROOT_CERT_FILE, ROOT_KEY_FILE) if has_cert else (ROOT_KEY_FILE, ROOT_CERT_FILE)
-        raise CacertsError(
+        raise Refusal(
             f"root_dir {directory} holds {present} but not {missing}; restore {missing} from your backup "
             f"(a root is never regenerated silently), or remove {present} to generate a new root"
         )
@@ -315,7 +312,7 @@ def _load_or_create_root(params: dict, directory: str, check_mode: bool, now: da
 
 def _new_root(params: dict, directory: str, now: datetime.datetime) -> RootCA:
     if params["validity_days"] >= pki.ROOT_DAYS:
-        raise CacertsError(
+        raise Refusal(
             f"validity_days ({params['validity_days']}) is not shorter than a new root's life ({pki.ROOT_DAYS} "
             "days); lower validity_days"
         )
@@ -333,7 +330,7 @@ def _save_root(root: RootCA, cert_path: str, key_path: str) -> None:
 
 
 def signing_root(params: dict, check_mode: bool, now: datetime.datetime) -> tuple:
-    """(RootCA, warnings); raises CacertsError with every reason the root cannot sign an intermediate."""
+    """(RootCA, warnings); raises Refusal with every reason the root cannot sign an intermediate."""
     if params.get("root_dir"):
         root, warnings = root_from_dir(params, check_mode, now)
     else:
@@ -343,7 +340,7 @@ def signing_root(params: dict, check_mode: bool, now: datetime.datetime) -> tupl
     if fit and not problems:
         problems.append(fit)
     if problems:
-        raise CacertsError("; ".join(problems))
+        raise Refusal("; ".join(problems))
     return root, warnings
 
 
@@ -383,17 +380,17 @@ def ensure_root(params: dict, check_mode: bool, now: datetime.datetime | None = 
     return result, warnings, []
 
 
-def ensure_cacerts(client, params: dict, check_mode: bool, now: datetime.datetime | None = None) -> tuple:
-    """Converge the cacerts Secret. Returns (result, warnings, diff); raises CacertsError or EngineError."""
+def ensure_cacerts(cluster: Cluster, params: dict, check_mode: bool, now: datetime.datetime | None = None) -> tuple:
+    """Converge the cacerts Secret. Returns (result, warnings, diff); raises a MeshopsError."""
     now = now or pki.utc_now()
     validate(params)
     extra_roots = additional_root_certificates(params["additional_roots"], now)
     root, warnings = signing_root(params, check_mode, now)
-    engine = Engine(client, Owner(OWNER_KIND, params["namespace"]), check_mode, params["force_conflicts"])
-    live = engine.get("Secret", SECRET_NAME, params["namespace"])
+    engine = Engine(cluster, Owner(OWNER_KIND, params["namespace"]), check_mode, params["force_conflicts"])
+    live = cluster.get("Secret", SECRET_NAME, params["namespace"])
     problem = type_problem(live, params["format"])
     if problem:
-        raise CacertsError(problem)
+        raise Refusal(problem)
 
     intermediate, key, reason = _intermediate_for(live, root, params, now)
     bundle = pki.root_bundle(root.certificate, extra_roots)
@@ -403,7 +400,7 @@ def ensure_cacerts(client, params: dict, check_mode: bool, now: datetime.datetim
         pki.secret_data(intermediate, key, root.certificate, bundle, params["format"]),
     )
     if not unchanged(live, manifest):
-        if live is None and engine.get("Namespace", params["namespace"]) is None:
+        if live is None and cluster.get("Namespace", params["namespace"]) is None:
             engine.ensure_shared({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": params["namespace"]}})
         engine.ensure_present([manifest])
     report = engine.report
@@ -422,9 +419,9 @@ def ensure_cacerts(client, params: dict, check_mode: bool, now: datetime.datetim
     return result, warnings, report.diff
 
 
-def ensure_cacerts_absent(client, params: dict, check_mode: bool) -> tuple:
+def ensure_cacerts_absent(cluster: Cluster, params: dict, check_mode: bool) -> tuple:
     """Delete the cacerts Secret this module wrote in the namespace. Returns (result, warnings, diff)."""
-    engine = Engine(client, Owner(OWNER_KIND, params["namespace"]), check_mode, params["force_conflicts"])
+    engine = Engine(cluster, Owner(OWNER_KIND, params["namespace"]), check_mode, params["force_conflicts"])
     report = engine.ensure_absent(["Secret"])
     result = {"changed": report.changed, "namespace": params["namespace"], "secret": SECRET_NAME}
     return {**result, "objects": report.objects}, [], report.diff

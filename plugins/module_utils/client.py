@@ -1,11 +1,13 @@
 # Copyright: meshops.istio contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The one place that imports kubernetes.core's module_utils (not a declared public API; galaxy.yml caps its
-major version). Everything else talks to the cluster through `connect()` and `ApiError`."""
+major version). Everything else talks to the cluster through `connect()`, `connect_other()` and cluster.Cluster."""
 
 from __future__ import annotations
 
 from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
+
+from .errors import ClusterUnreachable
 
 try:
     from ansible_collections.kubernetes.core.plugins.module_utils.args_common import (
@@ -55,8 +57,6 @@ __all__ = [
     "configuration_for",
     "connect",
     "connect_other",
-    "other_unreachable",
-    "unreachable",
 ]
 # kubernetes.client.Configuration attributes set from kubernetes.core's option names, as its factory does.
 _CONFIGURATION_ATTRIBUTES = {
@@ -83,15 +83,7 @@ def connect(module):
     except CoreException as error:
         module.fail_json(msg=f"Cannot configure the Kubernetes client: {error}. Check kubeconfig, context or host.")
     except TransportError as error:  # the factory already asks the server for its version
-        module.fail_json(msg=unreachable(auth.get("host") or "the kubeconfig's server", error))
-
-
-def unreachable(host: str, error) -> str:
-    """The one sentence for an API server that does not answer."""
-    return (
-        f"Cannot reach the Kubernetes API at {host} ({type(error).__name__}); check host, kubeconfig and "
-        "context, and that the API server is up"
-    )
+        module.fail_json(msg=str(ClusterUnreachable(auth.get("host") or "the kubeconfig's server", error)))
 
 
 def connect_other(module, auth: dict, parameter: str):
@@ -115,20 +107,12 @@ def connect_other(module, auth: dict, parameter: str):
     try:
         return create_api_client(configuration, **_impersonation_headers(auth))
     except TransportError as error:  # discovery already asks the server for its version
-        module.fail_json(msg=other_unreachable(parameter, configuration.host, error))
+        module.fail_json(msg=str(ClusterUnreachable(configuration.host, error, parameter)))
     except ApiError as error:
         module.fail_json(
             msg=f"The API server of {parameter} at {configuration.host} answered {error.status} ({error.reason}); "
             f"check the credentials in {parameter}"
         )
-
-
-def other_unreachable(parameter: str, host: str, error) -> str:
-    """The one sentence for a second cluster's API server that does not answer."""
-    return (
-        f"Cannot reach the Kubernetes API of {parameter} at {host} ({type(error).__name__}); check "
-        f"{parameter}.kubeconfig, {parameter}.context and {parameter}.host, and that the API server is up"
-    )
 
 
 def configuration_for(auth: dict):

@@ -10,13 +10,24 @@ from __future__ import annotations
 
 import re
 
-from .apply import Engine, Owner
-from .names import DNS_1035_LABEL, DNS_LABEL, is_label_key, is_label_value
-from .revision import INJECTION_LABEL, REV_LABEL, installed_revisions
+from .cluster import Cluster
+from .engine import Engine, Owner
+from .errors import refuse
+from .names import DNS_1035_LABEL, dns_label_errors, is_label_key, is_label_value
 from .selectors import any_matches
+from .vocabulary import (
+    INJECTION_LABEL,
+    NETWORK_LABEL,
+    REV_LABEL,
+    TAG_LABEL,
+    installed_revisions,
+    installed_tags,
+    owner_label,
+    resolve_revision,
+)
 
 OWNER_KIND = "gateway"
-OWNER_LABEL = f"meshops.io/{OWNER_KIND}"
+OWNER_LABEL = owner_label(OWNER_KIND)
 # Everything a gateway may own: what prune and removal look at.
 GATEWAY_KINDS = (
     "ServiceAccount", "Role", "RoleBinding", "Service", "Deployment", "HorizontalPodAutoscaler",
@@ -25,8 +36,6 @@ GATEWAY_KINDS = (
 KINDS_OF_GATEWAY = ("ingress", "egress", "eastwest")
 SERVICE_TYPES = ("ClusterIP", "NodePort", "LoadBalancer")
 PROTOCOLS = ("TCP", "UDP", "SCTP")
-NETWORK_LABEL = "topology.istio.io/network"
-TAG_LABEL = "istio.io/tag"
 CROSS_NETWORK_GATEWAY = "cross-network-gateway"
 ISTIOD_GATEWAY = "istiod-gateway"
 DEFAULT_NODE_PORT_RANGE = "30000-32767"
@@ -49,10 +58,6 @@ EASTWEST_PORTS = (
 DEFAULT_SERVICE_TYPE = {"ingress": "LoadBalancer", "egress": "ClusterIP", "eastwest": "LoadBalancer"}
 DEFAULT_RESOURCES = {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": "2000m", "memory": "1024Mi"}}
 DEFAULT_AUTOSCALE = {"min_replicas": 1, "max_replicas": 5, "target_cpu_utilization": 80}
-
-
-class GatewayError(Exception):
-    """Refusal before anything is written; the message names the parameter and the fix."""
 
 
 # Pure: settings with their defaults
@@ -103,15 +108,6 @@ def node_port_range(params: dict) -> tuple | None:
 # Pure: validation
 
 
-def _name_errors(value, parameter: str, pattern=DNS_LABEL, max_length: int = 63) -> list:
-    if not isinstance(value, str) or not pattern.match(value):
-        start = "a lower-case letter" if pattern is DNS_1035_LABEL else "a lower-case letter or digit"
-        return [f"{parameter} {value!r} must be lower-case letters, digits and '-', starting with {start}"]
-    if len(value) > max_length:
-        return [f"{parameter} {value!r} is {len(value)} characters; at most {max_length} are allowed"]
-    return []
-
-
 def _label_errors(labels: dict, parameter: str) -> list:
     errors = []
     for key, value in labels.items():
@@ -131,7 +127,7 @@ def _port_errors(service: dict, range_: tuple) -> list:
     low, high = range_ or (0, 65535)
     for index, port in enumerate(service["ports"]):
         at = f"service.ports[{index}]"
-        errors += _name_errors(port.get("name"), f"{at}.name")
+        errors += dns_label_errors(port.get("name"), f"{at}.name")
         protocol = port.get("protocol") or "TCP"
         for field in ("port", "target_port"):
             value = port.get(field)
@@ -234,7 +230,7 @@ def _kind_errors(params: dict) -> list:
 def validate(params: dict) -> None:
     """Every input error at once, before anything is read or written."""
     name, namespace = params["name"], params["namespace"]
-    errors = _name_errors(name, "name", DNS_1035_LABEL) + _name_errors(namespace, "namespace")
+    errors = dns_label_errors(name, "name", pattern=DNS_1035_LABEL) + dns_label_errors(namespace, "namespace")
     owner_value = f"{namespace}.{name}"
     if not errors and len(owner_value) > 63:
         errors.append(
@@ -242,21 +238,19 @@ def validate(params: dict) -> None:
             f"{OWNER_LABEL}={owner_value} allows 62 plus the dot, so shorten the name"
         )
     if params.get("state", "present") == "absent":
-        if errors:
-            raise GatewayError("; ".join(errors))
+        refuse(errors)
         return
     if params.get("revision") is None:
         errors.append("revision is required to install a gateway; name an installed revision or revision tag")
     else:
-        errors += _name_errors(params["revision"], "revision")
+        errors += dns_label_errors(params["revision"], "revision")
     errors += _kind_errors(params)
     if params.get("labels") is not None and not params["labels"]:
         errors.append("labels must not be empty: they select the gateway's pods; leave it unset for the defaults")
     errors += _label_errors(params.get("labels") or {}, "labels")
     errors += _replica_errors(params)
     errors += _service_errors(service_settings(params), params)
-    if errors:
-        raise GatewayError("; ".join(errors))
+    refuse(errors)
 
 
 # Pure: builders
@@ -483,23 +477,6 @@ def manifests(params: dict, revision: str, revision_namespace: str) -> list:
 # Pure: what the cluster says
 
 
-def revision_tags(webhooks: list) -> dict:
-    """{tag: revision} from the `istio-revision-tag-<tag>` MutatingWebhookConfigurations."""
-    tags = {}
-    for webhook in webhooks:
-        labels = webhook["metadata"].get("labels") or {}
-        if labels.get(TAG_LABEL) and labels.get(REV_LABEL):
-            tags[labels[TAG_LABEL]] = labels[REV_LABEL]
-    return tags
-
-
-def resolve_revision(name: str, revisions: dict, tags: dict) -> str | None:
-    """The installed revision a revision name or tag stands for, or None."""
-    if name in revisions:
-        return name
-    return tags.get(name) if tags.get(name) in revisions else None
-
-
 def _revision_problem(params: dict, revisions: dict) -> str:
     installed = ", ".join(sorted(revisions)) or "none"
     return (
@@ -614,35 +591,35 @@ def service_facts(params: dict, live: dict | None, desired: dict) -> dict:
 # Cluster: what the module calls
 
 
-def _engine(client, params: dict, check_mode: bool) -> Engine:
-    return Engine(client, owner(params), check_mode, params.get("force_conflicts", False))
+def _engine(cluster: Cluster, params: dict, check_mode: bool) -> Engine:
+    return Engine(cluster, owner(params), check_mode, params.get("force_conflicts", False))
 
 
-def _existing_object_problems(engine: Engine, params: dict, revision: str) -> list:
-    deployment_live = engine.get("Deployment", params["name"], params["namespace"])
+def _existing_object_problems(cluster: Cluster, params: dict, revision: str) -> list:
+    deployment_live = cluster.get("Deployment", params["name"], params["namespace"])
     named = []
     if params.get("expose_services"):
         named.append(("Gateway", CROSS_NETWORK_GATEWAY))
     if params.get("expose_istiod"):
         named += [("Gateway", ISTIOD_GATEWAY), ("VirtualService", istiod_virtual_service_name(revision))]
     problems = [foreign_owner_problem(deployment_live, params), selector_change_problem(deployment_live, params)]
-    problems += [foreign_owner_problem(engine.get(kind, name, params["namespace"]), params) for kind, name in named]
+    problems += [foreign_owner_problem(cluster.get(kind, name, params["namespace"]), params) for kind, name in named]
     return [problem for problem in problems if problem]
 
 
-def _cluster_problems(engine: Engine, params: dict) -> tuple:
+def _cluster_problems(cluster: Cluster, params: dict) -> tuple:
     """(installed revision behind params["revision"], its namespace, what stops the install)."""
-    revisions = installed_revisions(engine.list_objects("ConfigMap", label_selector=REV_LABEL))
-    tags = revision_tags(engine.list_objects("MutatingWebhookConfiguration", label_selector=TAG_LABEL))
+    revisions = installed_revisions(cluster.list_objects("ConfigMap", label_selector=REV_LABEL))
+    tags = installed_tags(cluster.list_objects("MutatingWebhookConfiguration", label_selector=TAG_LABEL))
     revision = resolve_revision(params["revision"], revisions, tags)
     if revision is None:
         return None, None, [_revision_problem(params, revisions)]
-    namespace = engine.get("Namespace", params["namespace"])
+    namespace = cluster.get("Namespace", params["namespace"])
     problems = namespace_problems(params, namespace, revision, revisions, tags)
     if any(port.get("node_port") for port in service_settings(params)["ports"]):
-        problems += node_port_problems(params, engine.list_objects("Service"))
+        problems += node_port_problems(params, cluster.list_objects("Service"))
     if namespace is not None:
-        problems += _existing_object_problems(engine, params, revision)
+        problems += _existing_object_problems(cluster, params, revision)
     return revision, revisions[revision]["namespace"], problems
 
 
@@ -663,25 +640,24 @@ def _result(params: dict, revision: str | None, report, service_info: dict | Non
     return result
 
 
-def ensure_gateway_present(client, params: dict, check_mode: bool) -> tuple:
-    """Install or converge one gateway. Returns (result, warnings, diff); raises GatewayError or EngineError."""
+def ensure_gateway_present(cluster: Cluster, params: dict, check_mode: bool) -> tuple:
+    """Install or converge one gateway. Returns (result, warnings, diff); raises a MeshopsError."""
     validate(params)
-    engine = _engine(client, params, check_mode)
-    revision, revision_namespace, problems = _cluster_problems(engine, params)
-    if problems:
-        raise GatewayError("; ".join(problems))
+    engine = _engine(cluster, params, check_mode)
+    revision, revision_namespace, problems = _cluster_problems(cluster, params)
+    refuse(problems)
     desired = manifests(params, revision, revision_namespace)
     report = engine.ensure_present(desired, GATEWAY_KINDS)
     if params.get("wait", True):
         engine.wait_for_rollout(desired, params.get("wait_timeout", 300))
-    live_service = engine.get("Service", params["name"], params["namespace"])
+    live_service = cluster.get("Service", params["name"], params["namespace"])
     info = service_facts(params, live_service, service(params))
     return _result(params, revision, report, info), [], report.diff
 
 
-def ensure_gateway_absent(client, params: dict, check_mode: bool) -> tuple:
+def ensure_gateway_absent(cluster: Cluster, params: dict, check_mode: bool) -> tuple:
     """Remove every object of this gateway and nothing of any other."""
     validate({**params, "state": "absent"})
-    engine = _engine(client, params, check_mode)
+    engine = _engine(cluster, params, check_mode)
     report = engine.ensure_absent(GATEWAY_KINDS)
     return _result(params, None, report, None), [], report.diff

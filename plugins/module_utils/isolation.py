@@ -3,16 +3,18 @@
 """The isolation invariants verify.yml asserts, evaluated on what a cluster holds (read only).
 
 `analyze` is pure: it takes listed objects and returns a report per tenant plus every problem as a sentence.
-`gather_isolation_report` lists what it needs through the engine and calls it."""
+`gather_isolation_report` lists what it needs through a Cluster and calls it."""
 
 from __future__ import annotations
 
 from . import pki
-from .apply import Engine, Owner, rollout_problem
 from .cacerts import SECRET_NAME, bundle_problem, secret_files
-from .revision import REV_LABEL, installed_revisions
+from .cluster import Cluster
+from .engine import rollout_problem
+from .gateway import OWNER_LABEL as GATEWAY_LABEL
 from .selectors import any_matches, matches
 from .tenant import ISOLATION_NAME, TENANT_LABEL
+from .vocabulary import FIELD_MANAGER, MANAGED_BY_LABEL, REV_LABEL, installed_revisions
 
 # (kind, name, isolation option that turns it off)
 EXPECTED_POLICIES = (
@@ -145,30 +147,29 @@ def analyze(tenants: list, state: dict, now=None) -> dict:
     return report
 
 
-def gather_isolation_report(client, tenants: list) -> dict:
-    engine = Engine(client, Owner("verify", "read-only"), check_mode=True)
-    managed = "app.kubernetes.io/managed-by=meshops.istio"
+def gather_isolation_report(cluster: Cluster, tenants: list) -> dict:
+    managed = f"{MANAGED_BY_LABEL}={FIELD_MANAGER}"
     policies = {}
     for kind in ("PeerAuthentication", "AuthorizationPolicy", "Sidecar", "NetworkPolicy"):
-        for obj in engine.list_objects(kind, managed):
+        for obj in cluster.list_objects(kind, managed):
             key = (kind, obj["metadata"]["name"])
             policies.setdefault(obj["metadata"]["namespace"], {})[key] = obj.get("spec") or {}
-    namespaces = engine.list_objects("Namespace")
-    revisions = installed_revisions(engine.list_objects("ConfigMap", label_selector=REV_LABEL))
+    namespaces = cluster.list_objects("Namespace")
+    revisions = installed_revisions(cluster.list_objects("ConfigMap", label_selector=REV_LABEL))
     state = {
         "namespaces": {n["metadata"]["name"]: n["metadata"].get("labels") or {} for n in namespaces},
         "revisions": revisions,
-        "cacerts": _cacerts_files(engine, {info["namespace"] for info in revisions.values()}),
-        "webhooks": engine.list_objects("MutatingWebhookConfiguration", label_selector=REV_LABEL),
+        "cacerts": _cacerts_files(cluster, {info["namespace"] for info in revisions.values()}),
+        "webhooks": cluster.list_objects("MutatingWebhookConfiguration", label_selector=REV_LABEL),
         "policies": policies,
-        "gateways": engine.list_objects("Deployment", label_selector="meshops.io/gateway"),
+        "gateways": cluster.list_objects("Deployment", label_selector=GATEWAY_LABEL),
     }
     return analyze([_normalized(t) for t in tenants], state)
 
 
-def _cacerts_files(engine: Engine, system_namespaces: set) -> dict:
+def _cacerts_files(cluster: Cluster, system_namespaces: set) -> dict:
     """The files of each system namespace's `cacerts` Secret (private keys stay in this process, never reported)."""
-    secrets = {ns: engine.get("Secret", SECRET_NAME, ns) for ns in sorted(system_namespaces)}
+    secrets = {ns: cluster.get("Secret", SECRET_NAME, ns) for ns in sorted(system_namespaces)}
     return {ns: secret_files(secret) for ns, secret in secrets.items() if secret is not None}
 
 

@@ -14,21 +14,19 @@ try:
 except ImportError:  # PyYAML comes with ansible-core; the import sanity test runs without it
     yaml = None
 
-
-class IstioctlError(Exception):
-    pass
+from .errors import Refusal
 
 
 def istioctl_version(run_command, istioctl: str) -> str:
     """The Istio version an istioctl binary renders, e.g. 1.31.1. `run_command` is AnsibleModule.run_command."""
     if shutil.which(istioctl) is None:
-        raise IstioctlError(
+        raise Refusal(
             f"istioctl_path {istioctl!r} cannot be run: no executable file there or on PATH; "
             "point istioctl_path at an istioctl binary for the Istio version to install."
         )
     rc, out, err = run_command([istioctl, "version", "--remote=false", "--short"])
     if rc != 0:
-        raise IstioctlError(
+        raise Refusal(
             f"istioctl_path {istioctl!r} cannot be run ({(err or out).strip() or f'exit code {rc}'}); "
             "point istioctl_path at an istioctl binary for the Istio version to install."
         )
@@ -45,7 +43,7 @@ def render(run_command, istioctl: str, operator_spec: dict) -> list:
     finally:
         os.unlink(handle.name)
     if rc != 0:
-        raise IstioctlError(f"istioctl manifest generate failed: {err.strip() or out.strip()}")
+        raise Refusal(f"istioctl manifest generate failed: {err.strip() or out.strip()}")
     # About 1 MB of YAML (mostly CRD schemas): libyaml's loader parses it in a tenth of the pure-Python one's time.
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     return [doc for doc in yaml.load_all(out, Loader=loader) if doc]

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .errors import UnknownKindError
+
 
 @dataclass(frozen=True)
 class Kind:
@@ -71,10 +73,6 @@ KINDS = {
         ),
     )
 }
-
-
-class UnknownKindError(ValueError):
-    pass
 
 
 def kind_of(manifest: dict) -> Kind:

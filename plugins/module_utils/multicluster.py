@@ -6,7 +6,7 @@ east-west gateway carry its network; each remote secret it holds is well formed,
 and carries a token that cluster accepts (a TokenReview there) for an identity allowed only what the reader role
 grants (SubjectAccessReviews there).
 
-The `*_problems` functions are pure; `gather_multicluster_report` reads through the engine and calls them. A token is
+The `*_problems` functions are pure; `gather_multicluster_report` reads through a Cluster and calls them. A token is
 held in memory only to send it to the TokenReview; it is never returned."""
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ except ImportError:  # PyYAML comes with ansible-core; the import sanity test ru
     yaml = None
 
 from . import pki
-from .apply import Engine, EngineError, Owner
 from .cacerts import (
     SECRET_NAME,
     bundle_problem,
@@ -31,9 +30,9 @@ from .cacerts import (
     secret_files,
     secret_format_of,
 )
-from .client import ApiError
-from .gateway import NETWORK_LABEL
+from .cluster import Cluster
 from .remote_secret import CLUSTER_ANNOTATION, MULTICLUSTER_LABEL, kubeconfig_token, secret_name
+from .vocabulary import NETWORK_LABEL
 
 NETWORK_VIEW_ENV = "ISTIO_META_REQUESTED_NETWORK_VIEW"
 # What istiod must be able to do with a remote secret's token, and a write no reader role grants (a remote's reader may
@@ -230,24 +229,12 @@ def stray_secret_problems(holder: str, secrets: list, expected: list) -> list:
 # Cluster: reads
 
 
-def _engine(client) -> Engine:
-    return Engine(client, Owner("verify", "read-only"), check_mode=True)
-
-
-def _post(engine: Engine, path: str, body: dict) -> dict:
-    """A review request: the API server answers it and stores nothing."""
-    try:
-        return engine.client.request("post", path, body=body).to_dict().get("status") or {}
-    except ApiError as error:
-        raise EngineError(f"Cannot send {body['kind']}: {getattr(error, 'reason', error)}") from error
-
-
-def token_review(engine: Engine, token: str) -> dict:
+def token_review(cluster: Cluster, token: str) -> dict:
     body = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "spec": {"token": token}}
-    return _post(engine, "/apis/authentication.k8s.io/v1/tokenreviews", body)
+    return cluster.post("/apis/authentication.k8s.io/v1/tokenreviews", body)
 
 
-def may(engine: Engine, user: dict, attributes: dict) -> bool:
+def may(cluster: Cluster, user: dict, attributes: dict) -> bool:
     spec = {
         "user": user.get("username"),
         "groups": user.get("groups") or [],
@@ -255,10 +242,10 @@ def may(engine: Engine, user: dict, attributes: dict) -> bool:
         "resourceAttributes": attributes,
     }
     body = {"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview", "spec": spec}
-    return bool(_post(engine, "/apis/authorization.k8s.io/v1/subjectaccessreviews", body).get("allowed"))
+    return bool(cluster.post("/apis/authorization.k8s.io/v1/subjectaccessreviews", body).get("allowed"))
 
 
-def _check_remote_secret(holder: str, cluster: str, live: dict | None, peer: Engine, expected_server: str) -> tuple:
+def _check_remote_secret(holder: str, cluster: str, live: dict | None, peer: Cluster, expected_server: str) -> tuple:
     """(facts without the token, problems) for the remote secret of `cluster` held by `holder`."""
     if live is None:
         return {"exists": False}, [
@@ -285,14 +272,16 @@ def _check_remote_secret(holder: str, cluster: str, live: dict | None, peer: Eng
     }, problems
 
 
-def gather_multicluster_report(client, params: dict, connect_peer, now: datetime.datetime | None = None) -> dict:
-    """Read this cluster and its peers; `connect_peer(index)` returns a client for params["peers"][index]."""
+def gather_multicluster_report(
+    own_cluster: Cluster, params: dict, connect_peer, now: datetime.datetime | None = None
+) -> dict:
+    """Read this cluster and its peers; `connect_peer(index)` returns the Cluster of params["peers"][index]."""
     now = now or pki.utc_now()
-    engine, namespace, cluster = _engine(client), params["namespace"], params["cluster_name"]
-    own = trust_of(engine.get("Secret", SECRET_NAME, namespace), now)
+    namespace, cluster = params["namespace"], params["cluster_name"]
+    own = trust_of(own_cluster.get("Secret", SECRET_NAME, namespace), now)
     peers = {}
     for index, peer in enumerate(params["peers"]):
-        peers[peer["cluster_name"]] = (_engine(connect_peer(index)), peer)
+        peers[peer["cluster_name"]] = (connect_peer(index), peer)
     peer_trust = {name: trust_of(e.get("Secret", SECRET_NAME, namespace), now) for name, (e, _p) in peers.items()}
     problems = trust_problems(cluster, namespace, own, peer_trust)
 
@@ -300,9 +289,9 @@ def gather_multicluster_report(client, params: dict, connect_peer, now: datetime
     problems += network_problems(
         cluster,
         params["network"],
-        engine.get("Namespace", namespace),
-        engine.get("Deployment", gateway_name, namespace) if gateway_name else None,
-        engine.get("Service", gateway_name, namespace) if gateway_name else None,
+        own_cluster.get("Namespace", namespace),
+        own_cluster.get("Deployment", gateway_name, namespace) if gateway_name else None,
+        own_cluster.get("Service", gateway_name, namespace) if gateway_name else None,
         gateway_name,
     )
 
@@ -311,12 +300,12 @@ def gather_multicluster_report(client, params: dict, connect_peer, now: datetime
         if remote not in peers:
             problems.append(f"remote_secrets entry {remote} is not one of the peers; add it to peers with its auth")
             continue
-        peer_engine, peer = peers[remote]
-        expected_server = peer.get("server") or peer_engine.client.configuration.host
-        live = engine.get("Secret", secret_name(remote), namespace)
-        remote_secrets[remote], found = _check_remote_secret(cluster, remote, live, peer_engine, expected_server)
+        peer_cluster, peer = peers[remote]
+        expected_server = peer.get("server") or peer_cluster.host
+        live = own_cluster.get("Secret", secret_name(remote), namespace)
+        remote_secrets[remote], found = _check_remote_secret(cluster, remote, live, peer_cluster, expected_server)
         problems += found
-    held = engine.list_objects("Secret", label_selector=f"{MULTICLUSTER_LABEL}=true", namespace=namespace)
+    held = own_cluster.list_objects("Secret", label_selector=f"{MULTICLUSTER_LABEL}=true", namespace=namespace)
     problems += stray_secret_problems(cluster, held, params["remote_secrets"])
     return {
         "cluster": {"name": cluster, "network": params["network"], "cacerts": trust_facts(own)},

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
 import datetime
 import hashlib
 import ipaddress
@@ -29,9 +28,11 @@ try:
 except ImportError:  # PyYAML comes with ansible-core; the import sanity test runs without it
     yaml = None
 
-from .apply import FIELD_MANAGER, MANAGED_BY_LABEL, Engine, EngineError, Owner, Report
-from .client import TransportError, other_unreachable
+from .cluster import Cluster
+from .engine import Engine, Owner, Report
+from .errors import Refusal, refuse
 from .names import DNS_LABEL, DNS_SUBDOMAIN
+from .vocabulary import FIELD_MANAGER, MANAGED_BY_LABEL, owner_label
 
 SECRET_OWNER_KIND = "remote-secret"
 TOKEN_OWNER_KIND = "remote-token"
@@ -98,10 +99,6 @@ READER_RULES = [
 ]
 
 
-class RemoteSecretError(Exception):
-    """Refusal before anything is written; the message names the parameter and the fix."""
-
-
 # Pure: parameters
 
 
@@ -129,8 +126,7 @@ def validate(params: dict) -> None:
         errors.append(f"server {params['server']!r} {_server_problem(params['server'])}")
     if params["rotate"] and params["state"] == "absent":
         errors.append("rotate needs state: present (state: absent revokes every token anyway); drop rotate")
-    if errors:
-        raise RemoteSecretError("; ".join(errors))
+    refuse(errors)
 
 
 def _token_errors(params: dict) -> list:
@@ -405,67 +401,53 @@ def other_users(secrets_in_namespace: list, params: dict, pair: str) -> list:
         s
         for s in secrets_in_namespace
         if (s["metadata"].get("annotations") or {}).get(SERVICE_ACCOUNT_ANNOTATION) == params["service_account"]
-        and (s["metadata"].get("labels") or {}).get(f"meshops.io/{TOKEN_OWNER_KIND}") != pair
+        and (s["metadata"].get("labels") or {}).get(owner_label(TOKEN_OWNER_KIND)) != pair
     ]
 
 
 # Cluster: what the module calls
 
 
-class _Log:
-    """Every engine's report in one, in the order things happened, each object tagged with its cluster."""
-
-    def __init__(self):
-        self.report = Report()
-
-    def take(self, engine: Engine, cluster: str):
-        for obj, diff in zip(engine.report.objects, engine.report.diff, strict=True):
-            self.report.objects.append({**obj, "cluster": cluster})
-            self.report.diff.append(
-                {
-                    **diff,
-                    "before_header": f"{cluster}: {diff['before_header']}",
-                    "after_header": f"{cluster}: {diff['after_header']}",
-                }
-            )
-        self.report.changed = self.report.changed or engine.report.changed
-        engine.report = Report()
-
-
 class _Clusters:
-    """The engines of one run: the primary's Secret, the remote's reader, the remote's token for this primary.
-    Reads the primary's identity (its kube-system namespace's UID), which names this primary's token."""
+    """The two clusters of one run and what identifies this primary (its kube-system namespace's UID), which names
+    this primary's token. Each step writes through a new engine (the primary's Secret, the remote's reader, the
+    remote's token for this primary) and adds its report to `steps`, tagged with its cluster."""
 
-    def __init__(self, primary, remote, params: dict, check_mode: bool):
-        self.params, self.check_mode, self.remote_client = params, check_mode, remote
-        force = params["force_conflicts"]
-        self.primary = Engine(primary, Owner(SECRET_OWNER_KIND, params["cluster_name"]), check_mode, force)
-        self.reader = Engine(remote, Owner(READER_OWNER_KIND, reader_id(params)), check_mode, force)
-        self.primary_uid = _cluster_uid(self.primary, "the primary")
+    def __init__(self, primary: Cluster, remote: Cluster, params: dict, check_mode: bool):
+        self.params, self.check_mode = params, check_mode
+        self.primary, self.remote = primary, remote
+        self.primary_uid = _cluster_uid(primary, "the primary")
         self.pair = pair_id(self.primary_uid, params)
-        self.token = Engine(remote, Owner(TOKEN_OWNER_KIND, self.pair), check_mode, force)
-        self.log = _Log()
+        self.steps = []
+
+    def _engine(self, cluster: Cluster, owner: Owner) -> Engine:
+        return Engine(cluster, owner, self.check_mode, self.params["force_conflicts"])
+
+    def secret_engine(self) -> Engine:
+        return self._engine(self.primary, Owner(SECRET_OWNER_KIND, self.params["cluster_name"]))
+
+    def reader_engine(self) -> Engine:
+        return self._engine(self.remote, Owner(READER_OWNER_KIND, reader_id(self.params)))
+
+    def token_engine(self) -> Engine:
+        return self._engine(self.remote, Owner(TOKEN_OWNER_KIND, self.pair))
+
+    def record(self, engine: Engine):
+        self.steps.append(engine.report.tagged("primary" if engine.cluster is self.primary else "remote"))
+
+    @property
+    def report(self) -> Report:
+        return Report.combined(self.steps)
 
     @property
     def server(self) -> str:
-        return self.params["server"] or self.remote_client.configuration.host
-
-    @contextlib.contextmanager
-    def on_remote(self):
-        """Name the remote in what goes wrong there (run_module would blame the primary's API server)."""
-        try:
-            yield
-        except TransportError as error:
-            host = self.remote_client.configuration.host
-            raise RemoteSecretError(other_unreachable("remote", host, error)) from error
-        except EngineError as error:
-            raise EngineError(f"On remote (cluster {self.params['cluster_name']}): {error}") from error
+        return self.params["server"] or self.remote.host
 
 
-def _cluster_uid(engine: Engine, which: str) -> str:
-    namespace = engine.get("Namespace", "kube-system")
+def _cluster_uid(cluster: Cluster, which: str) -> str:
+    namespace = cluster.get("Namespace", "kube-system")
     if namespace is None:
-        raise RemoteSecretError(f"{which} has no kube-system namespace, so it cannot be told apart from the other")
+        raise Refusal(f"{which} has no kube-system namespace, so it cannot be told apart from the other")
     return namespace["metadata"]["uid"]
 
 
@@ -473,19 +455,19 @@ def _refuse_loopback(clusters: _Clusters):
     params, server = clusters.params, clusters.server
     if params["server"] or params["allow_loopback"] or not is_loopback(server):
         return
-    if _cluster_uid(clusters.reader, "remote") != clusters.primary_uid:
-        raise RemoteSecretError(
+    if _cluster_uid(clusters.remote, "remote") != clusters.primary_uid:
+        raise Refusal(
             f"remote's API server address {server} is a loopback address, which istiod in the primary (another "
             "cluster) cannot reach; set server to an address the primary's pods reach, or allow_loopback: true "
             "when both clusters run on this host"
         )
 
 
-def _root_ca(clusters: _Clusters) -> str:
+def _root_ca(clusters: _Clusters, engine: Engine) -> str:
     """The remote cluster's CA, as kube-controller-manager publishes it into every namespace."""
-    engine, namespace = clusters.reader, clusters.params["reader_namespace"]
+    namespace = clusters.params["reader_namespace"]
     if clusters.check_mode:
-        live = engine.get("ConfigMap", ROOT_CA_CONFIGMAP, namespace) or {}
+        live = clusters.remote.get("ConfigMap", ROOT_CA_CONFIGMAP, namespace) or {}
         return (live.get("data") or {}).get("ca.crt", "")
     live = engine.wait_for(
         "ConfigMap",
@@ -498,9 +480,9 @@ def _root_ca(clusters: _Clusters) -> str:
     return live["data"]["ca.crt"]
 
 
-def _issue_token(clusters: _Clusters) -> tuple:
+def _issue_token(clusters: _Clusters, engine: Engine) -> tuple:
     """(token Secret name, token): a new token, or a placeholder in check mode."""
-    params, engine = clusters.params, clusters.token
+    params = clusters.params
     name, namespace = token_secret_name(params, new_suffix()), params["reader_namespace"]
     engine.ensure_owned(token_secret(params, name, used_by(clusters.primary_uid, params)), None)
     if clusters.check_mode:
@@ -515,9 +497,9 @@ def _issue_token(clusters: _Clusters) -> tuple:
             "the token controller has not filled in the token",
         )
         return name, _filled_token(filled)
-    anchor = engine.get("Secret", name, namespace)
+    anchor = clusters.remote.get("Secret", name, namespace)
     bound_to = {"apiVersion": "v1", "kind": "Secret", "name": name, "uid": anchor["metadata"]["uid"]}
-    status = engine.request_token(namespace, params["service_account"], token_lifetime(params), bound_to)
+    status = clusters.remote.request_token(namespace, params["service_account"], token_lifetime(params), bound_to)
     return name, status["token"]
 
 
@@ -531,76 +513,80 @@ def _kept_token(clusters: _Clusters, tokens: list, account: dict | None, live_se
     return kept_bound_token(params, tokens, current, account, datetime.datetime.now(datetime.UTC))
 
 
-def _result(clusters: _Clusters, rotated: bool, token: str | None) -> dict:
+def _result(clusters: _Clusters, report: Report, rotated: bool, token: str | None) -> dict:
     return {
-        "changed": clusters.log.report.changed,
+        "changed": report.changed,
         "secret_name": secret_name(clusters.params["cluster_name"]),
         "server": clusters.server,
         "rotated": rotated,
         "token_expiration": expiration(token) if token else None,
-        "objects": clusters.log.report.objects,
+        "objects": report.objects,
     }
 
 
-def ensure_remote_secret_present(primary, remote, params: dict, check_mode: bool, conceal) -> tuple:
+def ensure_remote_secret_present(primary: Cluster, remote: Cluster, params: dict, check_mode: bool, conceal) -> tuple:
     """Converge both sides; `conceal(value)` keeps a token out of everything Ansible prints.
-    Returns (result, warnings, diff); raises RemoteSecretError or EngineError."""
+    Returns (result, warnings, diff); raises a MeshopsError."""
     validate(params)
     clusters = _Clusters(primary, remote, params, check_mode)
-    if clusters.primary.get("Namespace", params["namespace"]) is None:
-        raise RemoteSecretError(
+    if primary.get("Namespace", params["namespace"]) is None:
+        raise Refusal(
             f"namespace {params['namespace']} does not exist on the primary; give istiod's namespace, or install "
             "the control plane first"
         )
-    live_secret = clusters.primary.get("Secret", secret_name(params["cluster_name"]), params["namespace"])
-    with clusters.on_remote():
-        _refuse_loopback(clusters)
-        reader, namespace = clusters.reader, params["reader_namespace"]
-        namespace_live = reader.get("Namespace", namespace)
-        account = reader.get("ServiceAccount", params["service_account"], namespace) if namespace_live else None
-        tokens = clusters.token.list_objects("Secret", label_selector=clusters.token.owner.selector)
-        kept = _kept_token(clusters, tokens, account, live_secret)
+    live_secret = primary.get("Secret", secret_name(params["cluster_name"]), params["namespace"])
+    _refuse_loopback(clusters)
+    reader, token_engine, namespace = clusters.reader_engine(), clusters.token_engine(), params["reader_namespace"]
+    namespace_live = remote.get("Namespace", namespace)
+    account = remote.get("ServiceAccount", params["service_account"], namespace) if namespace_live else None
+    tokens = remote.list_objects("Secret", label_selector=token_engine.owner.selector)
+    kept = _kept_token(clusters, tokens, account, live_secret)
 
-        if namespace_live is None:
-            reader.ensure_shared(reader_namespace(params))
-        # A ServiceAccount another owner has (the istiod chart's, installed by istio_revision) is used as it is.
-        reader.ensure_present(reader_manifests(params, account is None or is_owned(account, reader.owner)))
-        clusters.log.take(reader, "remote")
-        token_name, token = (kept[0]["metadata"]["name"], kept[1]) if kept else _issue_token(clusters)
-        conceal(token)
-        clusters.log.take(clusters.token, "remote")
-        kubeconfig = kubeconfig_text(params["cluster_name"], clusters.server, _root_ca(clusters), token)
+    if namespace_live is None:
+        reader.ensure_shared(reader_namespace(params))
+    # A ServiceAccount another owner has (the istiod chart's, installed by istio_revision) is used as it is.
+    reader.ensure_present(reader_manifests(params, account is None or is_owned(account, reader.owner)))
+    clusters.record(reader)
+    token_name, token = (kept[0]["metadata"]["name"], kept[1]) if kept else _issue_token(clusters, token_engine)
+    conceal(token)
+    kubeconfig = kubeconfig_text(params["cluster_name"], clusters.server, _root_ca(clusters, token_engine), token)
+    clusters.record(token_engine)
 
-    clusters.primary.ensure_owned(remote_secret(params, kubeconfig), live_secret)
-    clusters.log.take(clusters.primary, "primary")
+    secret_engine = clusters.secret_engine()
+    secret_engine.ensure_owned(remote_secret(params, kubeconfig), live_secret)
+    clusters.record(secret_engine)
     revoked = [t for t in tokens if t["metadata"]["name"] != token_name]
-    with clusters.on_remote():
-        clusters.token.delete_objects(revoked)
-        clusters.log.take(clusters.token, "remote")
+    revoking = clusters.token_engine()
+    revoking.delete_objects(revoked)
+    clusters.record(revoking)
     shown = None if token == PENDING_TOKEN else token
-    return _result(clusters, kept is None and bool(revoked), shown), [], clusters.log.report.diff
+    report = clusters.report
+    return _result(clusters, report, kept is None and bool(revoked), shown), [], report.diff
 
 
-def ensure_remote_secret_absent(primary, remote, params: dict, check_mode: bool) -> tuple:
+def ensure_remote_secret_absent(primary: Cluster, remote: Cluster, params: dict, check_mode: bool) -> tuple:
     """Remove the primary's Secret, this primary's tokens, and the reader once no other primary has a token."""
     validate(params)
     clusters = _Clusters(primary, remote, params, check_mode)
     warnings = []
-    live_secret = clusters.primary.get("Secret", secret_name(params["cluster_name"]), params["namespace"])
-    if live_secret is not None and is_owned(live_secret, clusters.primary.owner):
-        clusters.primary.delete_objects([live_secret])
-        clusters.log.take(clusters.primary, "primary")
+    secret_engine = clusters.secret_engine()
+    live_secret = primary.get("Secret", secret_name(params["cluster_name"]), params["namespace"])
+    if live_secret is not None and is_owned(live_secret, secret_engine.owner):
+        secret_engine.delete_objects([live_secret])
+        clusters.record(secret_engine)
     elif live_secret is not None:
         warnings.append(
             f"Secret {params['namespace']}/{secret_name(params['cluster_name'])} was not written by this module "
-            "(it lacks the label meshops.io/remote-secret); left as it is, delete it yourself if it should go"
+            f"(it lacks the label {owner_label(SECRET_OWNER_KIND)}); left as it is, delete it yourself if it should go"
         )
-    with clusters.on_remote():
-        clusters.token.ensure_absent(["Secret"])
-        clusters.log.take(clusters.token, "remote")
-        selector = f"{MANAGED_BY_LABEL}={FIELD_MANAGER},meshops.io/{TOKEN_OWNER_KIND}"
-        tokens = clusters.reader.list_objects("Secret", label_selector=selector, namespace=params["reader_namespace"])
-        if not other_users(tokens, params, clusters.pair):
-            clusters.reader.ensure_absent(READER_KINDS)
-            clusters.log.take(clusters.reader, "remote")
-    return _result(clusters, False, None), warnings, clusters.log.report.diff
+    token_engine = clusters.token_engine()
+    token_engine.ensure_absent(["Secret"])
+    clusters.record(token_engine)
+    selector = f"{MANAGED_BY_LABEL}={FIELD_MANAGER},{owner_label(TOKEN_OWNER_KIND)}"
+    tokens = remote.list_objects("Secret", label_selector=selector, namespace=params["reader_namespace"])
+    if not other_users(tokens, params, clusters.pair):
+        reader = clusters.reader_engine()
+        reader.ensure_absent(READER_KINDS)
+        clusters.record(reader)
+    report = clusters.report
+    return _result(clusters, report, False, None), warnings, report.diff

@@ -9,15 +9,20 @@ from __future__ import annotations
 
 import copy
 
-try:
-    import yaml
-except ImportError:  # PyYAML comes with ansible-core; the import sanity test runs without it
-    yaml = None
-
-from .apply import Engine, Owner
+from .cluster import Cluster
+from .engine import Engine, Owner
+from .errors import Refusal, refuse
 from .istioctl import istioctl_version, render, version_key
-from .names import DNS_LABEL
+from .names import dns_label_errors
 from .selectors import any_matches, selector_errors
+from .vocabulary import (
+    CONTROL_PLANE_CLUSTERS_ANNOTATION,
+    MAX_REVISION_LENGTH,
+    MAX_TAG_LENGTH,
+    NETWORK_LABEL,
+    REV_LABEL,
+    installed_revisions,
+)
 
 OWNER_KIND = "revision"
 # Every kind a revision's rendering may hold (besides shared CRDs): what prune and removal look at.
@@ -30,16 +35,8 @@ REVISION_KINDS = (
 # labels, ours included, onto the slices it makes, so pruning by label would delete those on every run.
 REMOVAL_ONLY_KINDS = ("EndpointSlice",)
 CRD_VERSION_ANNOTATION = "meshops.io/istio-version"
-REV_LABEL = "istio.io/rev"
-# Namespace label of Istio's default injection; revision injectors only act where it is absent.
-INJECTION_LABEL = "istio-injection"
-# Namespace annotation of a remote cluster's istio namespace: the clusters whose istiod manages this one.
-CONTROL_PLANE_CLUSTERS_ANNOTATION = "topology.istio.io/controlPlaneClusters"
 REMOTE_PROFILE = "remote"
 ISTIO_CRDS_SELECTOR = "app.kubernetes.io/part-of=istio"
-# Istio derives Service names `istiod-<revision>` and `istiod-revision-tag-<tag>`: DNS labels of <= 63.
-MAX_REVISION_LENGTH = 63 - len("istiod-")
-MAX_TAG_LENGTH = 63 - len("istiod-revision-tag-")
 # Objects the base chart renders; everything else in a revision's rendering belongs to its istiod (Pilot).
 _BASE_OBJECTS = {
     ("ServiceAccount", "istio-reader-service-account"),
@@ -47,28 +44,16 @@ _BASE_OBJECTS = {
 }
 
 
-class RevisionError(Exception):
-    """Refusal before anything is written; the message names the parameter and the fix."""
-
-
 # Pure: validation
-
-
-def _dns_label_errors(value: str, parameter: str, max_length: int = 63) -> list:
-    if not isinstance(value, str) or not DNS_LABEL.match(value):
-        return [f"{parameter} {value!r} must be a DNS-1123 label: lower-case letters, digits and '-'"]
-    if len(value) > max_length:
-        return [f"{parameter} {value!r} is {len(value)} characters; at most {max_length} fit the names Istio derives"]
-    return []
 
 
 def validate(params: dict) -> None:
     name, tags = params["name"], params["revision_tags"] or []
-    errors = _dns_label_errors(name, "name", MAX_REVISION_LENGTH) + _dns_label_errors(params["namespace"], "namespace")
+    errors = dns_label_errors(name, "name", MAX_REVISION_LENGTH) + dns_label_errors(params["namespace"], "namespace")
     if name == "default":
         errors.append("name 'default' is reserved for Istio's default revision; choose another revision name")
     for tag in tags:
-        errors += _dns_label_errors(tag, "revision_tags entry", MAX_TAG_LENGTH)
+        errors += dns_label_errors(tag, "revision_tags entry", MAX_TAG_LENGTH)
         if tag == name:
             errors.append(f"revision_tags entry {tag!r} equals the revision name; a tag must differ from revisions")
     if params["default_revision"] and "default" in tags:
@@ -82,8 +67,7 @@ def validate(params: dict) -> None:
             "so the revision's istiod sees its own namespace"
         )
     errors += _remote_errors(params)
-    if errors:
-        raise RevisionError("; ".join(errors))
+    refuse(errors)
 
 
 def _remote_errors(params: dict) -> list:
@@ -120,7 +104,7 @@ def _merge(base: dict, override: dict) -> dict:
     return merged
 
 
-def revision_tags(params: dict) -> list:
+def desired_tags(params: dict) -> list:
     return (["default"] if params["default_revision"] else []) + list(params["revision_tags"] or [])
 
 
@@ -139,7 +123,7 @@ def operator_spec(params: dict) -> dict:
         "global": global_values,
         # Empty: no default revision, so no istiod-default-validator (multi-tenant clusters want none).
         "defaultRevision": params["name"] if params["default_revision"] else "",
-        "revisionTags": revision_tags(params),
+        "revisionTags": desired_tags(params),
     }
     if params["pilot_env"]:
         ours["pilot"] = {"env": {k: str(v) for k, v in params["pilot_env"].items()}}
@@ -167,7 +151,7 @@ def system_namespace(params: dict) -> dict:
     for selector in params["discovery_selectors"] or []:
         labels.update(selector.get("matchLabels") or {})
     if params["network"]:
-        labels["topology.istio.io/network"] = params["network"]
+        labels[NETWORK_LABEL] = params["network"]
     metadata = {"name": params["namespace"], "labels": labels}
     if params.get("control_plane_clusters"):
         metadata["annotations"] = {CONTROL_PLANE_CLUSTERS_ANNOTATION: ",".join(params["control_plane_clusters"])}
@@ -246,19 +230,6 @@ def crds_to_apply(desired: list, live_by_name: dict, version: str) -> tuple:
 # Pure: what is installed
 
 
-def installed_revisions(config_maps: list) -> dict:
-    """{revision: {"namespace", "selectors"}} from the mesh ConfigMaps `istio-<rev>` (or `istio`) found."""
-    revisions = {}
-    for cm in config_maps:
-        metadata = cm["metadata"]
-        revision = (metadata.get("labels") or {}).get(REV_LABEL)
-        if not revision or metadata["name"] not in (f"istio-{revision}", "istio"):
-            continue
-        mesh = yaml.safe_load((cm.get("data") or {}).get("mesh") or "") or {}
-        revisions[revision] = {"namespace": metadata["namespace"], "selectors": mesh.get("discoverySelectors") or []}
-    return revisions
-
-
 def refusals(params: dict, others: dict, namespaces: dict) -> list:
     """Why installing this revision next to the `others` would break tenants (empty when it is safe).
 
@@ -289,7 +260,7 @@ def refusals(params: dict, others: dict, namespaces: dict) -> list:
                 f"namespace {namespace} already holds revision {other}; give each control plane its own namespace, "
                 f"or set canary_of: {other} to upgrade it"
             )
-        if other in revision_tags(params):
+        if other in desired_tags(params):
             problems.append(f"revision_tags entry {other!r} is the name of an installed revision; choose another tag")
         if other == name or info["namespace"] == namespace:
             continue
@@ -319,34 +290,36 @@ def _result(params: dict, version: str | None, report) -> dict:
         "istio_version": version,
         "istiod_service": f"istiod-{params['name']}.{namespace}.svc",
         "injector_webhook": injector_webhook_name(params["name"], namespace),
-        "tags": revision_tags(params),
+        "tags": desired_tags(params),
         "objects": report.objects,
     }
 
 
-def _engine(client, params: dict, check_mode: bool) -> Engine:
-    return Engine(client, Owner(OWNER_KIND, params["name"]), check_mode, params["force_conflicts"])
+def _engine(cluster: Cluster, params: dict, check_mode: bool) -> Engine:
+    return Engine(cluster, Owner(OWNER_KIND, params["name"]), check_mode, params["force_conflicts"])
 
 
-def ensure_revision_present(client, run_command, params: dict, check_mode: bool) -> tuple:
-    """Install or converge one revision. Returns (result, warnings, diff); raises RevisionError or EngineError."""
+def ensure_revision_present(cluster: Cluster, run_command, params: dict, check_mode: bool) -> tuple:
+    """Install or converge one revision. Returns (result, warnings, diff); raises a MeshopsError."""
     validate(params)
-    engine = _engine(client, params, check_mode)
+    engine = _engine(cluster, params, check_mode)
     version = istioctl_version(run_command, params["istioctl_path"])
     if params["istio_version"] and params["istio_version"].removeprefix("v") != version:
-        raise RevisionError(
+        raise Refusal(
             f"istio_version {params['istio_version']} is not what istioctl_path {params['istioctl_path']} renders "
             f"({version}); point istioctl_path at the istioctl of that version"
         )
-    others = installed_revisions(engine.list_objects("ConfigMap", label_selector=REV_LABEL))
-    namespaces = {ns["metadata"]["name"]: ns["metadata"].get("labels") or {} for ns in engine.list_objects("Namespace")}
-    problems = refusals(params, others, namespaces)
-    if problems:
-        raise RevisionError("; ".join(problems))
+    others = installed_revisions(cluster.list_objects("ConfigMap", label_selector=REV_LABEL))
+    namespaces = {
+        ns["metadata"]["name"]: ns["metadata"].get("labels") or {} for ns in cluster.list_objects("Namespace")
+    }
+    refuse(refusals(params, others, namespaces))
 
     crds, owned = split_rendering(render(run_command, params["istioctl_path"], operator_spec(params)), params, version)
     # Istio's CRDs carry part-of=istio; one label-selected LIST instead of every CRD's schema in the cluster.
-    live_crds = {c["metadata"]["name"]: c for c in engine.list_objects("CustomResourceDefinition", ISTIO_CRDS_SELECTOR)}
+    live_crds = {
+        c["metadata"]["name"]: c for c in cluster.list_objects("CustomResourceDefinition", ISTIO_CRDS_SELECTOR)
+    }
     to_apply, warnings = crds_to_apply(crds, live_crds, version)
     for crd, live in to_apply:
         engine.ensure_shared(crd, live)
@@ -357,23 +330,23 @@ def ensure_revision_present(client, run_command, params: dict, check_mode: bool)
     return _result(params, version, report), warnings, report.diff
 
 
-def ensure_revision_absent(client, params: dict, check_mode: bool) -> tuple:
+def ensure_revision_absent(cluster: Cluster, params: dict, check_mode: bool) -> tuple:
     """Remove every object of this revision (and its tags), nothing of any other; keep CRDs and namespace."""
     validate(params)
-    engine = _engine(client, params, check_mode)
+    engine = _engine(cluster, params, check_mode)
     users = sorted(
         ns["metadata"]["name"]
-        for ns in engine.list_objects("Namespace", label_selector=f"{REV_LABEL}={params['name']}")
+        for ns in cluster.list_objects("Namespace", label_selector=f"{REV_LABEL}={params['name']}")
         if ns["metadata"]["name"] != params["namespace"]
     )
     if users and not params["force"]:
-        raise RevisionError(
+        raise Refusal(
             f"namespaces {', '.join(users)} still carry {REV_LABEL}={params['name']}; move them to another "
             "revision first, or set force: true to remove the revision anyway"
         )
     report = engine.ensure_absent(REVISION_KINDS + REMOVAL_ONLY_KINDS)
     # One field manager writes every revision's labels: a canary left in the namespace still needs them.
-    config_maps = engine.list_objects("ConfigMap", label_selector=REV_LABEL, namespace=params["namespace"])
+    config_maps = cluster.list_objects("ConfigMap", label_selector=REV_LABEL, namespace=params["namespace"])
     if not set(installed_revisions(config_maps)) - {params["name"]}:
         engine.release("Namespace", params["namespace"])
     return _result(params, None, report), [], report.diff

@@ -5,27 +5,31 @@ failure the user can act on into one fail_json sentence."""
 
 from __future__ import annotations
 
-from .apply import EngineError
-from .client import AUTH_ARG_SPEC, TransportError, connect, unreachable
+from .client import AUTH_ARG_SPEC, connect, connect_other
+from .cluster import Cluster
+from .errors import MeshopsError
 
-# Options every module has: kubernetes.core's connection options and the engine's (docs: doc_fragments/attributes.py).
 COMMON_ARG_SPEC = {**AUTH_ARG_SPEC, "force_conflicts": {"type": "bool", "default": False}}
 
 
-def run_module(module, action, refusals=(), needs_cluster: bool = True):
-    """Exit `module` with what `action(client)` returns as (result, warnings, diff).
+def run_module(module, action, needs_cluster: bool = True):
+    """Exit `module` with what `action(cluster)` returns as (result, warnings, diff).
 
-    `refusals` are the module's own error classes (raised before anything is written); engine errors and an
-    unreachable API server are handled for every module. `needs_cluster=False` passes no client."""
-    client = connect(module) if needs_cluster else None
+    Every error of the collection's tree (errors.MeshopsError) becomes one fail_json sentence.
+    `needs_cluster=False` passes None instead of a Cluster."""
+    cluster = Cluster(connect(module)) if needs_cluster else None
     try:
-        result, warnings, diff = action(client)
-    except (EngineError, *refusals) as error:
+        result, warnings, diff = action(cluster)
+    except MeshopsError as error:
         module.fail_json(msg=str(error))
-    except TransportError as error:
-        module.fail_json(msg=unreachable(client.configuration.host, error))
     for warning in warnings:
         module.warn(warning)
     if module._diff:
         result["diff"] = diff
     module.exit_json(**result)
+
+
+def other_cluster(module, auth: dict, parameter: str) -> Cluster:
+    """The Cluster a module option (`parameter`, a dict of kubernetes.core's auth options) points at; errors on it
+    name that option."""
+    return Cluster(connect_other(module, auth, parameter), parameter)

@@ -12,23 +12,28 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
-from .apply import MANAGED_BY_LABEL, Engine, Owner, Report, identity
-from .names import DNS_LABEL, is_label_key, is_label_value
-from .revision import INJECTION_LABEL, REV_LABEL, installed_revisions
+from .cluster import Cluster
+from .engine import Engine, Owner, Report, identity
+from .errors import Refusal, refuse
+from .names import DNS_LABEL, dns_label_errors, is_label_key, is_label_value
 from .selectors import any_matches
+from .vocabulary import (
+    FIELD_MANAGER,
+    INJECTION_LABEL,
+    MANAGED_BY_LABEL,
+    REV_LABEL,
+    installed_revisions,
+    owner_label,
+)
 
 OWNER_KIND = "tenant"
-TENANT_LABEL = f"meshops.io/{OWNER_KIND}"
+TENANT_LABEL = owner_label(OWNER_KIND)
 ISOLATION_NAME = "meshops-tenant-isolation"
 ADMINS_NAME = "meshops-tenant-admins"
 TENANT_KINDS = ("PeerAuthentication", "AuthorizationPolicy", "Sidecar", "NetworkPolicy", "RoleBinding")
 # Pods and claims show workloads or data; the config maps Kubernetes and istiod put everywhere do not count.
 CONTENT_KINDS = ("Pod", "PersistentVolumeClaim", "Service", "ConfigMap", "Secret")
 SYSTEM_CONFIG_MAPS = {"kube-root-ca.crt", "istio-ca-root-cert"}
-
-
-class TenantError(Exception):
-    """Refusal before anything is written; the message names the parameter and the fix."""
 
 
 # Pure: parameters
@@ -50,9 +55,7 @@ def discovery_label(params: dict) -> dict:
 
 
 def validate(params: dict) -> None:
-    errors = []
-    if not DNS_LABEL.match(params["name"] or ""):
-        errors.append(f"name {params['name']!r} must be a DNS-1123 label: lower-case letters, digits and '-'")
+    errors = dns_label_errors(params["name"], "name")
     if params["state"] == "present" and not params["revision"]:
         errors.append("revision is required with state=present; name the control plane that serves the tenant")
     names = []
@@ -70,8 +73,7 @@ def validate(params: dict) -> None:
     for key, value in labels.items():
         if not is_label_key(key) or not is_label_value(value):
             errors.append(f"label {key}={value!r} is not a valid Kubernetes label (quote values, <= 63 characters)")
-    if errors:
-        raise TenantError("; ".join(errors))
+    refuse(errors)
 
 
 # Pure: what the tenant looks like
@@ -249,7 +251,7 @@ def validate_tenants(entries: list) -> None:
     for entry in entries:
         try:
             validate(entry)
-        except TenantError as error:
+        except Refusal as error:
             errors.append(f"tenant {entry['name']}: {error}")
     names = Counter(entry["name"] for entry in entries)
     twice = sorted(name for name, count in names.items() if count > 1)
@@ -265,8 +267,7 @@ def validate_tenants(entries: list) -> None:
                 f"namespace {namespace} is listed by tenants {', '.join(sorted(set(claimants)))}; "
                 "a namespace belongs to one tenant"
             )
-    if errors:
-        raise TenantError("; ".join(errors))
+    refuse(errors)
 
 
 def _names(params: dict) -> set:
@@ -290,26 +291,26 @@ class ClusterView:
         return {name for name, labels in self.labels.items() if labels.get(TENANT_LABEL) == tenant}
 
 
-def read_view(engine: Engine, tenants: list) -> ClusterView:
+def read_view(cluster: Cluster, tenants: list) -> ClusterView:
     """One LIST of revisions, one of namespaces, and one per tenant kind: of one tenant's objects, or of every
     tenant's when there are several. Reads grow with the kinds, not with the tenants."""
-    selector = f"{MANAGED_BY_LABEL}=meshops.istio,{TENANT_LABEL}" + (f"={tenants[0]}" if len(tenants) == 1 else "")
+    selector = f"{MANAGED_BY_LABEL}={FIELD_MANAGER},{TENANT_LABEL}" + (f"={tenants[0]}" if len(tenants) == 1 else "")
     owned = {tenant: {} for tenant in tenants}
     for kind in TENANT_KINDS:
-        for obj in engine.list_objects(kind, label_selector=selector):
+        for obj in cluster.list_objects(kind, label_selector=selector):
             owned.setdefault(obj["metadata"]["labels"][TENANT_LABEL], {})[identity(obj)] = obj
-    namespaces = {ns["metadata"]["name"]: ns for ns in engine.list_objects("Namespace")}
+    namespaces = {ns["metadata"]["name"]: ns for ns in cluster.list_objects("Namespace")}
     return ClusterView(
-        revisions=installed_revisions(engine.list_objects("ConfigMap", label_selector=REV_LABEL)),
+        revisions=installed_revisions(cluster.list_objects("ConfigMap", label_selector=REV_LABEL)),
         namespaces=namespaces,
         labels={name: ns["metadata"].get("labels") or {} for name, ns in namespaces.items()},
         owned=owned,
     )
 
 
-def _engine(client, params: dict, check_mode: bool, report: Report | None = None) -> Engine:
+def _engine(cluster: Cluster, params: dict, check_mode: bool) -> Engine:
     force = params["force_conflicts"] or params["takeover"]  # a takeover takes the namespace's labels over
-    return Engine(client, Owner(OWNER_KIND, params["name"]), check_mode, force, report)
+    return Engine(cluster, Owner(OWNER_KIND, params["name"]), check_mode, force)
 
 
 def _result(objects: list, namespaces: dict, released: list) -> dict:
@@ -324,7 +325,6 @@ def _result(objects: list, namespaces: dict, released: list) -> dict:
 def _onboard(engine: Engine, params: dict, view: ClusterView, claimed: set) -> tuple:
     """Label the tenant's namespaces, isolate them, release those it no longer lists (and no tenant of this run
     `claimed`). Returns (result, warnings)."""
-    start = len(engine.report.objects)
     warnings, final_labels = [], {}
     for entry in tenant_namespaces(params):
         manifest, live = namespace_manifest(params, entry), view.namespaces.get(entry["name"])
@@ -336,28 +336,27 @@ def _onboard(engine: Engine, params: dict, view: ClusterView, claimed: set) -> t
             engine.remove_labels(live, [INJECTION_LABEL])
         final_labels[entry["name"]] = manifest["metadata"]["labels"]
     for namespace in taken_over(params, view.labels):
-        engine.delete_objects(_other_tenants_objects(engine, namespace, params["name"]))
+        engine.delete_objects(_other_tenants_objects(engine.cluster, namespace, params["name"]))
     system_namespace = view.revisions[params["revision"]]["namespace"]
     engine.ensure_present(policies(params, system_namespace), TENANT_KINDS, view.owned.get(params["name"], {}))
     released = sorted(view.members(params["name"]) - claimed)
     for namespace in released:
         engine.release("Namespace", namespace)
-    return _result(engine.report.objects[start:], final_labels, released), warnings
+    return _result(engine.report.objects, final_labels, released), warnings
 
 
-def _other_tenants_objects(engine: Engine, namespace: str, name: str) -> list:
-    selector = f"{MANAGED_BY_LABEL}=meshops.istio,{TENANT_LABEL},{TENANT_LABEL}!={name}"
-    return [obj for kind in TENANT_KINDS for obj in engine.list_objects(kind, selector, namespace)]
+def _other_tenants_objects(cluster: Cluster, namespace: str, name: str) -> list:
+    selector = f"{MANAGED_BY_LABEL}={FIELD_MANAGER},{TENANT_LABEL},{TENANT_LABEL}!={name}"
+    return [obj for kind in TENANT_KINDS for obj in cluster.list_objects(kind, selector, namespace)]
 
 
 def _offboard(engine: Engine, params: dict) -> dict:
     """Remove what the tenant owns; release its namespaces, or delete them when asked and safe."""
-    start = len(engine.report.objects)
-    members = _members(engine, params["name"])
+    members = _members(engine.cluster, params["name"])
     if params["delete_namespaces"] and not params["force"]:
         blocked = {
             namespace: content_not_ours(
-                [o for kind in CONTENT_KINDS for o in engine.list_objects(kind, None, namespace)]
+                [o for kind in CONTENT_KINDS for o in engine.cluster.list_objects(kind, None, namespace)]
             )
             for namespace in members
         }
@@ -367,7 +366,7 @@ def _offboard(engine: Engine, params: dict) -> dict:
                 f"{ns}: {', '.join(sorted({o['kind'] + ' ' + o['metadata']['name'] for o in objs})[:5])}"
                 for ns, objs in sorted(blocked.items())
             )
-            raise TenantError(
+            raise Refusal(
                 f"delete_namespaces would delete objects meshops.istio does not own ({detail}); "
                 "move them out first, or set force: true"
             )
@@ -379,12 +378,12 @@ def _offboard(engine: Engine, params: dict) -> dict:
         released = sorted(members)
         for namespace in released:
             engine.release("Namespace", namespace)
-    return _result(engine.report.objects[start:], {}, released)
+    return _result(engine.report.objects, {}, released)
 
 
-def _members(engine: Engine, name: str) -> dict:
+def _members(cluster: Cluster, name: str) -> dict:
     return {
-        ns["metadata"]["name"]: ns for ns in engine.list_objects("Namespace", label_selector=f"{TENANT_LABEL}={name}")
+        ns["metadata"]["name"]: ns for ns in cluster.list_objects("Namespace", label_selector=f"{TENANT_LABEL}={name}")
     }
 
 
@@ -393,46 +392,46 @@ def _refuse(entries: list, view: ClusterView) -> None:
     for params in entries:
         prefix = f"tenant {params['name']}: " if len(entries) > 1 else ""
         problems += [prefix + problem for problem in refusals(params, view.revisions, view.labels)]
-    if problems:
-        raise TenantError("; ".join(problems))
+    refuse(problems)
 
 
-def ensure_tenant_present(client, params: dict, check_mode: bool) -> tuple:
+def ensure_tenant_present(cluster: Cluster, params: dict, check_mode: bool) -> tuple:
     """Onboard the tenant's namespaces and isolate them. Returns (result, warnings, diff)."""
     validate(params)
-    engine = _engine(client, params, check_mode)
-    view = read_view(engine, [params["name"]])
+    engine = _engine(cluster, params, check_mode)
+    view = read_view(cluster, [params["name"]])
     _refuse([params], view)
     result, warnings = _onboard(engine, params, view, _names(params))
     return {"changed": engine.report.changed, **result}, warnings, engine.report.diff
 
 
-def ensure_tenant_absent(client, params: dict, check_mode: bool) -> tuple:
+def ensure_tenant_absent(cluster: Cluster, params: dict, check_mode: bool) -> tuple:
     """Remove what this tenant owns; release its namespaces, or delete them when asked and safe."""
     validate(params)
-    engine = _engine(client, params, check_mode)
+    engine = _engine(cluster, params, check_mode)
     result = _offboard(engine, params)
     return {"changed": engine.report.changed, **result}, [], engine.report.diff
 
 
-def ensure_tenants(client, entries: list, check_mode: bool) -> tuple:
+def ensure_tenants(cluster: Cluster, entries: list, check_mode: bool) -> tuple:
     """Many tenants in one run (option `tenants`, each entry complete per-tenant params). Onboarding reads the
     cluster once and checks every tenant before anything is written; then each tenant converges as it would alone.
     Returns (result, warnings, diff)."""
     validate_tenants(entries)
-    report = Report()
+    engines = [_engine(cluster, params, check_mode) for params in entries]
     tenants, warnings = [], []
     if entries and entries[0]["state"] == "present":
-        view = read_view(_engine(client, entries[0], check_mode, report), [params["name"] for params in entries])
+        view = read_view(cluster, [params["name"] for params in entries])
         _refuse(entries, view)
         claimed = set().union(*(_names(params) for params in entries))
-        for params in entries:
-            result, more = _onboard(_engine(client, params, check_mode, report), params, view, claimed)
+        for engine, params in zip(engines, entries, strict=True):
+            result, more = _onboard(engine, params, view, claimed)
             tenants.append(_tenant_summary(params, result))
             warnings += more
     else:
-        for params in entries:
-            tenants.append(_tenant_summary(params, _offboard(_engine(client, params, check_mode, report), params)))
+        for engine, params in zip(engines, entries, strict=True):
+            tenants.append(_tenant_summary(params, _offboard(engine, params)))
+    report = Report.combined(engine.report for engine in engines)
     return {"changed": report.changed, "tenants": tenants, "objects": report.objects}, warnings, report.diff
 
 

@@ -287,7 +287,6 @@ objects:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.meshops.istio.plugins.module_utils.cacerts import (
-    CacertsError,
     ensure_cacerts,
     ensure_cacerts_absent,
     ensure_root,
@@ -324,11 +323,11 @@ def main():
         module.fail_json(msg=f"The cryptography Python library is required: {CRYPTOGRAPHY_IMPORT_ERROR}. Install it.")
     params, check_mode = module.params, module.check_mode
     if params["state"] == "absent":
-        run_module(module, lambda client: ensure_cacerts_absent(client, params, check_mode), (CacertsError,))
+        run_module(module, lambda cluster: ensure_cacerts_absent(cluster, params, check_mode))
     elif params["root_only"]:
-        run_module(module, lambda _client: ensure_root(params, check_mode), (CacertsError,), needs_cluster=False)
+        run_module(module, lambda _cluster: ensure_root(params, check_mode), needs_cluster=False)
     else:
-        run_module(module, lambda client: ensure_cacerts(client, params, check_mode), (CacertsError,))
+        run_module(module, lambda cluster: ensure_cacerts(cluster, params, check_mode))
 
 
 if __name__ == "__main__":

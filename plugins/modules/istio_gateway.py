@@ -326,7 +326,6 @@ objects:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.meshops.istio.plugins.module_utils.gateway import (
-    GatewayError,
     ensure_gateway_absent,
     ensure_gateway_present,
 )
@@ -381,7 +380,7 @@ def main():
         supports_check_mode=True,
     )
     ensure = ensure_gateway_present if module.params["state"] == "present" else ensure_gateway_absent
-    run_module(module, lambda client: ensure(client, module.params, module.check_mode), (GatewayError,))
+    run_module(module, lambda cluster: ensure(cluster, module.params, module.check_mode))
 
 
 if __name__ == "__main__":

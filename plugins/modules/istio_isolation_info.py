@@ -80,7 +80,7 @@ def main():
     )
     run_module(
         module,
-        lambda client: (dict(changed=False, **gather_isolation_report(client, module.params["tenants"])), [], []),
+        lambda cluster: (dict(changed=False, **gather_isolation_report(cluster, module.params["tenants"])), [], []),
     )
 
 

@@ -153,10 +153,10 @@ problems:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.meshops.istio.plugins.module_utils.client import AUTH_ARG_SPEC, connect_other
+from ansible_collections.meshops.istio.plugins.module_utils.client import AUTH_ARG_SPEC
 from ansible_collections.meshops.istio.plugins.module_utils.multicluster import gather_multicluster_report
 from ansible_collections.meshops.istio.plugins.module_utils.pki import IMPORT_ERROR as CRYPTOGRAPHY_IMPORT_ERROR
-from ansible_collections.meshops.istio.plugins.module_utils.runner import run_module
+from ansible_collections.meshops.istio.plugins.module_utils.runner import other_cluster, run_module
 
 PEER_SPEC = dict(
     cluster_name=dict(type="str", required=True),
@@ -181,11 +181,11 @@ def main():
     params = module.params
 
     def connect_peer(index: int):
-        return connect_other(module, params["peers"][index]["auth"], f"peers[{index}].auth")
+        return other_cluster(module, params["peers"][index]["auth"], f"peers[{index}].auth")
 
     run_module(
         module,
-        lambda client: (dict(changed=False, **gather_multicluster_report(client, params, connect_peer)), [], []),
+        lambda cluster: (dict(changed=False, **gather_multicluster_report(cluster, params, connect_peer)), [], []),
     )
 
 

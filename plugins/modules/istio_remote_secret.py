@@ -313,13 +313,12 @@ objects:
 import copy
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.meshops.istio.plugins.module_utils.client import AUTH_ARG_SPEC, connect_other
+from ansible_collections.meshops.istio.plugins.module_utils.client import AUTH_ARG_SPEC
 from ansible_collections.meshops.istio.plugins.module_utils.remote_secret import (
-    RemoteSecretError,
     ensure_remote_secret_absent,
     ensure_remote_secret_present,
 )
-from ansible_collections.meshops.istio.plugins.module_utils.runner import COMMON_ARG_SPEC, run_module
+from ansible_collections.meshops.istio.plugins.module_utils.runner import COMMON_ARG_SPEC, other_cluster, run_module
 
 ARGUMENT_SPEC = dict(
     cluster_name=dict(type="str", required=True),
@@ -340,14 +339,14 @@ ARGUMENT_SPEC = dict(
 def main():
     module = AnsibleModule(argument_spec={**COMMON_ARG_SPEC, **ARGUMENT_SPEC}, supports_check_mode=True)
     params, check_mode = module.params, module.check_mode
-    remote = connect_other(module, params["remote"], "remote")
+    remote = other_cluster(module, params["remote"], "remote")
 
     def ensure(primary):
         if params["state"] == "absent":
             return ensure_remote_secret_absent(primary, remote, params, check_mode)
         return ensure_remote_secret_present(primary, remote, params, check_mode, module.no_log_values.add)
 
-    run_module(module, ensure, (RemoteSecretError,))
+    run_module(module, ensure)
 
 
 if __name__ == "__main__":

@@ -256,9 +256,7 @@ objects:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.meshops.istio.plugins.module_utils.istioctl import IstioctlError
 from ansible_collections.meshops.istio.plugins.module_utils.revision import (
-    RevisionError,
     ensure_revision_absent,
     ensure_revision_present,
 )
@@ -293,13 +291,9 @@ def main():
     module = AnsibleModule(argument_spec={**COMMON_ARG_SPEC, **ARGUMENT_SPEC}, supports_check_mode=True)
     params, check_mode = module.params, module.check_mode
     if params["state"] == "present":
-        run_module(
-            module,
-            lambda client: ensure_revision_present(client, module.run_command, params, check_mode),
-            (RevisionError, IstioctlError),
-        )
+        run_module(module, lambda cluster: ensure_revision_present(cluster, module.run_command, params, check_mode))
     else:
-        run_module(module, lambda client: ensure_revision_absent(client, params, check_mode), (RevisionError,))
+        run_module(module, lambda cluster: ensure_revision_absent(cluster, params, check_mode))
 
 
 if __name__ == "__main__":

@@ -244,7 +244,6 @@ from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.module_utils.errors import UnsupportedError
 from ansible_collections.meshops.istio.plugins.module_utils.runner import COMMON_ARG_SPEC, run_module
 from ansible_collections.meshops.istio.plugins.module_utils.tenant import (
-    TenantError,
     ensure_tenant_absent,
     ensure_tenant_present,
     ensure_tenants,
@@ -314,15 +313,15 @@ def main():
         required_one_of=[("name", "tenants")],
         supports_check_mode=True,
     )
-    run_module(module, _action(module), (TenantError,))
+    run_module(module, _action(module))
 
 
 def _action(module):
     if module.params["tenants"] is not None:
         entries = tenant_entries(module)
-        return lambda client: ensure_tenants(client, entries, module.check_mode)
+        return lambda cluster: ensure_tenants(cluster, entries, module.check_mode)
     ensure = ensure_tenant_present if module.params["state"] == "present" else ensure_tenant_absent
-    return lambda client: ensure(client, module.params, module.check_mode)
+    return lambda cluster: ensure(cluster, module.params, module.check_mode)
 
 
 if __name__ == "__main__":

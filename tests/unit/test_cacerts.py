@@ -86,7 +86,7 @@ def test_parameter_refusals(overrides, message):
     if message is None:
         cacerts.validate(params(**overrides))
         return
-    with pytest.raises(cacerts.CacertsError) as refused:
+    with pytest.raises(cacerts.Refusal) as refused:
         cacerts.validate(params(**overrides))
     assert message in str(refused.value)
 
@@ -107,9 +107,9 @@ def test_read_pem_takes_content_or_a_path(tmp_path, root):
 
 
 def test_read_pem_of_a_missing_file_names_the_parameter_but_never_a_secret_value(tmp_path):
-    with pytest.raises(cacerts.CacertsError, match=r"root_cert \('/nope/root.pem'\) is neither PEM content"):
+    with pytest.raises(cacerts.Refusal, match=r"root_cert \('/nope/root.pem'\) is neither PEM content"):
         cacerts.read_pem("/nope/root.pem", "root_cert")
-    with pytest.raises(cacerts.CacertsError) as refused:
+    with pytest.raises(cacerts.Refusal) as refused:
         cacerts.read_pem("MIIEvQIBADANBgkqhkiG9w0B", "root_key", secret=True)
     assert str(refused.value).startswith("root_key is neither PEM content")
     assert "MIIEvQ" not in str(refused.value)
@@ -119,7 +119,7 @@ def test_read_pem_of_a_missing_file_names_the_parameter_but_never_a_secret_value
 
 
 def refusal(p):
-    with pytest.raises(cacerts.CacertsError) as refused:
+    with pytest.raises(cacerts.Refusal) as refused:
         cacerts.signing_root(p, check_mode=False, now=NOW)
     return str(refused.value)
 
@@ -245,13 +245,13 @@ def test_additional_roots_take_bundles_and_paths(tmp_path, root):
 
 
 def test_additional_roots_refusals(root):
-    with pytest.raises(cacerts.CacertsError, match=r"^additional_roots\[0\] holds no PEM certificate"):
+    with pytest.raises(cacerts.Refusal, match=r"^additional_roots\[0\] holds no PEM certificate"):
         cacerts.additional_root_certificates(["-----BEGIN nothing"], NOW)
     leaf = make_ca(ca=False)[0]
-    with pytest.raises(cacerts.CacertsError, match=r"^additional_roots\[1\] holds CN=Some CA, which is not a CA"):
+    with pytest.raises(cacerts.Refusal, match=r"^additional_roots\[1\] holds CN=Some CA, which is not a CA"):
         cacerts.additional_root_certificates([pki.certificate_pem(c).decode() for c in (root[0], leaf)], NOW)
     expired = make_ca(days=1, start=NOW - datetime.timedelta(days=5))[0]
-    with pytest.raises(cacerts.CacertsError, match=r"which expired on .*; remove it from additional_roots"):
+    with pytest.raises(cacerts.Refusal, match=r"which expired on .*; remove it from additional_roots"):
         cacerts.additional_root_certificates([pki.certificate_pem(expired).decode()], NOW)
 
 

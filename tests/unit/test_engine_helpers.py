@@ -1,6 +1,6 @@
 """Small pure parts of the engine: owner selectors, rollout diagnosis, Istio version order."""
 
-from ansible_collections.meshops.istio.plugins.module_utils.apply import Owner, rollout_problem
+from ansible_collections.meshops.istio.plugins.module_utils.engine import Owner, rollout_problem
 from ansible_collections.meshops.istio.plugins.module_utils.istioctl import version_key
 
 

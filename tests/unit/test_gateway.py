@@ -1,19 +1,18 @@
 """What istio_gateway builds and refuses: pure logic, no cluster. Expected values come from ISTIO-FACTS.md."""
 
 import pytest
+from ansible_collections.meshops.istio.plugins.module_utils.errors import Refusal
 from ansible_collections.meshops.istio.plugins.module_utils.gateway import (
-    GatewayError,
     foreign_owner_problem,
     manifests,
     namespace_problems,
     node_port_problems,
-    resolve_revision,
-    revision_tags,
     selector_change_problem,
     selector_labels,
     service_facts,
     validate,
 )
+from ansible_collections.meshops.istio.plugins.module_utils.vocabulary import installed_tags, resolve_revision
 
 
 def params(**overrides):
@@ -203,7 +202,7 @@ def test_valid_seed_000_and_eastwest_params_pass():
 
 
 INVALID = {
-    "name with upper case": ({"name": "Gateway"}, "name 'Gateway' must be lower-case"),
+    "name with upper case": ({"name": "Gateway"}, "name 'Gateway' must be a DNS-1035 label"),
     "service name starting with a digit": ({"name": "1gw"}, "starting with a lower-case letter"),
     "owner label too long": ({"namespace": "n" * 40, "name": "g" * 30}, "the owner label meshops.io/gateway="),
     "missing revision": ({"revision": None}, "revision is required"),
@@ -241,16 +240,16 @@ INVALID = {
 @pytest.mark.parametrize("case", list(INVALID))
 def test_invalid_input_names_the_parameter(case):
     overrides, message = INVALID[case]
-    with pytest.raises(GatewayError) as error:
+    with pytest.raises(Refusal) as error:
         validate(params(**overrides))
     assert message in str(error.value)
 
 
 def test_eastwest_without_network_and_exposed_ports_missing_are_refused():
-    with pytest.raises(GatewayError, match="kind eastwest needs network"):
+    with pytest.raises(Refusal, match="kind eastwest needs network"):
         validate(eastwest(network=None))
     ports = [{"name": "tls", "port": 15443}]
-    with pytest.raises(GatewayError, match="expose_istiod routes port 15012, which service.ports lacks"):
+    with pytest.raises(Refusal, match="expose_istiod routes port 15012, which service.ports lacks"):
         validate(eastwest(expose_istiod=True, service={"ports": ports}))
 
 
@@ -265,7 +264,7 @@ def namespace(labels):
 
 
 def test_revision_tags_resolve_to_their_revision():
-    tags = revision_tags([TAG_WEBHOOK])
+    tags = installed_tags([TAG_WEBHOOK])
     assert tags == {"prod": "shared"}
     assert resolve_revision("prod", REVISIONS, tags) == "shared"
     assert resolve_revision("shared", REVISIONS, tags) == "shared"

@@ -7,9 +7,9 @@ import json
 import pytest
 import yaml
 from ansible_collections.meshops.istio.plugins.module_utils import remote_secret
-from ansible_collections.meshops.istio.plugins.module_utils.apply import Owner
 from ansible_collections.meshops.istio.plugins.module_utils.client import configuration_for
-from ansible_collections.meshops.istio.plugins.module_utils.remote_secret import RemoteSecretError
+from ansible_collections.meshops.istio.plugins.module_utils.engine import Owner
+from ansible_collections.meshops.istio.plugins.module_utils.errors import Refusal
 
 NOW = datetime.datetime(2026, 5, 1, 12, 0, tzinfo=datetime.UTC)
 ACCOUNT = {"metadata": {"name": "istio-reader-service-account", "namespace": "istio-system", "uid": "sa-uid-1"}}
@@ -73,13 +73,13 @@ REFUSALS = {
 @pytest.mark.parametrize("case", list(REFUSALS))
 def test_refusals_name_the_parameter(case):
     overrides, message = REFUSALS[case]
-    with pytest.raises(RemoteSecretError) as refused:
+    with pytest.raises(Refusal) as refused:
         remote_secret.validate(params(**overrides))
     assert message in str(refused.value)
 
 
 def test_every_problem_is_reported_at_once():
-    with pytest.raises(RemoteSecretError) as refused:
+    with pytest.raises(Refusal) as refused:
         remote_secret.validate(params(cluster_name="A", token_lifetime=3600))
     assert str(refused.value).count("; ") >= 1
     assert "cluster_name" in str(refused.value) and "token_lifetime" in str(refused.value)

@@ -2,18 +2,18 @@
 
 import pytest
 import yaml
+from ansible_collections.meshops.istio.plugins.module_utils.errors import Refusal
 from ansible_collections.meshops.istio.plugins.module_utils.revision import (
     CRD_VERSION_ANNOTATION,
-    RevisionError,
     crds_to_apply,
     injector_webhook_name,
-    installed_revisions,
     operator_spec,
     refusals,
     split_rendering,
     system_namespace,
     validate,
 )
+from ansible_collections.meshops.istio.plugins.module_utils.vocabulary import installed_revisions
 
 
 def params(**overrides):
@@ -80,7 +80,7 @@ def test_system_namespace_carries_the_selector_and_network_labels():
     [
         ({"name": "default"}, "name 'default' is reserved"),
         ({"name": "UserGroup"}, "name 'UserGroup' must be a DNS-1123 label"),
-        ({"name": "r" * 57}, "at most 56 fit the names Istio derives"),
+        ({"name": "r" * 57}, "at most 56 fit the names derived from it"),
         ({"namespace": "bad_ns"}, "namespace 'bad_ns' must be a DNS-1123 label"),
         ({"revision_tags": ["usergroup-1"]}, "revision_tags entry 'usergroup-1' equals the revision name"),
         ({"revision_tags": ["t" * 44]}, "at most 43"),
@@ -92,7 +92,7 @@ def test_system_namespace_carries_the_selector_and_network_labels():
     ],
 )
 def test_validation_names_the_parameter(overrides, message):
-    with pytest.raises(RevisionError, match=message.replace("[", r"\[").replace("]", r"\]")):
+    with pytest.raises(Refusal, match=message.replace("[", r"\[").replace("]", r"\]")):
         validate(params(**overrides))
 
 

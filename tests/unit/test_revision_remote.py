@@ -2,10 +2,10 @@
 refusals that keep a remote's injector pointed somewhere (pure, no cluster)."""
 
 import pytest
+from ansible_collections.meshops.istio.plugins.module_utils.errors import Refusal
 from ansible_collections.meshops.istio.plugins.module_utils.revision import (
     REMOVAL_ONLY_KINDS,
     REVISION_KINDS,
-    RevisionError,
     injection_path,
     operator_spec,
     system_namespace,
@@ -84,7 +84,7 @@ def test_remote_istiod_endpoints_go_with_the_revision_but_controller_slices_are_
     ],
 )
 def test_refusals_name_the_parameter(overrides, message):
-    with pytest.raises(RevisionError, match=message):
+    with pytest.raises(Refusal, match=message):
         validate(params(**overrides))
 
 

@@ -1,8 +1,8 @@
 """istio_tenant's builders and guards: pure logic, no cluster."""
 
 import pytest
+from ansible_collections.meshops.istio.plugins.module_utils.errors import Refusal
 from ansible_collections.meshops.istio.plugins.module_utils.tenant import (
-    TenantError,
     content_not_ours,
     namespace_manifest,
     policies,
@@ -82,7 +82,7 @@ def test_policies_per_namespace_follow_the_options():
     ],
 )
 def test_validation(overrides, message):
-    with pytest.raises(TenantError) as error:
+    with pytest.raises(Refusal) as error:
         validate(params(**overrides))
     assert message in str(error.value)
 
@@ -116,7 +116,7 @@ def test_content_not_ours_ignores_system_config_maps_and_our_objects():
 def test_many_tenants_are_validated_together():
     one, other = params(), params(name="usergroup-2", namespaces=["app-ns-2", "app-ns-1"])
     assert validate_tenants([one, params(name="usergroup-2", namespaces=["app-ns-2"])]) is None
-    with pytest.raises(TenantError) as error:
+    with pytest.raises(Refusal) as error:
         validate_tenants([one, other, params(name="Bad"), params()])
     text = str(error.value)
     assert "tenant Bad: name 'Bad' must be a DNS-1123 label" in text

@@ -1,10 +1,11 @@
 # Copyright: meshops.istio contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The apply engine every module shares: server-side apply under one field manager, dependency order,
+"""The engine every module writes through: server-side apply under one field manager, dependency order,
 ownership labels, prune by those labels, check mode by server-side dry-run, diffs, rollout waits.
 
 Reads are cheap and bounded: one LIST per kind (label-selected by owner) finds what we own, plus one GET per
-desired object we do not own yet. Writes are sent only for objects whose desired state differs."""
+desired object we do not own yet. Writes are sent only for objects whose desired state differs. An Engine writes
+for one owner and records what it did in its own Report; a run of several operations combines their reports."""
 
 from __future__ import annotations
 
@@ -12,19 +13,12 @@ import copy
 import time
 from dataclasses import dataclass, field
 
-from .client import ApiError, NotFoundError, Resource
+from .client import ApiError, NotFoundError
+from .cluster import Cluster, api_message, resource
 from .compare import for_diff, needs_apply, same_object, with_hash
-from .kinds import KINDS, Kind, apply_order, kind_of
-
-FIELD_MANAGER = "meshops.istio"
-MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
-# Waits poll quickly at first (a new CRD is Established within milliseconds, a Deployment within seconds), then
-# once a second.
-POLL_SECONDS = (0.05, 0.1, 0.2, 0.5, 1.0)
-
-
-class EngineError(Exception):
-    """A failure the user can act on; the message says what and how."""
+from .errors import EngineError
+from .kinds import KINDS, apply_order, kind_of
+from .vocabulary import FIELD_MANAGER, MANAGED_BY_LABEL, owner_label
 
 
 @dataclass(frozen=True)
@@ -36,7 +30,7 @@ class Owner:
 
     @property
     def labels(self) -> dict:
-        return {MANAGED_BY_LABEL: FIELD_MANAGER, f"meshops.io/{self.kind}": self.name}
+        return {MANAGED_BY_LABEL: FIELD_MANAGER, owner_label(self.kind): self.name}
 
     @property
     def selector(self) -> str:
@@ -59,24 +53,10 @@ def with_labels(manifest: dict, labels: dict) -> dict:
     return labelled
 
 
-def _resource(kind: Kind):
-    return Resource(
-        prefix="apis" if kind.group else "api",
-        group=kind.group,
-        api_version=kind.version,
-        kind=kind.kind,
-        namespaced=kind.namespaced,
-        name=kind.plural,
-    )
-
-
-def _api_message(error) -> str:
-    return getattr(error, "summary", lambda: str(error))()
-
-
 @dataclass
 class Report:
-    """What a run did, in the shape modules return: changed, objects (kind, namespace, name, action), diff."""
+    """What one operation did, in the shape modules return: changed, objects (kind, namespace, name, action),
+    diff."""
 
     changed: bool = False
     objects: list = field(default_factory=list)
@@ -95,85 +75,96 @@ class Report:
             }
         )
 
+    def tagged(self, cluster: str) -> Report:
+        """This report with each object and diff header naming `cluster`, for modules that write on two."""
+        return Report(
+            self.changed,
+            [{**obj, "cluster": cluster} for obj in self.objects],
+            [
+                {
+                    **d,
+                    "before_header": f"{cluster}: {d['before_header']}",
+                    "after_header": f"{cluster}: {d['after_header']}",
+                }
+                for d in self.diff
+            ],
+        )
+
+    @classmethod
+    def combined(cls, reports) -> Report:
+        """One report of several operations, in the order they ran."""
+        total = cls()
+        for report in reports:
+            total.changed = total.changed or report.changed
+            total.objects += report.objects
+            total.diff += report.diff
+        return total
+
 
 class Engine:
-    def __init__(
-        self, client, owner: Owner, check_mode: bool = False, force_conflicts: bool = False, report: Report = None
-    ):
-        self.client = client
+    """Writes for one `owner` on one `cluster`; `report` holds what this engine did."""
+
+    def __init__(self, cluster: Cluster, owner: Owner, check_mode: bool = False, force_conflicts: bool = False):
+        self.cluster = cluster
         self.owner = owner
         self.check_mode = check_mode
         self.force_conflicts = force_conflicts
-        self.report = report or Report()  # engines of one module run may share one report
-
-    # Reads
-
-    def get(self, kind_name: str, name: str, namespace: str | None = None) -> dict | None:
-        kind = KINDS[kind_name]
-        try:
-            return self.client.get(_resource(kind), name=name, namespace=namespace).to_dict()
-        except NotFoundError:
-            return None
-        except ApiError as error:
-            raise EngineError(f"Cannot read {kind_name} {name}: {_api_message(error)}") from error
-
-    def list_objects(self, kind_name: str, label_selector: str | None = None, namespace: str | None = None) -> list:
-        kind = KINDS[kind_name]
-        try:
-            result = self.client.get(_resource(kind), namespace=namespace, label_selector=label_selector)
-        except ApiError as error:
-            raise EngineError(f"Cannot list {kind.plural}: {_api_message(error)}") from error
-        return [dict(item.to_dict(), kind=kind.kind, apiVersion=kind.api_version) for item in result.items]
+        self.report = Report()
 
     def list_owned(self, kinds) -> dict:
         return {
             identity(obj): obj
             for kind in sorted(kinds, key=lambda k: k.kind)
-            for obj in self.list_objects(kind.kind, label_selector=self.owner.selector)
+            for obj in self.cluster.list_objects(kind.kind, label_selector=self.owner.selector)
         }
 
     # Writes
+
+    def _dry_run(self) -> str | None:
+        return "All" if self.check_mode else None
 
     def _apply(self, manifest: dict, force: bool | None = None) -> dict:
         kind = kind_of(manifest)
         metadata = manifest["metadata"]
         try:
-            result = self.client.server_side_apply(
-                _resource(kind),
-                body=manifest,
-                name=metadata["name"],
-                namespace=metadata.get("namespace"),
-                field_manager=FIELD_MANAGER,
-                force_conflicts=self.force_conflicts if force is None else force,
-                dry_run="All" if self.check_mode else None,
-            )
+            with self.cluster.reaching():
+                result = self.cluster.client.server_side_apply(
+                    resource(kind),
+                    body=manifest,
+                    name=metadata["name"],
+                    namespace=metadata.get("namespace"),
+                    field_manager=FIELD_MANAGER,
+                    force_conflicts=self.force_conflicts if force is None else force,
+                    dry_run=self._dry_run(),
+                )
         except ApiError as error:
             if error.status == 409:
                 raise EngineError(
-                    f"{describe(manifest)}: {_api_message(error)}. Another field manager owns these fields; "
-                    "set force_conflicts: true to take them over."
+                    f"{describe(manifest)}{self.cluster.where}: {api_message(error)}. Another field manager owns "
+                    "these fields; set force_conflicts: true to take them over."
                 ) from error
             if self.check_mode and error.status == 404:
                 # Its CRD or namespace is only being created in this dry run: it would be created.
                 return manifest
-            raise EngineError(f"Cannot apply {describe(manifest)}: {_api_message(error)}") from error
+            raise EngineError(f"Cannot apply {describe(manifest)}{self.cluster.where}: {api_message(error)}") from error
         return result.to_dict()
 
     def _delete(self, live: dict):
         kind = kind_of(live)
         metadata = live["metadata"]
         try:
-            self.client.delete(
-                _resource(kind),
-                name=metadata["name"],
-                namespace=metadata.get("namespace"),
-                dry_run="All" if self.check_mode else None,
-                propagation_policy="Background",
-            )
+            with self.cluster.reaching():
+                self.cluster.client.delete(
+                    resource(kind),
+                    name=metadata["name"],
+                    namespace=metadata.get("namespace"),
+                    dry_run=self._dry_run(),
+                    propagation_policy="Background",
+                )
         except NotFoundError:
             pass
         except ApiError as error:
-            raise EngineError(f"Cannot delete {describe(live)}: {_api_message(error)}") from error
+            raise EngineError(f"Cannot delete {describe(live)}{self.cluster.where}: {api_message(error)}") from error
 
     def _converge(self, manifest: dict, live: dict | None, force: bool | None = None):
         """Apply one stamped manifest if it differs from live; record what changed."""
@@ -198,7 +189,7 @@ class Engine:
         owned = dict(owned)
         for manifest in desired:
             key = identity(manifest)
-            live = owned.pop(key) if key in owned else self.get(*_get_args(key))
+            live = owned.pop(key) if key in owned else self.cluster.get(*_get_args(key))
             self._converge(manifest, live)
         self._delete_all(owned.values())
         return self.report
@@ -213,7 +204,7 @@ class Engine:
         pruned. Pass `live` when already read; `force` overrides force_conflicts for this object."""
         stamped = with_hash(with_labels(manifest, {MANAGED_BY_LABEL: FIELD_MANAGER}))
         if live is None:
-            live = self.get(*_get_args(identity(stamped)))
+            live = self.cluster.get(*_get_args(identity(stamped)))
         self._converge(stamped, live, force)
         return self.report
 
@@ -225,7 +216,7 @@ class Engine:
 
     def release(self, kind_name: str, name: str, namespace: str | None = None) -> Report:
         """Give up every field this field manager set on an object that stays (e.g. a namespace's labels)."""
-        live = self.get(kind_name, name, namespace)
+        live = self.cluster.get(kind_name, name, namespace)
         if live is None or not any(
             entry.get("manager") == FIELD_MANAGER for entry in live["metadata"].get("managedFields") or []
         ):
@@ -244,19 +235,21 @@ class Engine:
         present = [key for key in keys if key in (live["metadata"].get("labels") or {})]
         if not present:
             return self.report
-        kind = kind_of(live)
         patch = {"metadata": {"labels": dict.fromkeys(present)}}
         try:
-            after = self.client.patch(
-                _resource(kind),
-                body=patch,
-                name=live["metadata"]["name"],
-                namespace=live["metadata"].get("namespace"),
-                content_type="application/merge-patch+json",
-                dry_run="All" if self.check_mode else None,
-            ).to_dict()
+            with self.cluster.reaching():
+                after = self.cluster.client.patch(
+                    resource(kind_of(live)),
+                    body=patch,
+                    name=live["metadata"]["name"],
+                    namespace=live["metadata"].get("namespace"),
+                    content_type="application/merge-patch+json",
+                    dry_run=self._dry_run(),
+                ).to_dict()
         except ApiError as error:
-            raise EngineError(f"Cannot remove labels {present} from {describe(live)}: {_api_message(error)}") from error
+            raise EngineError(
+                f"Cannot remove labels {present} from {describe(live)}{self.cluster.where}: {api_message(error)}"
+            ) from error
         self.report.record(live, "updated", live, after)
         return self.report
 
@@ -270,46 +263,34 @@ class Engine:
             self._delete(live)
             self.report.record(live, "deleted", live, None)
 
-    def request_token(self, namespace: str, service_account: str, lifetime: int, bound_to: dict) -> dict:
-        """A TokenRequest for a ServiceAccount, bound to an object in its namespace (deleting that object revokes
-        the token). Returns the TokenRequest's status: token and expirationTimestamp. Never call in check mode:
-        the server would issue a real token."""
-        body = {
-            "apiVersion": "authentication.k8s.io/v1",
-            "kind": "TokenRequest",
-            "spec": {"expirationSeconds": lifetime, "boundObjectRef": bound_to},
-        }
-        path = f"/api/v1/namespaces/{namespace}/serviceaccounts/{service_account}/token"
-        try:
-            return self.client.request("post", path, body=body).to_dict()["status"]
-        except ApiError as error:
-            raise EngineError(
-                f"Cannot request a token for ServiceAccount {namespace}/{service_account}: {_api_message(error)}"
-            ) from error
-
     # Waits
 
     def _wait_established(self, crd_name: str, timeout: float = 60.0):
         def established():
-            crd = self.get("CustomResourceDefinition", crd_name) or {}
+            crd = self.cluster.get("CustomResourceDefinition", crd_name) or {}
             conditions = (crd.get("status") or {}).get("conditions") or []
             return any(c["type"] == "Established" and c["status"] == "True" for c in conditions)
 
-        if not _poll(established, timeout):
-            raise EngineError(f"CustomResourceDefinition {crd_name} not Established after {timeout:.0f} s")
+        if not self.cluster.poll(established, timeout):
+            raise EngineError(
+                f"CustomResourceDefinition {crd_name}{self.cluster.where} not Established after {timeout:.0f} s"
+            )
 
     def wait_for(self, kind_name: str, name: str, namespace: str | None, ready, timeout: float, what: str) -> dict:
         """Read an object until `ready(object)` holds, e.g. until a controller has filled it in; `what` names what
         is awaited, for the error."""
-        deadline, delays = time.monotonic() + timeout, _delays()
-        while True:
-            live = self.get(kind_name, name, namespace)
-            if live is not None and ready(live):
-                return live
-            if time.monotonic() >= deadline:
-                where = f"{namespace}/{name}" if namespace else name
-                raise EngineError(f"{kind_name} {where}: {what} within {timeout:.0f} s. Raise wait_timeout.")
-            time.sleep(next(delays))
+        seen = {}
+
+        def is_ready():
+            seen["live"] = self.cluster.get(kind_name, name, namespace)
+            return seen["live"] is not None and ready(seen["live"])
+
+        if not self.cluster.poll(is_ready, timeout):
+            where = f"{namespace}/{name}" if namespace else name
+            raise EngineError(
+                f"{kind_name} {where}{self.cluster.where}: {what} within {timeout:.0f} s. Raise wait_timeout."
+            )
+        return seen["live"]
 
     def wait_for_rollout(self, manifests: list, timeout: float):
         """Wait until every Deployment among `manifests` has all replicas updated and available."""
@@ -321,18 +302,18 @@ class Engine:
                 self._wait_for_deployment(manifest["metadata"]["namespace"], manifest["metadata"]["name"], deadline)
 
     def _wait_for_deployment(self, namespace: str, name: str, deadline: float):
-        delays = _delays()
-        while True:
-            live = self.get("Deployment", name, namespace)
-            problem = rollout_problem(live) if live else "it does not exist"
-            if problem is None:
-                return
-            if time.monotonic() >= deadline:
-                raise EngineError(
-                    f"Deployment {namespace}/{name} is not ready: {problem}. "
-                    "Raise wait_timeout or inspect the Deployment's events."
-                )
-            time.sleep(next(delays))
+        seen = {}
+
+        def rolled_out():
+            live = self.cluster.get("Deployment", name, namespace)
+            seen["problem"] = rollout_problem(live) if live else "it does not exist"
+            return seen["problem"] is None
+
+        if not self.cluster.poll(rolled_out, max(deadline - time.monotonic(), 0)):
+            raise EngineError(
+                f"Deployment {namespace}/{name}{self.cluster.where} is not ready: {seen['problem']}. "
+                "Raise wait_timeout or inspect the Deployment's events."
+            )
 
 
 def rollout_problem(deployment: dict) -> str | None:
@@ -356,20 +337,3 @@ def rollout_problem(deployment: dict) -> str | None:
 def _get_args(key: tuple) -> tuple:
     kind, namespace, name = key
     return kind, name, namespace or None
-
-
-def _delays():
-    """Seconds to sleep between polls: POLL_SECONDS, then its last value for good."""
-    yield from POLL_SECONDS
-    while True:
-        yield POLL_SECONDS[-1]
-
-
-def _poll(predicate, timeout: float) -> bool:
-    deadline, delays = time.monotonic() + timeout, _delays()
-    while True:
-        if predicate():
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(next(delays))

@@ -1,0 +1,44 @@
+# Copyright: meshops.istio contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The one error tree. `run_module` catches `MeshopsError` and turns it into one fail_json sentence; anything else
+is a bug and keeps its traceback."""
+
+from __future__ import annotations
+
+
+class MeshopsError(Exception):
+    """A failure the user can act on; the message says what happened and how to fix it."""
+
+
+class Refusal(MeshopsError):
+    """Input or cluster state refused before anything is written; the message names the parameter and the fix."""
+
+
+class EngineError(MeshopsError):
+    """The API server refused or failed a read, write or wait."""
+
+
+class UnknownKindError(EngineError):
+    """A manifest of a kind the collection has no API path for (kinds.KINDS)."""
+
+
+class ClusterUnreachable(MeshopsError):
+    """The API server at `host` did not answer. `parameter` names the option that points at a second cluster."""
+
+    def __init__(self, host: str, error: Exception, parameter: str | None = None):
+        self.host = host
+        if parameter:
+            where = f"of {parameter} at {host}"
+            fix = f"check {parameter}.kubeconfig, {parameter}.context and {parameter}.host"
+        else:
+            where = f"at {host}"
+            fix = "check host, kubeconfig and context"
+        super().__init__(
+            f"Cannot reach the Kubernetes API {where} ({type(error).__name__}); {fix}, and that the API server is up"
+        )
+
+
+def refuse(problems: list) -> None:
+    """Raise one Refusal listing every problem; do nothing when there is none."""
+    if problems:
+        raise Refusal("; ".join(problems))
