@@ -13,6 +13,7 @@ import pytest
 from cryptography import x509
 from integration.playbook import playbook
 from kubernetes import client
+from kubernetes.client.rest import ApiException
 from localcluster import binary_dir
 from support import service_account_token, wait_for
 
@@ -58,9 +59,15 @@ def cacerts(cluster, namespace: str) -> dict:
     return {key: base64.b64decode(value) for key, value in secret.data.items() if key != "ca-key.pem"}
 
 
-def distributed_root(cluster, namespace: str) -> str:
+def distributed_root(cluster, namespace: str) -> str | None:
+    """root-cert.pem of the namespace's istio-ca-root-cert; None until istiod has written it."""
     core = client.CoreV1Api(cluster.api_client())
-    return core.read_namespaced_config_map("istio-ca-root-cert", namespace).data["root-cert.pem"]
+    try:
+        return core.read_namespaced_config_map("istio-ca-root-cert", namespace).data["root-cert.pem"]
+    except ApiException as error:
+        if error.status == 404:
+            return None
+        raise
 
 
 def request_certificate(xdsclient, cluster, istiod, namespace: str, tmp_path, audiences=("istio-ca",)):

@@ -12,6 +12,7 @@ from kubernetes.client.rest import ApiException
 from kubernetes.dynamic import DynamicClient
 from localcluster import api_request_counts, wait_for_namespace_defaults, writes
 from playbook import run_task
+from written import written
 
 MODULE = "meshops.istio.istio_gateway"
 DISCOVERY = {"istio-discovery": "enabled"}
@@ -105,13 +106,13 @@ def eastwest_args(**overrides):
 
 
 def owned(api, owner: str) -> dict:
-    """{(kind, namespace, name): resourceVersion} of every object labelled as the gateway `owner`'s."""
+    """{(kind, namespace, name): what the collection wrote to it} of every object labelled as the gateway `owner`'s."""
     dynamic = DynamicClient(api)
     found = {}
     for api_version, kind in OWNED_KINDS:
         resource = dynamic.resources.get(api_version=api_version, kind=kind)
         for item in resource.get(label_selector=f"meshops.io/gateway={owner}").items:
-            found[(kind, item.metadata.namespace, item.metadata.name)] = item.metadata.resourceVersion
+            found[(kind, item.metadata.namespace, item.metadata.name)] = written(item)
     return found
 
 

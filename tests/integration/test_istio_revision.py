@@ -12,6 +12,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 from localcluster import api_request_counts, writes
 from playbook import run_task
+from written import written
 
 MODULE = "meshops.istio.istio_revision"
 KINDS = {  # what a revision may own, by the API used to list it
@@ -57,14 +58,15 @@ def run(cluster, tmp_path_factory):
 
 
 def objects_with_labels(api, selector: str) -> dict:
-    """{(kind, namespace, name): resourceVersion} of every object a revision may own matching `selector`."""
+    """{(kind, namespace, name): what the collection wrote to it} of every object a revision may own matching
+    `selector`."""
     from kubernetes.dynamic import DynamicClient
 
     dynamic = DynamicClient(api)
     found = {}
     for api_version, kind in KINDS.values():
         for item in dynamic.resources.get(api_version=api_version, kind=kind).get(label_selector=selector).items:
-            found[(kind, item.metadata.namespace or "", item.metadata.name)] = item.metadata.resourceVersion
+            found[(kind, item.metadata.namespace or "", item.metadata.name)] = written(item)
     return found
 
 

@@ -11,6 +11,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 from localcluster import api_request_counts, writes
 from playbook import changed_tasks, failures, playbook
+from written import written
 
 OLD, NEW = "usergroup-1", "usergroup-1-v2"
 TENANTS = [
@@ -81,17 +82,17 @@ def _list(api, path: str, selector: str) -> list:
 
 
 def usergroup_2_state(cluster) -> dict:
-    """{(path, namespace, name): resourceVersion} of everything of usergroup-2: its namespaces, its control plane's
-    objects and the tenant's policies. Equal snapshots mean nothing of it was written."""
+    """{(path, namespace, name): what the collection wrote to it} of everything of usergroup-2: its namespaces, its
+    control plane's objects and the tenant's policies. Equal snapshots mean nothing of it was written."""
     api = cluster.api_client()
     core = client.CoreV1Api(api)
-    state = {("namespaces", "", ns): core.read_namespace(ns).metadata.resource_version
+    state = {("namespaces", "", ns): written(core.read_namespace(ns))
              for ns in ("usergroup-2", "app-ns-2", "app-ns-3")}  # fmt: skip
     for selector in ("meshops.io/revision=usergroup-2", "meshops.io/tenant=usergroup-2"):
         for path in COLLECTIONS:
             for obj in _list(api, path, selector):
                 metadata = obj["metadata"]
-                state[(path, metadata.get("namespace", ""), metadata["name"])] = metadata["resourceVersion"]
+                state[(path, metadata.get("namespace", ""), metadata["name"])] = written(obj)
     assert len(state) > 20  # the control plane and the policies were found
     return state
 
