@@ -29,11 +29,10 @@ def is_label_value(value) -> bool:
 def dns_label_errors(value, parameter: str, max_length: int = 63, pattern=DNS_LABEL) -> list:
     """[] when `value` is a DNS label (RFC 1123, or `pattern`) of at most `max_length` characters, else the one
     sentence naming `parameter`."""
-    kind = "a DNS-1035 label: lower-case letters, digits and '-', starting with a lower-case letter"
-    if pattern is DNS_LABEL:
-        kind = "a DNS-1123 label: lower-case letters, digits and '-'"
     if not isinstance(value, str) or not pattern.match(value):
-        return [f"{parameter} {value!r} must be {kind}"]
+        if pattern is DNS_LABEL:
+            return [f"{parameter} {value!r} must be a DNS-1123 label: lower-case letters, digits and '-'"]
+        return [f"{parameter} {value!r} must be lower-case letters, digits and '-', starting with a lower-case letter"]
     if len(value) > max_length:
         return [f"{parameter} {value!r} is {len(value)} characters; at most {max_length} fit the names derived from it"]
     return []

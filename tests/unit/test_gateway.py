@@ -202,7 +202,7 @@ def test_valid_seed_000_and_eastwest_params_pass():
 
 
 INVALID = {
-    "name with upper case": ({"name": "Gateway"}, "name 'Gateway' must be a DNS-1035 label"),
+    "name with upper case": ({"name": "Gateway"}, "name 'Gateway' must be lower-case letters"),
     "service name starting with a digit": ({"name": "1gw"}, "starting with a lower-case letter"),
     "owner label too long": ({"namespace": "n" * 40, "name": "g" * 30}, "the owner label meshops.io/gateway="),
     "missing revision": ({"revision": None}, "revision is required"),
