@@ -1,21 +1,31 @@
 """What istio_gateway builds and refuses: pure logic, no cluster. Expected values come from ISTIO-FACTS.md."""
 
 import pytest
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible_collections.meshops.istio.plugins.module_utils.errors import Refusal
-from ansible_collections.meshops.istio.plugins.module_utils.gateway import (
+from ansible_collections.meshops.istio.plugins.module_utils.gateway.ensure import service_facts
+from ansible_collections.meshops.istio.plugins.module_utils.gateway.guards import (
     foreign_owner_problem,
-    manifests,
     namespace_problems,
     node_port_problems,
     selector_change_problem,
-    selector_labels,
-    service_facts,
-    validate,
 )
+from ansible_collections.meshops.istio.plugins.module_utils.gateway.manifests import manifests, selector_labels
+from ansible_collections.meshops.istio.plugins.module_utils.gateway.spec import GatewaySpec, validate
 from ansible_collections.meshops.istio.plugins.module_utils.vocabulary import installed_tags, resolve_revision
+from ansible_collections.meshops.istio.plugins.modules.istio_gateway import (
+    ARGUMENT_SPEC,
+    MUTUALLY_EXCLUSIVE,
+    REQUIRED_IF,
+)
 
 
 def params(**overrides):
+    """What the module passes for seed 000's gateway in namespace foo, as its GatewaySpec."""
+    return GatewaySpec.from_params(raw_params(**overrides))
+
+
+def raw_params(**overrides):
     """What the module passes for seed 000's gateway in namespace foo."""
     base = {
         "name": "istio-ingressgateway",
@@ -198,14 +208,13 @@ def test_expose_istiod_routes_15012_and_15017_to_the_revisions_istiod():
 def test_valid_seed_000_and_eastwest_params_pass():
     validate(params())
     validate(eastwest(expose_istiod=True))
-    validate({"name": "istio-ingressgateway", "namespace": "foo", "state": "absent"})
+    validate(GatewaySpec.from_params({"name": "istio-ingressgateway", "namespace": "foo", "state": "absent"}))
 
 
 INVALID = {
     "name with upper case": ({"name": "Gateway"}, "name 'Gateway' must be a DNS-1035 label"),
     "service name starting with a digit": ({"name": "1gw"}, "starting with a lower-case letter"),
     "owner label too long": ({"namespace": "n" * 40, "name": "g" * 30}, "the owner label meshops.io/gateway="),
-    "missing revision": ({"revision": None}, "revision is required"),
     "nodePort outside range": (
         {"service": {"type": "NodePort", "ports": [{"name": "http2", "port": 80, "node_port": 8080}]}},
         "service.ports[0].node_port 8080 is outside the cluster's nodePort range 30000-32767",
@@ -229,7 +238,6 @@ INVALID = {
     "pdb blocking drains": ({"pdb": {"min_available": 2}}, "pdb.min_available 2 is not below the gateway's 2"),
     "pdb 100 percent": ({"pdb": {"min_available": "100%"}}, "pdb.min_available 100% would block"),
     "hpa max below min": ({"autoscale": {"min_replicas": 3, "max_replicas": 2}}, "autoscale.max_replicas must be"),
-    "replicas with autoscale": ({"replicas": 2}, "replicas and autoscale exclude each other"),
     "network on ingress": ({"network": "network1"}, "network is only for kind eastwest"),
     "empty labels": ({"labels": {}}, "labels must not be empty"),
     "bad label value": ({"labels": {"istio": "a b"}}, "labels.istio value 'a b' is not a valid label value"),
@@ -243,6 +251,30 @@ def test_invalid_input_names_the_parameter(case):
     with pytest.raises(Refusal) as error:
         validate(params(**overrides))
     assert message in str(error.value)
+
+
+ARGUMENT_SPEC_REFUSALS = {
+    "missing revision": ({"revision": None}, "state is present but all of the following are missing: revision"),
+    "replicas with autoscale": ({"replicas": 2}, "parameters are mutually exclusive: replicas|autoscale"),
+    "unknown kind": ({"kind": "sideways"}, "value of kind must be one of: ingress, egress, eastwest"),
+    "unknown service type": ({"service": {"type": "External"}}, "value of type must be one of: ClusterIP"),
+    "unknown protocol": (
+        {"service": {"ports": [{"name": "http2", "port": 80, "protocol": "HTTP"}]}},
+        "value of protocol must be one of: TCP, UDP, SCTP",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(ARGUMENT_SPEC_REFUSALS))
+def test_the_argument_spec_refuses_what_validate_leaves_to_it(case):
+    overrides, message = ARGUMENT_SPEC_REFUSALS[case]
+    validator = ArgumentSpecValidator(ARGUMENT_SPEC, mutually_exclusive=MUTUALLY_EXCLUSIVE, required_if=REQUIRED_IF)
+
+    def errors(args):  # what a task sets: options left unset are absent, not None
+        return validator.validate({key: value for key, value in args.items() if value is not None}).error_messages
+
+    assert errors(raw_params()) == []
+    assert any(message in error for error in errors(raw_params(**overrides))), errors(raw_params(**overrides))
 
 
 def test_eastwest_without_network_and_exposed_ports_missing_are_refused():
