@@ -75,10 +75,10 @@ _DEFAULT_NODE_PORT_RANGE = "30000-32767"
 @dataclass(frozen=True)
 class ServiceSpec:
     type: str
-    ports: tuple  # of PortSpec
-    annotations: Mapping
+    ports: tuple[PortSpec, ...]
+    annotations: Mapping[str, object]
     load_balancer_ip: str | None
-    load_balancer_source_ranges: tuple  # of str
+    load_balancer_source_ranges: tuple[str, ...]
     external_traffic_policy: str | None
 
     @classmethod
@@ -106,13 +106,13 @@ class GatewaySpec:
     state: str
     revision: str | None  # an installed revision or a revision tag; unset only with state absent
     kind: str
-    labels: Mapping | None  # as given; None means the default selector
-    selector: Mapping  # what the Deployment selects its pods by and Istio Gateways select the gateway by
+    labels: Mapping[str, object] | None  # as given; None means the default selector
+    selector: Mapping[str, str]  # what the Deployment selects its pods by and Istio Gateways select the gateway by
     replicas: int | None  # None when the HPA sets them
     autoscale: AutoscaleSpec | None
     min_available: int | str | None  # pdb.min_available; None means no PodDisruptionBudget
     service: ServiceSpec
-    resources: Mapping
+    resources: Mapping[str, object]
     network: str | None
     expose_services: bool
     expose_istiod: bool
@@ -158,7 +158,7 @@ class GatewaySpec:
         return self.autoscale.min_replicas if self.autoscale is not None else self.replicas
 
     @property
-    def node_port_bounds(self) -> tuple | None:
+    def node_port_bounds(self) -> tuple[int, int] | None:
         """(low, high), or None when node_port_range is not of the form 30000-32767."""
         match = _PORT_RANGE.match(self.node_port_range)
         if not match or int(match.group(1)) > int(match.group(2)):
