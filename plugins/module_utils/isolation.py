@@ -11,7 +11,7 @@ from . import pki
 from .cacerts import SECRET_NAME, bundle_problem, secret_files
 from .cluster import Cluster
 from .engine import rollout_problem
-from .gateway import OWNER_LABEL as GATEWAY_LABEL
+from .gateway.spec import OWNER_LABEL as GATEWAY_LABEL
 from .selectors import any_matches, matches
 from .tenant import ISOLATION_NAME, TENANT_LABEL
 from .vocabulary import FIELD_MANAGER, MANAGED_BY_LABEL, REV_LABEL, installed_revisions

@@ -325,10 +325,11 @@ objects:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.meshops.istio.plugins.module_utils.gateway import (
+from ansible_collections.meshops.istio.plugins.module_utils.gateway.ensure import (
     ensure_gateway_absent,
     ensure_gateway_present,
 )
+from ansible_collections.meshops.istio.plugins.module_utils.gateway.spec import GatewaySpec
 from ansible_collections.meshops.istio.plugins.module_utils.runner import COMMON_ARG_SPEC, run_module
 
 PORT_SPEC = dict(
@@ -370,17 +371,20 @@ ARGUMENT_SPEC = dict(
     wait=dict(type="bool", default=True),
     wait_timeout=dict(type="int", default=300),
 )
+MUTUALLY_EXCLUSIVE = [("replicas", "autoscale")]
+REQUIRED_IF = [("state", "present", ("revision",))]
 
 
 def main():
     module = AnsibleModule(
         argument_spec={**COMMON_ARG_SPEC, **ARGUMENT_SPEC},
-        mutually_exclusive=[("replicas", "autoscale")],
-        required_if=[("state", "present", ("revision",))],
+        mutually_exclusive=MUTUALLY_EXCLUSIVE,
+        required_if=REQUIRED_IF,
         supports_check_mode=True,
     )
-    ensure = ensure_gateway_present if module.params["state"] == "present" else ensure_gateway_absent
-    run_module(module, lambda cluster: ensure(cluster, module.params, module.check_mode))
+    spec = GatewaySpec.from_params(module.params)
+    ensure = ensure_gateway_present if spec.state == "present" else ensure_gateway_absent
+    run_module(module, lambda cluster: ensure(cluster, spec, module.check_mode))
 
 
 if __name__ == "__main__":

@@ -1,21 +1,33 @@
 """What istio_gateway builds and refuses: pure logic, no cluster. Expected values come from ISTIO-FACTS.md."""
 
+import dataclasses
+
 import pytest
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible_collections.meshops.istio.plugins.module_utils.errors import Refusal
-from ansible_collections.meshops.istio.plugins.module_utils.gateway import (
+from ansible_collections.meshops.istio.plugins.module_utils.gateway.ensure import service_facts
+from ansible_collections.meshops.istio.plugins.module_utils.gateway.guards import (
     foreign_owner_problem,
-    manifests,
     namespace_problems,
     node_port_problems,
     selector_change_problem,
-    selector_labels,
-    service_facts,
-    validate,
 )
+from ansible_collections.meshops.istio.plugins.module_utils.gateway.manifests import manifests, selector_labels
+from ansible_collections.meshops.istio.plugins.module_utils.gateway.spec import GatewaySpec, validate
 from ansible_collections.meshops.istio.plugins.module_utils.vocabulary import installed_tags, resolve_revision
+from ansible_collections.meshops.istio.plugins.modules.istio_gateway import (
+    ARGUMENT_SPEC,
+    MUTUALLY_EXCLUSIVE,
+    REQUIRED_IF,
+)
 
 
-def params(**overrides):
+def gateway(**overrides):
+    """Seed 000's gateway in namespace foo, as the module builds it."""
+    return GatewaySpec.from_params(raw_params(**overrides))
+
+
+def raw_params(**overrides):
     """What the module passes for seed 000's gateway in namespace foo."""
     base = {
         "name": "istio-ingressgateway",
@@ -46,7 +58,7 @@ def eastwest(**overrides):
         "name": "istio-eastwestgateway", "namespace": "istio-system", "kind": "eastwest", "network": "network1",
         "service": None, "autoscale": None, "pdb": None, "expose_services": True,
     }  # fmt: skip
-    return params(**{**settings, **overrides})
+    return gateway(**{**settings, **overrides})
 
 
 def by_kind(objects):
@@ -54,7 +66,7 @@ def by_kind(objects):
 
 
 def built(p=None):
-    return by_kind(manifests(p or params(), "shared", "istio-system"))
+    return by_kind(manifests(p or gateway(), "shared", "istio-system"))
 
 
 def test_seed_000_gateway_has_every_object_named_after_the_gateway():
@@ -103,10 +115,10 @@ def test_autoscaled_deployment_leaves_replicas_to_the_hpa():
 
 
 def test_fixed_replicas_without_hpa_or_pdb():
-    objects = built(params(autoscale=None, pdb=None, replicas=3))
+    objects = built(gateway(autoscale=None, pdb=None, replicas=3))
     assert objects[("Deployment", "istio-ingressgateway")]["spec"]["replicas"] == 3
     assert {key[0] for key in objects} == {"ServiceAccount", "Role", "RoleBinding", "Deployment", "Service"}
-    assert built(params(autoscale=None, pdb=None))[("Deployment", "istio-ingressgateway")]["spec"]["replicas"] == 1
+    assert built(gateway(autoscale=None, pdb=None))[("Deployment", "istio-ingressgateway")]["spec"]["replicas"] == 1
 
 
 def test_pdb_and_deployment_select_the_gateway_pods():
@@ -127,12 +139,12 @@ def test_seed_000_service_is_nodeport_32180_for_port_80_to_8080():
 
 
 def test_default_service_is_the_charts_load_balancer_with_status_http2_https():
-    spec = built(params(service=None))[("Service", "istio-ingressgateway")]["spec"]
+    spec = built(gateway(service=None))[("Service", "istio-ingressgateway")]["spec"]
     assert spec["type"] == "LoadBalancer"
     assert [(p["name"], p["port"], p["targetPort"]) for p in spec["ports"]] == [
         ("status-port", 15021, 15021), ("http2", 80, 80), ("https", 443, 443),
     ]  # fmt: skip
-    egress = built(params(kind="egress", service=None))[("Service", "istio-ingressgateway")]["spec"]
+    egress = built(gateway(kind="egress", service=None))[("Service", "istio-ingressgateway")]["spec"]
     assert egress["type"] == "ClusterIP"
 
 
@@ -149,7 +161,7 @@ def test_role_lets_the_service_account_read_secrets_in_its_namespace():
 
 
 def test_custom_labels_replace_the_default_selector():
-    p = params(labels={"istio": "tenant-foo"})
+    p = gateway(labels={"istio": "tenant-foo"})
     assert selector_labels(p) == {"istio": "tenant-foo"}
     assert built(p)[("Deployment", "istio-ingressgateway")]["spec"]["selector"] == {
         "matchLabels": {"istio": "tenant-foo"}
@@ -195,17 +207,32 @@ def test_expose_istiod_routes_15012_and_15017_to_the_revisions_istiod():
     assert routes == {15012: {"host": host, "port": {"number": 15012}}, 15017: {"host": host, "port": {"number": 443}}}
 
 
+def test_the_spec_resolves_every_default_once_and_cannot_be_changed():
+    minimal = GatewaySpec.from_params({"name": "istio-ingressgateway", "namespace": "foo", "revision": "shared"})
+    assert (minimal.state, minimal.kind, minimal.replicas, minimal.autoscale) == ("present", "ingress", 1, None)
+    assert minimal.service.type == "LoadBalancer" and [p.port for p in minimal.service.ports] == [15021, 80, 443]
+    assert dict(minimal.selector) == {"app": "istio-ingressgateway", "istio": "ingressgateway"}
+    assert minimal.resources["requests"] == {"cpu": "100m", "memory": "128Mi"}
+    assert (minimal.node_port_bounds, minimal.wait, minimal.wait_timeout) == ((30000, 32767), True, 300)
+    scaled = gateway(autoscale={}, pdb=None)
+    assert (scaled.replicas, scaled.autoscale.min_replicas, scaled.autoscale.max_replicas) == (None, 1, 5)
+    assert scaled.fewest_replicas == 1 and scaled.min_available is None
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        minimal.kind = "egress"
+    with pytest.raises(TypeError):
+        minimal.selector["istio"] = "other"
+
+
 def test_valid_seed_000_and_eastwest_params_pass():
-    validate(params())
+    validate(gateway())
     validate(eastwest(expose_istiod=True))
-    validate({"name": "istio-ingressgateway", "namespace": "foo", "state": "absent"})
+    validate(GatewaySpec.from_params({"name": "istio-ingressgateway", "namespace": "foo", "state": "absent"}))
 
 
 INVALID = {
     "name with upper case": ({"name": "Gateway"}, "name 'Gateway' must be lower-case letters"),
     "service name starting with a digit": ({"name": "1gw"}, "starting with a lower-case letter"),
     "owner label too long": ({"namespace": "n" * 40, "name": "g" * 30}, "the owner label meshops.io/gateway="),
-    "missing revision": ({"revision": None}, "revision is required"),
     "nodePort outside range": (
         {"service": {"type": "NodePort", "ports": [{"name": "http2", "port": 80, "node_port": 8080}]}},
         "service.ports[0].node_port 8080 is outside the cluster's nodePort range 30000-32767",
@@ -229,7 +256,6 @@ INVALID = {
     "pdb blocking drains": ({"pdb": {"min_available": 2}}, "pdb.min_available 2 is not below the gateway's 2"),
     "pdb 100 percent": ({"pdb": {"min_available": "100%"}}, "pdb.min_available 100% would block"),
     "hpa max below min": ({"autoscale": {"min_replicas": 3, "max_replicas": 2}}, "autoscale.max_replicas must be"),
-    "replicas with autoscale": ({"replicas": 2}, "replicas and autoscale exclude each other"),
     "network on ingress": ({"network": "network1"}, "network is only for kind eastwest"),
     "empty labels": ({"labels": {}}, "labels must not be empty"),
     "bad label value": ({"labels": {"istio": "a b"}}, "labels.istio value 'a b' is not a valid label value"),
@@ -241,8 +267,32 @@ INVALID = {
 def test_invalid_input_names_the_parameter(case):
     overrides, message = INVALID[case]
     with pytest.raises(Refusal) as error:
-        validate(params(**overrides))
+        validate(gateway(**overrides))
     assert message in str(error.value)
+
+
+ARGUMENT_SPEC_REFUSALS = {
+    "missing revision": ({"revision": None}, "state is present but all of the following are missing: revision"),
+    "replicas with autoscale": ({"replicas": 2}, "parameters are mutually exclusive: replicas|autoscale"),
+    "unknown kind": ({"kind": "sideways"}, "value of kind must be one of: ingress, egress, eastwest"),
+    "unknown service type": ({"service": {"type": "External"}}, "value of type must be one of: ClusterIP"),
+    "unknown protocol": (
+        {"service": {"ports": [{"name": "http2", "port": 80, "protocol": "HTTP"}]}},
+        "value of protocol must be one of: TCP, UDP, SCTP",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(ARGUMENT_SPEC_REFUSALS))
+def test_the_argument_spec_refuses_what_validate_leaves_to_it(case):
+    overrides, message = ARGUMENT_SPEC_REFUSALS[case]
+    validator = ArgumentSpecValidator(ARGUMENT_SPEC, mutually_exclusive=MUTUALLY_EXCLUSIVE, required_if=REQUIRED_IF)
+
+    def errors(args):  # what a task sets: options left unset are absent, not None
+        return validator.validate({key: value for key, value in args.items() if value is not None}).error_messages
+
+    assert errors(raw_params()) == []
+    assert any(message in error for error in errors(raw_params(**overrides))), errors(raw_params(**overrides))
 
 
 def test_eastwest_without_network_and_exposed_ports_missing_are_refused():
@@ -272,9 +322,9 @@ def test_revision_tags_resolve_to_their_revision():
 
 
 def test_a_selected_namespace_without_injection_label_is_fine():
-    assert namespace_problems(params(), namespace({"mesh": "shared"}), "shared", REVISIONS, {}) == []
+    assert namespace_problems(gateway(), namespace({"mesh": "shared"}), "shared", REVISIONS, {}) == []
     labelled = namespace({"mesh": "shared", "istio.io/rev": "prod"})
-    assert namespace_problems(params(), labelled, "shared", REVISIONS, {"prod": "shared"}) == []
+    assert namespace_problems(gateway(), labelled, "shared", REVISIONS, {"prod": "shared"}) == []
 
 
 @pytest.mark.parametrize(
@@ -287,12 +337,12 @@ def test_a_selected_namespace_without_injection_label_is_fine():
     ],
 )
 def test_namespace_refusals(labels, message):
-    (problem,) = namespace_problems(params(), namespace(labels), "shared", REVISIONS, {})
+    (problem,) = namespace_problems(gateway(), namespace(labels), "shared", REVISIONS, {})
     assert message in problem
 
 
 def test_missing_namespace_is_refused():
-    (problem,) = namespace_problems(params(), None, "shared", REVISIONS, {})
+    (problem,) = namespace_problems(gateway(), None, "shared", REVISIONS, {})
     assert problem.startswith("namespace foo does not exist")
 
 
@@ -308,9 +358,9 @@ def test_node_port_held_by_another_service_names_it_but_our_own_is_fine():
         service_with_node_port("bar", "gw-bar", 32180),
         service_with_node_port("foo", "istio-ingressgateway", 32180),
     ]
-    (problem,) = node_port_problems(params(), services)
+    (problem,) = node_port_problems(gateway(), services)
     assert problem == ("service.ports[0].node_port 32180 is already used by Service bar/gw-bar; choose a free nodePort")
-    assert node_port_problems(params(), services[1:]) == []
+    assert node_port_problems(gateway(), services[1:]) == []
 
 
 def live(labels, selector=None):
@@ -322,17 +372,17 @@ def live(labels, selector=None):
 
 
 def test_objects_of_others_are_not_taken_over():
-    assert foreign_owner_problem(None, params()) is None
-    assert foreign_owner_problem(live({"meshops.io/gateway": "foo.istio-ingressgateway"}), params()) is None
-    assert "belongs to gateway bar.x" in foreign_owner_problem(live({"meshops.io/gateway": "bar.x"}), params())
-    assert "belongs to something other than this module" in foreign_owner_problem(live({"app": "x"}), params())
+    assert foreign_owner_problem(None, gateway()) is None
+    assert foreign_owner_problem(live({"meshops.io/gateway": "foo.istio-ingressgateway"}), gateway()) is None
+    assert "belongs to gateway bar.x" in foreign_owner_problem(live({"meshops.io/gateway": "bar.x"}), gateway())
+    assert "belongs to something other than this module" in foreign_owner_problem(live({"app": "x"}), gateway())
 
 
 def test_selector_change_is_refused_because_kubernetes_cannot_change_it():
     ours = {"meshops.io/gateway": "foo.istio-ingressgateway"}
     same = live(ours, {"app": "istio-ingressgateway", "istio": "ingressgateway"})
-    assert selector_change_problem(same, params()) is None
-    assert "which Kubernetes cannot change" in selector_change_problem(same, params(labels={"istio": "other"}))
+    assert selector_change_problem(same, gateway()) is None
+    assert "which Kubernetes cannot change" in selector_change_problem(same, gateway(labels={"istio": "other"}))
 
 
 def test_service_facts_prefer_the_load_balancer_address():
@@ -341,9 +391,9 @@ def test_service_facts_prefer_the_load_balancer_address():
                  "ports": [{"name": "tls", "port": 15443, "targetPort": 15443, "nodePort": 31000, "protocol": "TCP"}]},
         "status": {"loadBalancer": {"ingress": [{"hostname": "lb.example.com"}]}},
     }  # fmt: skip
-    facts = service_facts(params(), service, {})
+    facts = service_facts(gateway(), service, {})
     assert facts["address"] == "lb.example.com" and facts["load_balancer_ingress"] == ["lb.example.com"]
     assert facts["ports"] == [
         {"name": "tls", "port": 15443, "target_port": 15443, "node_port": 31000, "protocol": "TCP"}
     ]
-    assert service_facts(params(), None, {"spec": {}})["address"] == "istio-ingressgateway.foo.svc.cluster.local"
+    assert service_facts(gateway(), None, {"spec": {}})["address"] == "istio-ingressgateway.foo.svc.cluster.local"

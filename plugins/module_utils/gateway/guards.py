@@ -1,0 +1,125 @@
+# Copyright: meshops.istio contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What the cluster says against installing a gateway: its revision, its namespace, nodePorts held by other
+Services, same-named objects of others, a selector Kubernetes cannot change.
+
+`cluster_problems` reads what it needs through a Cluster; the checks it calls are pure."""
+
+from __future__ import annotations
+
+from ..cluster import Cluster
+from ..selectors import any_matches
+from ..vocabulary import INJECTION_LABEL, REV_LABEL, TAG_LABEL, installed_revisions, installed_tags, resolve_revision
+from .manifests import CROSS_NETWORK_GATEWAY, ISTIOD_GATEWAY, istiod_virtual_service_name, selector_labels
+from .spec import OWNER_LABEL, GatewaySpec
+
+
+def cluster_problems(cluster: Cluster, spec: GatewaySpec) -> tuple:
+    """(installed revision behind spec.revision, its namespace, what stops the install)."""
+    revisions = installed_revisions(cluster.list_objects("ConfigMap", label_selector=REV_LABEL))
+    tags = installed_tags(cluster.list_objects("MutatingWebhookConfiguration", label_selector=TAG_LABEL))
+    revision = resolve_revision(spec.revision, revisions, tags)
+    if revision is None:
+        return None, None, [_revision_problem(spec, revisions)]
+    namespace = cluster.get("Namespace", spec.namespace)
+    problems = namespace_problems(spec, namespace, revision, revisions, tags)
+    if any(port.node_port for port in spec.service.ports):
+        problems += node_port_problems(spec, cluster.list_objects("Service"))
+    if namespace is not None:
+        problems += _existing_object_problems(cluster, spec, revision)
+    return revision, revisions[revision]["namespace"], problems
+
+
+def _revision_problem(spec: GatewaySpec, revisions: dict) -> str:
+    installed = ", ".join(sorted(revisions)) or "none"
+    return (
+        f"revision {spec.revision!r} is neither an installed revision nor a revision tag (installed: "
+        f"{installed}); install it with meshops.istio.istio_revision first or name an installed one"
+    )
+
+
+def namespace_problems(spec: GatewaySpec, namespace: dict | None, revision: str, revisions: dict, tags: dict) -> list:
+    """Why the revision's injector would not inject (or another one would) a gateway pod in this namespace."""
+    name = spec.namespace
+    if namespace is None:
+        return [f"namespace {name} does not exist; create it (and label it for revision {revision}) first"]
+    labels = namespace["metadata"].get("labels") or {}
+    problems = []
+    injection = labels.get(INJECTION_LABEL)
+    if injection == "disabled":
+        problems.append(
+            f"namespace {name} carries {INJECTION_LABEL}=disabled, which stops the gateway's injection; remove the "
+            "label (use sidecar.istio.io/inject=false on other pods instead)"
+        )
+    elif injection is not None:
+        problems.append(
+            f"namespace {name} carries {INJECTION_LABEL}={injection}: revision injectors only act where that label "
+            f"is absent, so revision {revision} would not inject the gateway; remove the label"
+        )
+    namespace_revision = labels.get(REV_LABEL)
+    if namespace_revision and resolve_revision(namespace_revision, revisions, tags) != revision:
+        problems.append(
+            f"namespace {name} carries {REV_LABEL}={namespace_revision}, whose injector would inject the gateway "
+            f"instead of revision {revision}; use that revision or relabel the namespace"
+        )
+    selectors = revisions[revision]["selectors"]
+    if not any_matches(selectors, labels):
+        problems.append(
+            f"namespace {name} is not selected by the discoverySelectors of revision {revision} ({selectors}), so "
+            "its istiod would not configure the gateway; label the namespace so that a selector matches"
+        )
+    return problems
+
+
+def node_port_problems(spec: GatewaySpec, services: list) -> list:
+    """nodePorts this gateway wants that another Service already holds (the API server would refuse them)."""
+    ours = (spec.namespace, spec.name)
+    taken = {
+        port["nodePort"]: f"{svc['metadata']['namespace']}/{svc['metadata']['name']}"
+        for svc in services
+        if (svc["metadata"]["namespace"], svc["metadata"]["name"]) != ours
+        for port in (svc.get("spec") or {}).get("ports") or []
+        if port.get("nodePort")
+    }
+    return [
+        f"service.ports[{index}].node_port {port.node_port} is already used by Service {taken[port.node_port]}; "
+        "choose a free nodePort"
+        for index, port in enumerate(spec.service.ports)
+        if port.node_port in taken
+    ]
+
+
+def foreign_owner_problem(live: dict | None, spec: GatewaySpec) -> str | None:
+    """A same-named object this gateway does not own (another gateway's, Helm's, hand-made) is not ours to take."""
+    if live is None:
+        return None
+    label = (live["metadata"].get("labels") or {}).get(OWNER_LABEL)
+    if label == spec.owner_name:
+        return None
+    held_by = f"gateway {label}" if label else "something other than this module"
+    where = f"{live['kind']} {live['metadata']['namespace']}/{live['metadata']['name']}"
+    return f"{where} already exists and belongs to {held_by}; remove it or give this gateway another name/namespace"
+
+
+def selector_change_problem(live: dict | None, spec: GatewaySpec) -> str | None:
+    if live is None or foreign_owner_problem(live, spec):
+        return None
+    current = ((live.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
+    if current == selector_labels(spec):
+        return None
+    return (
+        f"labels {selector_labels(spec)} differ from the existing Deployment's selector {current}, which "
+        "Kubernetes cannot change; keep the labels, or remove the gateway (state: absent) and create it again"
+    )
+
+
+def _existing_object_problems(cluster: Cluster, spec: GatewaySpec, revision: str) -> list:
+    deployment_live = cluster.get("Deployment", spec.name, spec.namespace)
+    named = []
+    if spec.expose_services:
+        named.append(("Gateway", CROSS_NETWORK_GATEWAY))
+    if spec.expose_istiod:
+        named += [("Gateway", ISTIOD_GATEWAY), ("VirtualService", istiod_virtual_service_name(revision))]
+    problems = [foreign_owner_problem(deployment_live, spec), selector_change_problem(deployment_live, spec)]
+    problems += [foreign_owner_problem(cluster.get(kind, name, spec.namespace), spec) for kind, name in named]
+    return [problem for problem in problems if problem]
