@@ -186,7 +186,7 @@ def test_the_spec_keeps_the_peers_in_order_without_their_auth():
         "network": "net1",
         "eastwest_gateway": None,
         "peers": [
-            {"cluster_name": "c3", "auth": {"api_key": "secret"}, "server": None},
+            {"cluster_name": "c3", "auth": {"api_key": "s3cr3t-key"}, "server": None},
             {"cluster_name": "c2", "auth": {}, "server": "https://192.0.2.20:6443"},
         ],
         "remote_secrets": ["c2"],
@@ -196,4 +196,4 @@ def test_the_spec_keeps_the_peers_in_order_without_their_auth():
         multicluster.PeerSpec("c3", None),
         multicluster.PeerSpec("c2", "https://192.0.2.20:6443"),
     )
-    assert spec.remote_secrets == ("c2",) and "secret" not in repr(spec)
+    assert spec.remote_secrets == ("c2",) and "s3cr3t-key" not in repr(spec)
