@@ -14,7 +14,7 @@ import fcntl
 import os
 import re
 import stat
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 
 from . import pki
 from .cluster import Cluster
@@ -34,6 +34,33 @@ FILES = {"istio": ("ca-cert.pem", "ca-key.pem", "root-cert.pem"), "tls": ("tls.c
 CLUSTER_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,62}[A-Za-z0-9])?$")
 
 
+@dataclass(frozen=True)
+class CacertsSpec:
+    """What istio_cacerts is asked for, from the module's parameters."""
+
+    namespace: str
+    state: str
+    cluster_name: str | None  # the cluster's Istio cluster ID; not needed for root_only or state: absent
+    revision: str | None
+    root_dir: str | None  # where the root is kept (or generated), the user's home expanded
+    root_cert: str | None  # PEM, or the path of a PEM file
+    root_key: str | None = field(repr=False)  # PEM, or the path of a PEM file
+    root_only: bool
+    additional_roots: tuple  # PEM bundles or paths, trusted next to the root
+    key_type: str
+    validity_days: int
+    renew_before: int
+    secret_format: str  # "istio" (ca-cert.pem, ...) or "tls" (tls.crt, ...)
+    force_conflicts: bool
+
+    @classmethod
+    def from_params(cls, params: dict) -> CacertsSpec:
+        given = {f.name: params[f.name] for f in fields(cls) if f.name in params}
+        given["root_dir"] = os.path.expanduser(params["root_dir"]) if params["root_dir"] else None
+        given["additional_roots"] = tuple(params["additional_roots"] or ())
+        return cls(**given, secret_format=params["format"])
+
+
 @dataclass
 class RootCA:
     certificate: object
@@ -45,24 +72,25 @@ class RootCA:
 # Pure: parameters
 
 
-def validate(params: dict) -> None:
+def validate(spec: CacertsSpec) -> None:
+    """Refuse, naming every bad parameter at once, what the argument spec lets through."""
     errors = []
-    if not params.get("root_only") and not params.get("cluster_name"):
+    if not spec.root_only and not spec.cluster_name:
         errors.append("cluster_name is required unless root_only is true; give the cluster's Istio cluster ID")
-    elif params.get("cluster_name") and not CLUSTER_NAME.match(params["cluster_name"]):
+    elif spec.cluster_name and not CLUSTER_NAME.match(spec.cluster_name):
         errors.append(
-            f"cluster_name {params['cluster_name']!r} must be 1-64 letters, digits, '-', '_' or '.'; "
+            f"cluster_name {spec.cluster_name!r} must be 1-64 letters, digits, '-', '_' or '.'; "
             "use the cluster's Istio cluster ID (values.global.multiCluster.clusterName)"
         )
-    errors += dns_label_errors(params["namespace"], "namespace")
-    if params.get("revision"):
-        errors += dns_label_errors(params["revision"], "revision", MAX_REVISION_LENGTH)
-    if params["validity_days"] < 1:
-        errors.append(f"validity_days is {params['validity_days']}; give a positive number of days")
-    if not 0 <= params["renew_before"] < params["validity_days"]:
+    errors += dns_label_errors(spec.namespace, "namespace")
+    if spec.revision:
+        errors += dns_label_errors(spec.revision, "revision", MAX_REVISION_LENGTH)
+    if spec.validity_days < 1:
+        errors.append(f"validity_days is {spec.validity_days}; give a positive number of days")
+    if not 0 <= spec.renew_before < spec.validity_days:
         errors.append(
-            f"renew_before ({params['renew_before']} days) must be at least 0 and shorter than validity_days "
-            f"({params['validity_days']}), or every run would re-issue the intermediate; lower renew_before"
+            f"renew_before ({spec.renew_before} days) must be at least 0 and shorter than validity_days "
+            f"({spec.validity_days}), or every run would re-issue the intermediate; lower renew_before"
         )
     refuse(errors)
 
@@ -141,7 +169,7 @@ def additional_root_certificates(values: list, now: datetime.datetime) -> list:
     return certificates
 
 
-def intermediate_problem(certificate, key, root_certificate, params: dict, now: datetime.datetime) -> str | None:
+def intermediate_problem(certificate, key, root_certificate, spec: CacertsSpec, now: datetime.datetime) -> str | None:
     """Why the live intermediate cannot stay (it is re-issued then), or None when it is still good."""
     if not pki.key_matches(certificate, key):
         return "its key does not match its certificate"
@@ -150,11 +178,11 @@ def intermediate_problem(certificate, key, root_certificate, params: dict, now: 
     if not (pki.is_ca(certificate) and pki.can_sign_certificates(certificate)):
         return "it is not a CA allowed to sign certificates"
     left = pki.remaining(certificate, now)
-    if left <= datetime.timedelta(days=params["renew_before"]):
-        return f"it expires in {max(left.days, 0)} days, within renew_before ({params['renew_before']} days)"
-    if pki.locality(certificate) != params["cluster_name"]:
-        return f"its subject names cluster {pki.locality(certificate)!r}, not {params['cluster_name']!r}"
-    missing = set(pki.istiod_dns_names(params["namespace"], params.get("revision"))) - set(pki.dns_names(certificate))
+    if left <= datetime.timedelta(days=spec.renew_before):
+        return f"it expires in {max(left.days, 0)} days, within renew_before ({spec.renew_before} days)"
+    if pki.locality(certificate) != spec.cluster_name:
+        return f"its subject names cluster {pki.locality(certificate)!r}, not {spec.cluster_name!r}"
+    missing = set(pki.istiod_dns_names(spec.namespace, spec.revision)) - set(pki.dns_names(certificate))
     if missing:
         return f"it lacks the subjectAltName {', '.join(sorted(missing))}"
     return None
@@ -253,9 +281,9 @@ def unchanged(live: dict | None, manifest: dict) -> bool:
 # Controller: the root
 
 
-def root_from_params(params: dict) -> RootCA:
-    cert_pem = read_pem(params["root_cert"], "root_cert")
-    key_pem = read_pem(params["root_key"], "root_key", secret=True)
+def _given_root(spec: CacertsSpec) -> RootCA:
+    cert_pem = read_pem(spec.root_cert, "root_cert")
+    key_pem = read_pem(spec.root_key, "root_key", secret=True)
     certificate = _parsed(pki.load_certificate, cert_pem, "root_cert", "give the root CA certificate in PEM")
     key = _parsed(pki.load_private_key, key_pem, "root_key", "give the root CA's private key in PEM")
     return RootCA(certificate, key, "root_cert")
@@ -272,20 +300,20 @@ def _locked(directory: str):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def root_from_dir(params: dict, check_mode: bool, now: datetime.datetime) -> tuple:
+def _root_from_dir(spec: CacertsSpec, check_mode: bool, now: datetime.datetime) -> tuple:
     """(RootCA, warnings): the directory's root, or a new one saved there (not in check mode)."""
-    directory = os.path.expanduser(params["root_dir"])
+    directory = spec.root_dir
     if os.path.exists(directory) and not os.path.isdir(directory):
         raise Refusal(f"root_dir {directory} is not a directory; give a directory for root-cert.pem/root-key.pem")
     if not os.path.isdir(directory):
         if check_mode:
-            return _new_root(params, directory, now), []
+            return _new_root(spec, directory, now), []
         os.makedirs(directory, mode=0o700)
     with _locked(directory):
-        return _load_or_create_root(params, directory, check_mode, now)
+        return _load_or_create_root(spec, directory, check_mode, now)
 
 
-def _load_or_create_root(params: dict, directory: str, check_mode: bool, now: datetime.datetime) -> tuple:
+def _load_or_create_root(spec: CacertsSpec, directory: str, check_mode: bool, now: datetime.datetime) -> tuple:
     cert_path, key_path = os.path.join(directory, ROOT_CERT_FILE), os.path.join(directory, ROOT_KEY_FILE)
     has_cert, has_key = os.path.exists(cert_path), os.path.exists(key_path)
     if has_cert != has_key:
@@ -295,7 +323,7 @@ def _load_or_create_root(params: dict, directory: str, check_mode: bool, now: da
             f"(a root is never regenerated silently), or remove {present} to generate a new root"
         )
     if not has_cert:
-        root = _new_root(params, directory, now)
+        root = _new_root(spec, directory, now)
         if not check_mode:
             _save_root(root, cert_path, key_path)
         return root, []
@@ -310,13 +338,13 @@ def _load_or_create_root(params: dict, directory: str, check_mode: bool, now: da
     return RootCA(certificate, key, source), warnings
 
 
-def _new_root(params: dict, directory: str, now: datetime.datetime) -> RootCA:
-    if params["validity_days"] >= pki.ROOT_DAYS:
+def _new_root(spec: CacertsSpec, directory: str, now: datetime.datetime) -> RootCA:
+    if spec.validity_days >= pki.ROOT_DAYS:
         raise Refusal(
-            f"validity_days ({params['validity_days']}) is not shorter than a new root's life ({pki.ROOT_DAYS} "
+            f"validity_days ({spec.validity_days}) is not shorter than a new root's life ({pki.ROOT_DAYS} "
             "days); lower validity_days"
         )
-    certificate, key = pki.generate_root(params["key_type"], now)
+    certificate, key = pki.generate_root(spec.key_type, now)
     return RootCA(certificate, key, f"root_dir {directory}'s new {ROOT_CERT_FILE}", generated=True)
 
 
@@ -329,14 +357,14 @@ def _save_root(root: RootCA, cert_path: str, key_path: str) -> None:
         cert_file.write(pki.certificate_pem(root.certificate))
 
 
-def signing_root(params: dict, check_mode: bool, now: datetime.datetime) -> tuple:
+def signing_root(spec: CacertsSpec, check_mode: bool, now: datetime.datetime) -> tuple:
     """(RootCA, warnings); raises Refusal with every reason the root cannot sign an intermediate."""
-    if params.get("root_dir"):
-        root, warnings = root_from_dir(params, check_mode, now)
+    if spec.root_dir:
+        root, warnings = _root_from_dir(spec, check_mode, now)
     else:
-        root, warnings = root_from_params(params), []
+        root, warnings = _given_root(spec), []
     problems = root_problems(root, now)
-    fit = fit_problem(root.certificate, params["validity_days"], now)
+    fit = fit_problem(root.certificate, spec.validity_days, now)
     if fit and not problems:
         problems.append(fit)
     if problems:
@@ -347,69 +375,71 @@ def signing_root(params: dict, check_mode: bool, now: datetime.datetime) -> tupl
 # Cluster: what the module calls
 
 
-def _intermediate_for(live: dict | None, root: RootCA, params: dict, now: datetime.datetime) -> tuple:
+def _intermediate_for(live: dict | None, root: RootCA, spec: CacertsSpec, now: datetime.datetime) -> tuple:
     """(certificate, key, reason it was issued or None when the live one stays)."""
-    current = live_intermediate(secret_files(live), params["format"])
+    current = live_intermediate(secret_files(live), spec.secret_format)
     if live is None:
         reason = "there is no cacerts Secret"
     elif current is None:
         reason = "the cacerts Secret holds no usable intermediate certificate and key"
     else:
-        reason = intermediate_problem(*current, root.certificate, params, now)
+        reason = intermediate_problem(*current, root.certificate, spec, now)
     if reason is None:
         return current[0], current[1], None
     certificate, key = pki.issue_intermediate(
         root.certificate,
         root.key,
-        params["cluster_name"],
-        params["namespace"],
-        params.get("revision"),
-        params["validity_days"],
-        params["key_type"],
+        spec.cluster_name,
+        spec.namespace,
+        spec.revision,
+        spec.validity_days,
+        spec.key_type,
         now,
     )
     return certificate, key, reason
 
 
-def ensure_root(params: dict, check_mode: bool, now: datetime.datetime | None = None) -> tuple:
+def ensure_root(spec: CacertsSpec, check_mode: bool, now: datetime.datetime | None = None) -> tuple:
     """root_only: make sure the root exists (generated into root_dir when missing); no cluster is touched."""
     now = now or pki.utc_now()
-    validate(params)
-    root, warnings = signing_root(params, check_mode, now)
+    validate(spec)
+    root, warnings = signing_root(spec, check_mode, now)
     result = {"changed": root.generated, "root": {**pki.describe(root.certificate), "generated": root.generated}}
     return result, warnings, []
 
 
-def ensure_cacerts(cluster: Cluster, params: dict, check_mode: bool, now: datetime.datetime | None = None) -> tuple:
+def ensure_cacerts(
+    cluster: Cluster, spec: CacertsSpec, check_mode: bool, now: datetime.datetime | None = None
+) -> tuple:
     """Converge the cacerts Secret. Returns (result, warnings, diff); raises a MeshopsError."""
     now = now or pki.utc_now()
-    validate(params)
-    extra_roots = additional_root_certificates(params["additional_roots"], now)
-    root, warnings = signing_root(params, check_mode, now)
-    engine = Engine(cluster, Owner(OWNER_KIND, params["namespace"]), check_mode, params["force_conflicts"])
-    live = cluster.get("Secret", SECRET_NAME, params["namespace"])
-    problem = type_problem(live, params["format"])
+    validate(spec)
+    extra_roots = additional_root_certificates(spec.additional_roots, now)
+    root, warnings = signing_root(spec, check_mode, now)
+    engine = Engine(cluster, Owner(OWNER_KIND, spec.namespace), check_mode, spec.force_conflicts)
+    live = cluster.get("Secret", SECRET_NAME, spec.namespace)
+    problem = type_problem(live, spec.secret_format)
     if problem:
         raise Refusal(problem)
 
-    intermediate, key, reason = _intermediate_for(live, root, params, now)
+    intermediate, key, reason = _intermediate_for(live, root, spec, now)
     bundle = pki.root_bundle(root.certificate, extra_roots)
     manifest = secret_manifest(
-        params["namespace"],
-        params["format"],
-        pki.secret_data(intermediate, key, root.certificate, bundle, params["format"]),
+        spec.namespace,
+        spec.secret_format,
+        pki.secret_data(intermediate, key, root.certificate, bundle, spec.secret_format),
     )
     if not unchanged(live, manifest):
-        if live is None and cluster.get("Namespace", params["namespace"]) is None:
-            engine.ensure_shared({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": params["namespace"]}})
+        if live is None and cluster.get("Namespace", spec.namespace) is None:
+            engine.ensure_shared({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": spec.namespace}})
         engine.ensure_present([manifest])
     report = engine.report
-    restart = {pki.fingerprint(c) for c in bundle} != live_bundle_fingerprints(secret_files(live), params["format"])
+    restart = {pki.fingerprint(c) for c in bundle} != live_bundle_fingerprints(secret_files(live), spec.secret_format)
     result = {
         "changed": report.changed or root.generated,
-        "namespace": params["namespace"],
+        "namespace": spec.namespace,
         "secret": SECRET_NAME,
-        "format": params["format"],
+        "format": spec.secret_format,
         "root": {**pki.describe(root.certificate), "generated": root.generated},
         "intermediate": {**pki.describe(intermediate), "issued": reason is not None, "reason": reason},
         "root_bundle": [pki.describe(c) for c in bundle],
@@ -419,9 +449,9 @@ def ensure_cacerts(cluster: Cluster, params: dict, check_mode: bool, now: dateti
     return result, warnings, report.diff
 
 
-def ensure_cacerts_absent(cluster: Cluster, params: dict, check_mode: bool) -> tuple:
+def ensure_cacerts_absent(cluster: Cluster, spec: CacertsSpec, check_mode: bool) -> tuple:
     """Delete the cacerts Secret this module wrote in the namespace. Returns (result, warnings, diff)."""
-    engine = Engine(cluster, Owner(OWNER_KIND, params["namespace"]), check_mode, params["force_conflicts"])
+    engine = Engine(cluster, Owner(OWNER_KIND, spec.namespace), check_mode, spec.force_conflicts)
     report = engine.ensure_absent(["Secret"])
-    result = {"changed": report.changed, "namespace": params["namespace"], "secret": SECRET_NAME}
+    result = {"changed": report.changed, "namespace": spec.namespace, "secret": SECRET_NAME}
     return {**result, "objects": report.objects}, [], report.diff

@@ -16,11 +16,6 @@ import binascii
 import datetime
 from dataclasses import dataclass, field
 
-try:
-    import yaml
-except ImportError:  # PyYAML comes with ansible-core; the import sanity test runs without it
-    yaml = None
-
 from . import pki
 from .cacerts import (
     SECRET_NAME,
@@ -31,7 +26,14 @@ from .cacerts import (
     secret_format_of,
 )
 from .cluster import Cluster
-from .remote_secret import CLUSTER_ANNOTATION, MULTICLUSTER_LABEL, kubeconfig_token, secret_name
+from .remote_secret.kubeconfig import (
+    CLUSTER_ANNOTATION,
+    MULTICLUSTER_LABEL,
+    ROOT_CA_CONFIGMAP,
+    kubeconfig_of,
+    kubeconfig_token,
+    secret_name,
+)
 from .vocabulary import NETWORK_LABEL
 
 NETWORK_VIEW_ENV = "ISTIO_META_REQUESTED_NETWORK_VIEW"
@@ -39,7 +41,32 @@ NETWORK_VIEW_ENV = "ISTIO_META_REQUESTED_NETWORK_VIEW"
 # write ConfigMaps and webhooks: the primary's istiod publishes istio-ca-root-cert and patches the injector there).
 READER_MAY = {"verb": "list", "resource": "services"}
 READER_MAY_NOT = {"verb": "create", "resource": "services"}
-CLUSTER_CA_CONFIGMAP = ("kube-system", "kube-root-ca.crt")
+
+
+@dataclass(frozen=True)
+class PeerSpec:
+    """Another cluster of the mesh (its auth stays with the module, which connects to it)."""
+
+    cluster_name: str
+    server: str | None  # its API server as the remote secrets name it; None: its auth's own
+
+
+@dataclass(frozen=True)
+class MulticlusterInfoSpec:
+    """What istio_multicluster_info checks, from the module's parameters."""
+
+    cluster_name: str
+    namespace: str
+    network: str
+    eastwest_gateway: str | None
+    peers: tuple  # of PeerSpec, in the order of the peers parameter
+    remote_secrets: tuple  # names of the peers this cluster must hold a remote secret for
+
+    @classmethod
+    def from_params(cls, params: dict) -> MulticlusterInfoSpec:
+        given = {name: params[name] for name in ("cluster_name", "namespace", "network", "eastwest_gateway")}
+        peers = tuple(PeerSpec(peer["cluster_name"], peer["server"]) for peer in params["peers"])
+        return cls(**given, peers=peers, remote_secrets=tuple(params["remote_secrets"]))
 
 
 @dataclass
@@ -135,16 +162,6 @@ def network_problems(
 
 
 # Pure: remote secrets
-
-
-def kubeconfig_of(secret: dict, cluster: str) -> dict | None:
-    """The kubeconfig under the key `cluster`, parsed, or None when there is none."""
-    text = secret_files(secret).get(cluster)
-    try:
-        config = yaml.safe_load(text) if text else None
-    except yaml.YAMLError:
-        return None
-    return config if isinstance(config, dict) else None
 
 
 def _named(entries, name: str) -> dict:
@@ -253,7 +270,7 @@ def _check_remote_secret(holder: str, cluster: str, live: dict | None, peer: Clu
             "multicluster.yml"
         ]
     facts = remote_secret_facts(live, cluster)
-    cluster_ca = (peer.get("ConfigMap", CLUSTER_CA_CONFIGMAP[1], CLUSTER_CA_CONFIGMAP[0]) or {}).get("data") or {}
+    cluster_ca = (peer.get("ConfigMap", ROOT_CA_CONFIGMAP, "kube-system") or {}).get("data") or {}
     problems = remote_secret_problems(holder, cluster, facts, expected_server, cluster_ca.get("ca.crt"))
     token = kubeconfig_token(live, cluster)
     review = token_review(peer, token) if token else {"error": "the kubeconfig holds no token"}
@@ -273,22 +290,22 @@ def _check_remote_secret(holder: str, cluster: str, live: dict | None, peer: Clu
 
 
 def gather_multicluster_report(
-    own_cluster: Cluster, params: dict, connect_peer, now: datetime.datetime | None = None
+    own_cluster: Cluster, spec: MulticlusterInfoSpec, connect_peer, now: datetime.datetime | None = None
 ) -> dict:
-    """Read this cluster and its peers; `connect_peer(index)` returns the Cluster of params["peers"][index]."""
+    """Read this cluster and its peers; `connect_peer(index)` returns the Cluster of spec.peers[index]."""
     now = now or pki.utc_now()
-    namespace, cluster = params["namespace"], params["cluster_name"]
+    namespace, cluster = spec.namespace, spec.cluster_name
     own = trust_of(own_cluster.get("Secret", SECRET_NAME, namespace), now)
     peers = {}
-    for index, peer in enumerate(params["peers"]):
-        peers[peer["cluster_name"]] = (connect_peer(index), peer)
+    for index, peer in enumerate(spec.peers):
+        peers[peer.cluster_name] = (connect_peer(index), peer)
     peer_trust = {name: trust_of(e.get("Secret", SECRET_NAME, namespace), now) for name, (e, _p) in peers.items()}
     problems = trust_problems(cluster, namespace, own, peer_trust)
 
-    gateway_name = params.get("eastwest_gateway")
+    gateway_name = spec.eastwest_gateway
     problems += network_problems(
         cluster,
-        params["network"],
+        spec.network,
         own_cluster.get("Namespace", namespace),
         own_cluster.get("Deployment", gateway_name, namespace) if gateway_name else None,
         own_cluster.get("Service", gateway_name, namespace) if gateway_name else None,
@@ -296,19 +313,19 @@ def gather_multicluster_report(
     )
 
     remote_secrets = {}
-    for remote in params["remote_secrets"]:
+    for remote in spec.remote_secrets:
         if remote not in peers:
             problems.append(f"remote_secrets entry {remote} is not one of the peers; add it to peers with its auth")
             continue
         peer_cluster, peer = peers[remote]
-        expected_server = peer.get("server") or peer_cluster.host
+        expected_server = peer.server or peer_cluster.host
         live = own_cluster.get("Secret", secret_name(remote), namespace)
         remote_secrets[remote], found = _check_remote_secret(cluster, remote, live, peer_cluster, expected_server)
         problems += found
     held = own_cluster.list_objects("Secret", label_selector=f"{MULTICLUSTER_LABEL}=true", namespace=namespace)
-    problems += stray_secret_problems(cluster, held, params["remote_secrets"])
+    problems += stray_secret_problems(cluster, held, spec.remote_secrets)
     return {
-        "cluster": {"name": cluster, "network": params["network"], "cacerts": trust_facts(own)},
+        "cluster": {"name": cluster, "network": spec.network, "cacerts": trust_facts(own)},
         "peers": {name: {"cacerts": trust_facts(trust)} for name, trust in peer_trust.items()},
         "remote_secrets": remote_secrets,
         "problems": problems,

@@ -287,6 +287,7 @@ objects:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.meshops.istio.plugins.module_utils.cacerts import (
+    CacertsSpec,
     ensure_cacerts,
     ensure_cacerts_absent,
     ensure_root,
@@ -321,13 +322,13 @@ def main():
     )
     if CRYPTOGRAPHY_IMPORT_ERROR is not None:
         module.fail_json(msg=f"The cryptography Python library is required: {CRYPTOGRAPHY_IMPORT_ERROR}. Install it.")
-    params, check_mode = module.params, module.check_mode
-    if params["state"] == "absent":
-        run_module(module, lambda cluster: ensure_cacerts_absent(cluster, params, check_mode))
-    elif params["root_only"]:
-        run_module(module, lambda _cluster: ensure_root(params, check_mode), needs_cluster=False)
+    spec, check_mode = CacertsSpec.from_params(module.params), module.check_mode
+    if spec.state == "absent":
+        run_module(module, lambda cluster: ensure_cacerts_absent(cluster, spec, check_mode))
+    elif spec.root_only:
+        run_module(module, lambda _cluster: ensure_root(spec, check_mode), needs_cluster=False)
     else:
-        run_module(module, lambda cluster: ensure_cacerts(cluster, params, check_mode))
+        run_module(module, lambda cluster: ensure_cacerts(cluster, spec, check_mode))
 
 
 if __name__ == "__main__":

@@ -154,7 +154,10 @@ problems:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.meshops.istio.plugins.module_utils.client import AUTH_ARG_SPEC
-from ansible_collections.meshops.istio.plugins.module_utils.multicluster import gather_multicluster_report
+from ansible_collections.meshops.istio.plugins.module_utils.multicluster import (
+    MulticlusterInfoSpec,
+    gather_multicluster_report,
+)
 from ansible_collections.meshops.istio.plugins.module_utils.pki import IMPORT_ERROR as CRYPTOGRAPHY_IMPORT_ERROR
 from ansible_collections.meshops.istio.plugins.module_utils.runner import other_cluster, run_module
 
@@ -178,14 +181,14 @@ def main():
     module = AnsibleModule(argument_spec={**AUTH_ARG_SPEC, **ARGUMENT_SPEC}, supports_check_mode=True)
     if CRYPTOGRAPHY_IMPORT_ERROR is not None:
         module.fail_json(msg=f"The cryptography Python library is required: {CRYPTOGRAPHY_IMPORT_ERROR}. Install it.")
-    params = module.params
+    spec = MulticlusterInfoSpec.from_params(module.params)
 
     def connect_peer(index: int):
-        return other_cluster(module, params["peers"][index]["auth"], f"peers[{index}].auth")
+        return other_cluster(module, module.params["peers"][index]["auth"], f"peers[{index}].auth")
 
     run_module(
         module,
-        lambda cluster: (dict(changed=False, **gather_multicluster_report(cluster, params, connect_peer)), [], []),
+        lambda cluster: (dict(changed=False, **gather_multicluster_report(cluster, spec, connect_peer)), [], []),
     )
 
 

@@ -314,10 +314,11 @@ import copy
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.meshops.istio.plugins.module_utils.client import AUTH_ARG_SPEC
-from ansible_collections.meshops.istio.plugins.module_utils.remote_secret import (
+from ansible_collections.meshops.istio.plugins.module_utils.remote_secret.ensure import (
     ensure_remote_secret_absent,
     ensure_remote_secret_present,
 )
+from ansible_collections.meshops.istio.plugins.module_utils.remote_secret.spec import RemoteSecretSpec
 from ansible_collections.meshops.istio.plugins.module_utils.runner import COMMON_ARG_SPEC, other_cluster, run_module
 
 ARGUMENT_SPEC = dict(
@@ -338,13 +339,13 @@ ARGUMENT_SPEC = dict(
 
 def main():
     module = AnsibleModule(argument_spec={**COMMON_ARG_SPEC, **ARGUMENT_SPEC}, supports_check_mode=True)
-    params, check_mode = module.params, module.check_mode
-    remote = other_cluster(module, params["remote"], "remote")
+    spec, check_mode = RemoteSecretSpec.from_params(module.params), module.check_mode
+    remote = other_cluster(module, module.params["remote"], "remote")
 
     def ensure(primary):
-        if params["state"] == "absent":
-            return ensure_remote_secret_absent(primary, remote, params, check_mode)
-        return ensure_remote_secret_present(primary, remote, params, check_mode, module.no_log_values.add)
+        if spec.state == "absent":
+            return ensure_remote_secret_absent(primary, remote, spec, check_mode)
+        return ensure_remote_secret_present(primary, remote, spec, check_mode, module.no_log_values.add)
 
     run_module(module, ensure)
 

@@ -15,9 +15,11 @@ from pem import pem_block
 NOW = datetime.datetime(2026, 5, 1, 12, 0, tzinfo=datetime.UTC)
 
 
-def params(**overrides):
+def spec(**overrides):
+    """A spec as the module builds it from its parameters, with `overrides` (parameter names)."""
     base = {
         "namespace": "istio-system",
+        "state": "present",
         "cluster_name": "cluster1",
         "revision": None,
         "root_dir": None,
@@ -31,7 +33,7 @@ def params(**overrides):
         "format": "istio",
         "force_conflicts": False,
     }
-    return {**base, **overrides}
+    return cacerts.CacertsSpec.from_params({**base, **overrides})
 
 
 def make_ca(ca=True, key_cert_sign=True, days=3650, start=NOW, key_usage=True):
@@ -55,8 +57,8 @@ def make_ca(ca=True, key_cert_sign=True, days=3650, start=NOW, key_usage=True):
     return builder.sign(key, hashes.SHA256()), key
 
 
-def pem_params(certificate, key, **overrides):
-    return params(
+def pem_spec(certificate, key, **overrides):
+    return spec(
         root_cert=pki.certificate_pem(certificate).decode(), root_key=pki.private_key_pem(key).decode(), **overrides
     )
 
@@ -84,15 +86,22 @@ def root():
 )
 def test_parameter_refusals(overrides, message):
     if message is None:
-        cacerts.validate(params(**overrides))
+        cacerts.validate(spec(**overrides))
         return
     with pytest.raises(cacerts.Refusal) as refused:
-        cacerts.validate(params(**overrides))
+        cacerts.validate(spec(**overrides))
     assert message in str(refused.value)
 
 
 def test_root_only_needs_no_cluster_name():
-    cacerts.validate(params(cluster_name=None, root_only=True))
+    cacerts.validate(spec(cluster_name=None, root_only=True))
+
+
+def test_the_spec_resolves_paths_and_never_shows_the_root_key(root):
+    given = pem_spec(*root)
+    assert "PRIVATE KEY" in given.root_key and "PRIVATE KEY" not in repr(given)
+    assert spec(root_dir="~/pki").root_dir == os.path.expanduser("~/pki")
+    assert spec(format="tls").secret_format == "tls"
 
 
 # Reading PEM parameters
@@ -125,47 +134,47 @@ def refusal(p):
 
 
 def test_a_good_given_root_is_accepted(root):
-    signing, warnings = cacerts.signing_root(pem_params(*root), check_mode=False, now=NOW)
+    signing, warnings = cacerts.signing_root(pem_spec(*root), check_mode=False, now=NOW)
     assert signing.certificate == root[0] and not signing.generated and warnings == []
 
 
 def test_root_that_is_not_a_ca_is_refused():
-    message = refusal(pem_params(*make_ca(ca=False)))
+    message = refusal(pem_spec(*make_ca(ca=False)))
     assert message == "root_cert is not a CA certificate (basicConstraints CA:true is missing); give a root CA"
 
 
 def test_root_without_key_cert_sign_is_refused():
-    assert "root_cert lacks the keyCertSign key usage" in refusal(pem_params(*make_ca(key_cert_sign=False)))
-    assert "root_cert lacks the keyCertSign key usage" in refusal(pem_params(*make_ca(key_usage=False)))
+    assert "root_cert lacks the keyCertSign key usage" in refusal(pem_spec(*make_ca(key_cert_sign=False)))
+    assert "root_cert lacks the keyCertSign key usage" in refusal(pem_spec(*make_ca(key_usage=False)))
 
 
 def test_key_of_another_certificate_is_refused(root):
     other_key = make_ca()[1]
-    message = refusal(pem_params(root[0], other_key))
+    message = refusal(pem_spec(root[0], other_key))
     assert message == "the root key does not match root_cert; give the key that belongs to this certificate"
 
 
 def test_expired_root_is_refused():
     expired = make_ca(days=100, start=NOW - datetime.timedelta(days=200))
-    message = refusal(pem_params(*expired))
+    message = refusal(pem_spec(*expired))
     assert message.startswith("root_cert expired on 2026-01-21; rotate to a new root")
 
 
 def test_intermediate_outliving_the_root_is_refused():
     short = make_ca(days=365)
-    message = refusal(pem_params(*short, validity_days=730))
+    message = refusal(pem_spec(*short, validity_days=730))
     assert message.startswith("validity_days (730) is longer than the root's remaining life (365 days")
     assert "lower validity_days or rotate the root" in message
-    cacerts.signing_root(pem_params(*short, validity_days=300), check_mode=False, now=NOW)
+    cacerts.signing_root(pem_spec(*short, validity_days=300), check_mode=False, now=NOW)
 
 
 def test_unparsable_root_cert_and_key_are_refused(root):
     bad_cert = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"
-    message = refusal(params(root_cert=bad_cert, root_key=pki.private_key_pem(root[1]).decode()))
+    message = refusal(spec(root_cert=bad_cert, root_key=pki.private_key_pem(root[1]).decode()))
     assert message.startswith("root_cert is not a parsable PEM certificate")
     assert message.endswith("give the root CA certificate in PEM")
     bad_key = pem_block("PRIVATE KEY", "c2VjcmV0LWJ5dGVz")  # base64 of b"secret-bytes": not a key
-    message = refusal(params(root_cert=pki.certificate_pem(root[0]).decode(), root_key=bad_key))
+    message = refusal(spec(root_cert=pki.certificate_pem(root[0]).decode(), root_key=bad_key))
     assert message.startswith("root_key is not a parsable PEM private key")
     assert "c2VjcmV0" not in message
 
@@ -175,12 +184,12 @@ def test_unparsable_root_cert_and_key_are_refused(root):
 
 def test_root_dir_generates_once_with_a_private_key_file_and_reuses_it(tmp_path):
     directory = tmp_path / "pki"
-    first = cacerts.signing_root(params(root_dir=str(directory)), check_mode=False, now=NOW)[0]
+    first = cacerts.signing_root(spec(root_dir=str(directory)), check_mode=False, now=NOW)[0]
     assert first.generated
     assert stat.S_IMODE(os.stat(directory / "root-key.pem").st_mode) == 0o600
     assert stat.S_IMODE(os.stat(directory).st_mode) == 0o700
     assert pki.load_certificate((directory / "root-cert.pem").read_bytes()) == first.certificate
-    again, warnings = cacerts.signing_root(params(root_dir=str(directory), key_type="rsa"), check_mode=False, now=NOW)
+    again, warnings = cacerts.signing_root(spec(root_dir=str(directory), key_type="rsa"), check_mode=False, now=NOW)
     assert not again.generated and warnings == []
     assert pki.fingerprint(again.certificate) == pki.fingerprint(first.certificate)
     assert pki.key_matches(again.certificate, again.key)
@@ -188,10 +197,10 @@ def test_root_dir_generates_once_with_a_private_key_file_and_reuses_it(tmp_path)
 
 def test_root_dir_in_check_mode_saves_nothing(tmp_path):
     directory = tmp_path / "pki"
-    root = cacerts.signing_root(params(root_dir=str(directory)), check_mode=True, now=NOW)[0]
+    root = cacerts.signing_root(spec(root_dir=str(directory)), check_mode=True, now=NOW)[0]
     assert root.generated and not directory.exists()
     directory.mkdir()
-    cacerts.signing_root(params(root_dir=str(directory)), check_mode=True, now=NOW)
+    cacerts.signing_root(spec(root_dir=str(directory)), check_mode=True, now=NOW)
     assert sorted(p.name for p in directory.iterdir()) == [".lock"]
 
 
@@ -199,7 +208,7 @@ def test_root_dir_in_check_mode_saves_nothing(tmp_path):
 def test_root_dir_with_half_a_root_is_refused(tmp_path, root, present, missing):
     content = {"root-cert.pem": pki.certificate_pem(root[0]), "root-key.pem": pki.private_key_pem(root[1])}
     (tmp_path / present).write_bytes(content[present])
-    message = refusal(params(root_dir=str(tmp_path)))
+    message = refusal(spec(root_dir=str(tmp_path)))
     assert message == (
         f"root_dir {tmp_path} holds {present} but not {missing}; restore {missing} from your backup "
         f"(a root is never regenerated silently), or remove {present} to generate a new root"
@@ -211,24 +220,24 @@ def test_root_dir_with_a_readable_key_warns(tmp_path, root):
     (tmp_path / "root-cert.pem").write_bytes(pki.certificate_pem(root[0]))
     (tmp_path / "root-key.pem").write_bytes(pki.private_key_pem(root[1]))
     os.chmod(tmp_path / "root-key.pem", 0o644)
-    warnings = cacerts.signing_root(params(root_dir=str(tmp_path)), check_mode=False, now=NOW)[1]
+    warnings = cacerts.signing_root(spec(root_dir=str(tmp_path)), check_mode=False, now=NOW)[1]
     assert warnings == [f"{tmp_path}/root-key.pem is readable by others than its owner; run chmod 600 on it"]
 
 
 def test_root_dir_that_is_a_file_is_refused(tmp_path):
     (tmp_path / "file").write_text("x")
-    assert "is not a directory" in refusal(params(root_dir=str(tmp_path / "file")))
+    assert "is not a directory" in refusal(spec(root_dir=str(tmp_path / "file")))
 
 
 def test_root_dir_with_an_expired_root_is_refused(tmp_path):
     expired = make_ca(days=10, start=NOW - datetime.timedelta(days=20))
     (tmp_path / "root-cert.pem").write_bytes(pki.certificate_pem(expired[0]))
     (tmp_path / "root-key.pem").write_bytes(pki.private_key_pem(expired[1]))
-    assert refusal(params(root_dir=str(tmp_path))).startswith(f"root_dir {tmp_path}'s root-cert.pem expired on")
+    assert refusal(spec(root_dir=str(tmp_path))).startswith(f"root_dir {tmp_path}'s root-cert.pem expired on")
 
 
 def test_generated_root_is_refused_for_an_intermediate_as_long(tmp_path):
-    message = refusal(params(root_dir=str(tmp_path / "pki"), validity_days=3650, renew_before=30))
+    message = refusal(spec(root_dir=str(tmp_path / "pki"), validity_days=3650, renew_before=30))
     assert message.startswith("validity_days (3650) is not shorter than a new root's life (3650 days)")
     assert not (tmp_path / "pki" / "root-key.pem").exists()
 
@@ -279,14 +288,14 @@ def issued(root):
 )
 def test_intermediate_problem(root, issued, overrides, days_later, reason):
     now = NOW + datetime.timedelta(days=days_later)
-    assert cacerts.intermediate_problem(*issued, root[0], params(**overrides), now) == reason
+    assert cacerts.intermediate_problem(*issued, root[0], spec(**overrides), now) == reason
 
 
 def test_intermediate_of_another_root_or_with_another_key_is_re_issued(root, issued):
     other_root = pki.generate_root("ecdsa", NOW)[0]
-    assert cacerts.intermediate_problem(*issued, other_root, params(), NOW) == "it is not signed by the root"
+    assert cacerts.intermediate_problem(*issued, other_root, spec(), NOW) == "it is not signed by the root"
     other_key = ec.generate_private_key(ec.SECP256R1())
-    assert cacerts.intermediate_problem(issued[0], other_key, root[0], params(), NOW) == (
+    assert cacerts.intermediate_problem(issued[0], other_key, root[0], spec(), NOW) == (
         "its key does not match its certificate"
     )
 
@@ -342,7 +351,7 @@ def test_format_switch_is_refused(root, issued):
 
 
 def test_ensure_root_reports_generation_once(tmp_path):
-    p = params(root_dir=str(tmp_path / "new"), root_only=True, cluster_name=None)
+    p = spec(root_dir=str(tmp_path / "new"), root_only=True, cluster_name=None)
     first = cacerts.ensure_root(p, check_mode=False, now=NOW)[0]
     second = cacerts.ensure_root(p, check_mode=False, now=NOW)[0]
     assert first["changed"] and first["root"]["generated"]

@@ -177,3 +177,23 @@ def test_remote_secrets_for_clusters_outside_the_mesh_are_strays():
         "cluster c1: remote secret istio-remote-secret-old is for cluster old, which is not in the mesh; remove it "
         "(istio_remote_secret with state: absent)"
     ]
+
+
+def test_the_spec_keeps_the_peers_in_order_without_their_auth():
+    params = {
+        "cluster_name": "c1",
+        "namespace": "istio-system",
+        "network": "net1",
+        "eastwest_gateway": None,
+        "peers": [
+            {"cluster_name": "c3", "auth": {"api_key": "s3cr3t-key"}, "server": None},
+            {"cluster_name": "c2", "auth": {}, "server": "https://192.0.2.20:6443"},
+        ],
+        "remote_secrets": ["c2"],
+    }
+    spec = multicluster.MulticlusterInfoSpec.from_params(params)
+    assert spec.peers == (
+        multicluster.PeerSpec("c3", None),
+        multicluster.PeerSpec("c2", "https://192.0.2.20:6443"),
+    )
+    assert spec.remote_secrets == ("c2",) and "s3cr3t-key" not in repr(spec)

@@ -6,16 +6,18 @@ import json
 
 import pytest
 import yaml
-from ansible_collections.meshops.istio.plugins.module_utils import remote_secret
 from ansible_collections.meshops.istio.plugins.module_utils.client import configuration_for
 from ansible_collections.meshops.istio.plugins.module_utils.engine import Owner
 from ansible_collections.meshops.istio.plugins.module_utils.errors import Refusal
+from ansible_collections.meshops.istio.plugins.module_utils.remote_secret import ensure, kubeconfig, reader, tokens
+from ansible_collections.meshops.istio.plugins.module_utils.remote_secret.spec import RemoteSecretSpec, validate
 
 NOW = datetime.datetime(2026, 5, 1, 12, 0, tzinfo=datetime.UTC)
 ACCOUNT = {"metadata": {"name": "istio-reader-service-account", "namespace": "istio-system", "uid": "sa-uid-1"}}
 
 
-def params(**overrides):
+def spec(**overrides):
+    """A spec as the module builds it from its parameters, with `overrides` (parameter names)."""
     base = {
         "cluster_name": "cluster2",
         "namespace": "istio-system",
@@ -30,7 +32,7 @@ def params(**overrides):
         "wait_timeout": 60,
         "force_conflicts": False,
     }
-    return {**base, **overrides}
+    return RemoteSecretSpec.from_params({**base, **overrides})
 
 
 def b64(text: str) -> str:
@@ -74,13 +76,13 @@ REFUSALS = {
 def test_refusals_name_the_parameter(case):
     overrides, message = REFUSALS[case]
     with pytest.raises(Refusal) as refused:
-        remote_secret.validate(params(**overrides))
+        validate(spec(**overrides))
     assert message in str(refused.value)
 
 
 def test_every_problem_is_reported_at_once():
     with pytest.raises(Refusal) as refused:
-        remote_secret.validate(params(cluster_name="A", token_lifetime=3600))
+        validate(spec(cluster_name="A", token_lifetime=3600))
     assert str(refused.value).count("; ") >= 1
     assert "cluster_name" in str(refused.value) and "token_lifetime" in str(refused.value)
 
@@ -90,12 +92,13 @@ def test_every_problem_is_reported_at_once():
     [{}, {"token_type": "bound"}, {"token_type": "bound", "token_lifetime": 600}, {"server": "https://10.0.0.5:6443"}],
 )
 def test_valid_parameters_pass(good):
-    remote_secret.validate(params(**good))
+    validate(spec(**good))
 
 
 def test_a_bound_token_lives_a_year_unless_told():
-    assert remote_secret.token_lifetime(params(token_type="bound")) == 31536000
-    assert remote_secret.token_lifetime(params(token_type="bound", token_lifetime=7200)) == 7200
+    assert spec(token_type="bound").token_lifetime == 31536000
+    assert spec(token_type="bound", token_lifetime=7200).token_lifetime == 7200
+    assert spec().token_lifetime is None
 
 
 @pytest.mark.parametrize(
@@ -113,7 +116,7 @@ def test_a_bound_token_lives_a_year_unless_told():
     ],
 )
 def test_loopback_addresses(server, loopback):
-    assert remote_secret.is_loopback(server) is loopback
+    assert ensure.is_loopback(server) is loopback
 
 
 # What is written
@@ -123,7 +126,7 @@ CA = "-----BEGIN CERTIFICATE-----\n"
 
 
 def test_the_kubeconfig_names_everything_after_the_cluster_and_reads_back():
-    text = remote_secret.kubeconfig_text("cluster2", "https://10.0.0.5:6443", CA, "tok")
+    text = kubeconfig.kubeconfig_text("cluster2", "https://10.0.0.5:6443", CA, "tok")
     config = yaml.safe_load(text)
     assert config["current-context"] == "cluster2"
     assert config["clusters"] == [
@@ -135,14 +138,14 @@ def test_the_kubeconfig_names_everything_after_the_cluster_and_reads_back():
     assert config["contexts"] == [{"name": "cluster2", "context": {"cluster": "cluster2", "user": "cluster2"}}]
     assert config["users"] == [{"name": "cluster2", "user": {"token": "tok"}}]
     # Deterministic, so an unchanged token means an unchanged Secret and no write.
-    assert text == remote_secret.kubeconfig_text("cluster2", "https://10.0.0.5:6443", CA, "tok")
-    secret = remote_secret.remote_secret(params(), text)
-    assert remote_secret.kubeconfig_token(secret, "cluster2") == "tok"
-    assert remote_secret.kubeconfig_token(secret, "cluster3") is None
+    assert text == kubeconfig.kubeconfig_text("cluster2", "https://10.0.0.5:6443", CA, "tok")
+    secret = kubeconfig.remote_secret_manifest(spec(), text)
+    assert kubeconfig.kubeconfig_token(secret, "cluster2") == "tok"
+    assert kubeconfig.kubeconfig_token(secret, "cluster3") is None
 
 
 def test_the_primary_secret_is_what_istiod_watches():
-    secret = remote_secret.remote_secret(params(namespace="mesh"), "kubeconfig text")
+    secret = kubeconfig.remote_secret_manifest(spec(namespace="mesh"), "kubeconfig text")
     assert secret["metadata"] == {
         "name": "istio-remote-secret-cluster2",
         "namespace": "mesh",
@@ -158,11 +161,11 @@ def test_the_primary_secret_is_what_istiod_watches():
      {"cluster2": b64("users: [{name: other, user: {token: t}}]")}],
 )  # fmt: skip
 def test_an_unreadable_secret_holds_no_token(data):
-    assert remote_secret.kubeconfig_token({"data": data}, "cluster2") is None
+    assert kubeconfig.kubeconfig_token({"data": data}, "cluster2") is None
 
 
 def test_reader_objects_never_share_a_name_with_the_istiod_charts():
-    manifests = remote_secret.reader_manifests(params(), with_service_account=True)
+    manifests = reader.reader_manifests(spec(), with_service_account=True)
     assert [(m["kind"], m["metadata"]["name"]) for m in manifests] == [
         ("ClusterRole", "meshops.istio:remote-reader:istio-system:istio-reader-service-account"),
         ("ClusterRoleBinding", "meshops.istio:remote-reader:istio-system:istio-reader-service-account"),
@@ -173,14 +176,14 @@ def test_reader_objects_never_share_a_name_with_the_istiod_charts():
     assert binding["subjects"] == [
         {"kind": "ServiceAccount", "name": "istio-reader-service-account", "namespace": "istio-system"}
     ]
-    foreign = remote_secret.reader_manifests(params(), with_service_account=False)
+    foreign = reader.reader_manifests(spec(), with_service_account=False)
     assert [m["kind"] for m in foreign] == ["ClusterRole", "ClusterRoleBinding"]
 
 
 def test_the_reader_role_only_reads_except_reviews():
     grants = {
         (group, resource): tuple(rule["verbs"])
-        for rule in remote_secret.READER_RULES
+        for rule in reader.READER_RULES
         for group in rule["apiGroups"]
         for resource in rule["resources"]
     }
@@ -199,24 +202,24 @@ def test_the_reader_role_only_reads_except_reviews():
 
 
 def test_token_secrets_by_type():
-    token = remote_secret.token_secret(params(), "reader-token-abcde", "used by")
+    token = tokens.token_secret(spec(), "reader-token-abcde", "used by")
     assert token["type"] == "kubernetes.io/service-account-token"
     assert token["metadata"]["annotations"]["kubernetes.io/service-account.name"] == "istio-reader-service-account"
-    anchor = remote_secret.token_secret(params(token_type="bound"), "reader-bound-abcde", "used by")
+    anchor = tokens.token_secret(spec(token_type="bound"), "reader-bound-abcde", "used by")
     assert anchor["type"] == "Opaque"
-    assert remote_secret.token_secret_name(params(), "abcde") == "istio-reader-service-account-token-abcde"
-    assert remote_secret.token_secret_name(params(token_type="bound"), "x") == "istio-reader-service-account-bound-x"
-    suffixes = {remote_secret.new_suffix() for attempt in range(20)}
-    assert len(suffixes) > 1 and all(len(s) == 5 and set(s) <= set(remote_secret.SUFFIX_ALPHABET) for s in suffixes)
+    assert tokens.token_secret_name(spec(), "abcde") == "istio-reader-service-account-token-abcde"
+    assert tokens.token_secret_name(spec(token_type="bound"), "x") == "istio-reader-service-account-bound-x"
+    suffixes = {tokens.new_suffix() for attempt in range(20)}
+    assert len(suffixes) > 1 and all(len(s) == 5 and set(s) <= set(tokens.SUFFIX_ALPHABET) for s in suffixes)
 
 
 def test_each_primary_secret_has_its_own_pair_id():
-    first = remote_secret.pair_id("uid-1", params())
-    assert first == remote_secret.pair_id("uid-1", params())
+    first = tokens.pair_id("uid-1", spec())
+    assert first == tokens.pair_id("uid-1", spec())
     others = {
-        remote_secret.pair_id("uid-2", params()),
-        remote_secret.pair_id("uid-1", params(namespace="tenant-a")),
-        remote_secret.pair_id("uid-1", params(cluster_name="cluster3")),
+        tokens.pair_id("uid-2", spec()),
+        tokens.pair_id("uid-1", spec(namespace="tenant-a")),
+        tokens.pair_id("uid-1", spec(cluster_name="cluster3")),
     }
     assert first not in others and len(others) == 3
     assert len(first) == 16
@@ -251,14 +254,14 @@ def token_secret(name, token, created="2026-04-01T00:00:00Z", **changes):
 
 
 def test_the_token_the_primary_holds_stays():
-    tokens = [token_secret("new", "t-new", "2026-04-02T00:00:00Z"), token_secret("held", "t-held")]
-    kept, token = remote_secret.kept_token_secret(params(), tokens, "t-held", ACCOUNT)
+    held = [token_secret("new", "t-new", "2026-04-02T00:00:00Z"), token_secret("held", "t-held")]
+    kept, token = tokens.kept_token_secret(spec(), held, "t-held", ACCOUNT)
     assert (kept["metadata"]["name"], token) == ("held", "t-held")
 
 
 def test_otherwise_the_newest_good_token_stays():
-    tokens = [token_secret("old", "t-old"), token_secret("new", "t-new", "2026-04-02T00:00:00Z")]
-    kept, token = remote_secret.kept_token_secret(params(), tokens, None, ACCOUNT)
+    held = [token_secret("old", "t-old"), token_secret("new", "t-new", "2026-04-02T00:00:00Z")]
+    kept, token = tokens.kept_token_secret(spec(), held, None, ACCOUNT)
     assert (kept["metadata"]["name"], token) == ("new", "t-new")
 
 
@@ -277,11 +280,11 @@ def test_otherwise_the_newest_good_token_stays():
     ids=lambda s: s["metadata"]["name"],
 )  # fmt: skip
 def test_unusable_token_secrets_are_replaced(unusable):
-    assert remote_secret.kept_token_secret(params(), [unusable], "t", ACCOUNT) is None
+    assert tokens.kept_token_secret(spec(), [unusable], "t", ACCOUNT) is None
 
 
 def test_no_token_stays_without_the_service_account():
-    assert remote_secret.kept_token_secret(params(), [token_secret("held", "t")], "t", None) is None
+    assert tokens.kept_token_secret(spec(), [token_secret("held", "t")], "t", None) is None
 
 
 def jwt(claims: dict) -> str:
@@ -313,10 +316,10 @@ ANCHOR = {
 
 def test_a_bound_token_with_life_left_stays():
     token = jwt(bound_claims())
-    kept = remote_secret.kept_bound_token(params(token_type="bound"), [ANCHOR], token, ACCOUNT, NOW)
+    kept = tokens.kept_bound_token(spec(token_type="bound"), [ANCHOR], token, ACCOUNT, NOW)
     assert kept == (ANCHOR, token)
     expected = (NOW - datetime.timedelta(days=100) + datetime.timedelta(days=365)).replace(microsecond=0)
-    assert remote_secret.expiration(token) == expected.isoformat()
+    assert tokens.expiration(token) == expected.isoformat()
 
 
 @pytest.mark.parametrize(
@@ -333,17 +336,17 @@ def test_a_bound_token_with_life_left_stays():
     ],
 )
 def test_a_bound_token_is_reissued(claims):
-    assert remote_secret.kept_bound_token(params(token_type="bound"), [ANCHOR], jwt(claims), ACCOUNT, NOW) is None
+    assert tokens.kept_bound_token(spec(token_type="bound"), [ANCHOR], jwt(claims), ACCOUNT, NOW) is None
 
 
 @pytest.mark.parametrize("token", [None, "", "not-a-jwt", "a.!!!.c", f"a.{base64.b64encode(b'[1]').decode()}.c"])
 def test_unreadable_tokens_have_no_claims(token):
-    assert remote_secret.token_claims(token) is None
-    assert remote_secret.kept_bound_token(params(token_type="bound"), [ANCHOR], token, ACCOUNT, NOW) is None
+    assert tokens.token_claims(token) is None
+    assert tokens.kept_bound_token(spec(token_type="bound"), [ANCHOR], token, ACCOUNT, NOW) is None
 
 
 def test_a_token_secret_token_does_not_expire():
-    assert remote_secret.expiration(jwt({"iss": "kubernetes/serviceaccount"})) is None
+    assert tokens.expiration(jwt({"iss": "kubernetes/serviceaccount"})) is None
 
 
 def test_other_primaries_keep_the_reader():
@@ -353,16 +356,16 @@ def test_other_primaries_keep_the_reader():
         labels, annotations = {"meshops.io/remote-token": pair}, {"kubernetes.io/service-account.name": account}
         return {"metadata": {"labels": labels, "annotations": annotations}}
 
-    assert remote_secret.other_users([token(mine), token(theirs, "another-reader")], params(), mine) == []
-    assert remote_secret.other_users([token(mine), token(theirs)], params(), mine) == [token(theirs)]
+    assert tokens.other_users([token(mine), token(theirs, "another-reader")], spec(), mine) == []
+    assert tokens.other_users([token(mine), token(theirs)], spec(), mine) == [token(theirs)]
 
 
 def test_ownership_needs_every_owner_label():
     owner = Owner("remote-reader", "istio-system.istio-reader-service-account")
-    assert remote_secret.is_owned({"metadata": {"labels": owner.labels}}, owner)
+    assert ensure.is_owned({"metadata": {"labels": owner.labels}}, owner)
     revision_owned = {"app.kubernetes.io/managed-by": "meshops.istio", "meshops.io/revision": "1-31"}
-    assert not remote_secret.is_owned({"metadata": {"labels": revision_owned}}, owner)
-    assert not remote_secret.is_owned({"metadata": {}}, owner)
+    assert not ensure.is_owned({"metadata": {"labels": revision_owned}}, owner)
+    assert not ensure.is_owned({"metadata": {}}, owner)
 
 
 # The second cluster's client configuration
