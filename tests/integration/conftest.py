@@ -6,7 +6,8 @@ Set MESHOPS_TEST_KUBECONFIG (and MESHOPS_TEST_KUBECONFIG_2) to run the same test
 
 `api` is the first cluster's ApiClient; `run_on` and `run` run one module task through ansible-playbook and return
 its result. A test module names its module in `MODULE`; a module whose tasks take another shape adapts `run_on` in
-its own `run` fixture.
+its own `run` fixture. `binaries` is the local Go binaries' directory, `istioctl` the playbook variable naming its
+istioctl.
 """
 
 import os
@@ -123,3 +124,9 @@ def run(run_on, cluster):
         return run_on(cluster, args, check=check, diff=diff, module=module)
 
     return run_module
+
+
+@pytest.fixture(scope="session")
+def istioctl(binaries):
+    """The `-e` argument that points a playbook at the local istioctl."""
+    return f"istioctl_path={binaries / 'istioctl'}"
