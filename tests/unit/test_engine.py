@@ -104,8 +104,8 @@ class FakeClient:
             self._fail("list", resource.kind)
             found = [
                 _without_type(obj)
-                for (kind, obj_namespace, _), obj in sorted(self.store.items())
-                if kind == resource.kind and namespace in (None, obj_namespace) and _selects(label_selector, obj)
+                for key, obj in sorted(self.store.items())
+                if key[0] == resource.kind and namespace in (None, key[1]) and _selects(label_selector, obj)
             ]
             return Answer(items=found)
         self.calls.append(Call("get", resource.kind, namespace or "", name))
@@ -241,7 +241,7 @@ def test_manifests_are_applied_in_dependency_order():
         ("AuthorizationPolicy", "usergroup-1"),  # policies
         ("ValidatingWebhookConfiguration", ""),  # webhooks
     ]
-    assert [(kind, namespace) for _, kind, namespace, _ in fake.writes()] == expected
+    assert [(write[1], write[2]) for write in fake.writes()] == expected
     assert [(o["kind"], o["namespace"]) for o in report.objects] == expected
     assert {o["action"] for o in report.objects} == {"created"} and report.changed
 
@@ -302,7 +302,7 @@ def test_a_live_object_with_the_same_hash_is_not_written_again():
     again = engine_on(fake).ensure_present(desired)
     assert again.changed is False and again.objects == [] and again.diff == []
     assert fake.writes() == []
-    assert [verb for verb, *_ in fake.verbs("get", "list")] == ["list", "list"]
+    assert [read[0] for read in fake.verbs("get", "list")] == ["list", "list"]
 
 
 def test_drift_under_the_same_hash_is_written_back():
@@ -369,7 +369,7 @@ def test_absent_deletes_this_owners_objects_dependents_first():
     fake = FakeClient([*ours, not_ours])
     kinds = ["Namespace", "CustomResourceDefinition", "ConfigMap", "ValidatingWebhookConfiguration", "Deployment"]
     report = engine_on(fake).ensure_absent([*kinds, "ServiceAccount"])
-    assert [kind for _, kind, _, _ in fake.verbs("delete")] == [
+    assert [delete[1] for delete in fake.verbs("delete")] == [
         "ValidatingWebhookConfiguration",
         "Deployment",
         "ConfigMap",
