@@ -24,7 +24,7 @@ TENANTS = [
     {"name": "usergroup-2", "discovery_label": {"usergroup": "usergroup-2"}, "namespaces": ["app-ns-2"], "ca": True},
 ]
 WORKLOAD = "workload"  # the ServiceAccount certificates are requested for
-# What istiod logs when its CA bundle is unusable (../shared/ISTIO-FACTS.md).
+# What istiod logs when it cannot build its CA from the plug-in bundle (the cacerts Secret it mounts).
 CA_ERRORS = (
     "incomplete signing CA bundle",
     "certificate signed by unknown authority",

@@ -1,8 +1,13 @@
-"""Cluster fixtures for integration tests.
+"""Fixtures shared by the integration tests.
 
 `cluster` is one local cluster per test module (so modules cannot disturb each other: an install with no
 discoverySelectors in one would overlap every tenant of another); `two_clusters` adds a second, independent one.
 Set MESHOPS_TEST_KUBECONFIG (and MESHOPS_TEST_KUBECONFIG_2) to run the same tests against real clusters.
+
+`api` is the first cluster's ApiClient; `run_on` and `run` run one module task through ansible-playbook and return
+its result. A test module names its module in `MODULE`; a module whose tasks take another shape adapts `run_on` in
+its own `run` fixture. `binaries` is the local Go binaries' directory, `istioctl` the playbook variable naming its
+istioctl.
 """
 
 import os
@@ -11,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from localcluster import ClusterError, start_cluster, stop_cluster
+from playbook import run_task
 
 KUBECONFIG_VARIABLES = ("MESHOPS_TEST_KUBECONFIG", "MESHOPS_TEST_KUBECONFIG_2")
 
@@ -89,3 +95,38 @@ def binaries():
     from localcluster import binary_dir
 
     return binary_dir()
+
+
+@pytest.fixture(scope="module")
+def api(cluster):
+    return cluster.api_client()
+
+
+@pytest.fixture(scope="module")
+def run_on(request, tmp_path_factory):
+    """run_on(cluster, args, check=False, diff=False, module=None): one task of `module` (by default the test
+    module's MODULE) against `cluster`, its playbook written to a directory of the test module's own."""
+    directory = tmp_path_factory.mktemp("plays")
+    default_module = getattr(request.module, "MODULE", None)
+
+    def run_module(cluster, args, check=False, diff=False, module=None):
+        module = module or default_module
+        return run_task(cluster.kubeconfig, module, args, check=check, diff=diff, tmp_path=directory)
+
+    return run_module
+
+
+@pytest.fixture(scope="module")
+def run(run_on, cluster):
+    """run(args, check=False, diff=False, module=None): run_on the first cluster."""
+
+    def run_module(args, check=False, diff=False, module=None):
+        return run_on(cluster, args, check=check, diff=diff, module=module)
+
+    return run_module
+
+
+@pytest.fixture(scope="session")
+def istioctl(binaries):
+    """The `-e` argument that points a playbook at the local istioctl."""
+    return f"istioctl_path={binaries / 'istioctl'}"

@@ -71,3 +71,25 @@ def run_task(kubeconfig: Path, module: str, args: dict, check: bool = False, dif
     except json.JSONDecodeError as error:
         raise AssertionError(f"ansible-playbook printed no JSON:\n{completed.stdout}\n{completed.stderr}") from error
     return output["plays"][0]["tasks"][0]["hosts"]["localhost"]
+
+
+def run_verbose(kubeconfig: Path, tasks: list, tmp_path: Path) -> subprocess.CompletedProcess:
+    """ansible-playbook -vvv with the default callback, diff on: everything a CI log would keep."""
+    play = [{"name": "verbose", "hosts": "localhost", "gather_facts": False, "tasks": tasks}]
+    playbook = tmp_path / "verbose.yml"
+    playbook.write_text(yaml.safe_dump(play))
+    env = {
+        **os.environ,
+        "ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg"),
+        "K8S_AUTH_KUBECONFIG": str(kubeconfig),
+        "ANSIBLE_FORCE_COLOR": "0",
+    }
+    return subprocess.run(
+        ["ansible-playbook", "-vvv", "--diff", str(playbook)],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )

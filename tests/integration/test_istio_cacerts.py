@@ -6,20 +6,17 @@ and checked with the openssl CLI, independently of the module's own code."""
 
 import base64
 import datetime
-import os
 import stat
 import subprocess
 
 import pytest
-import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 from localcluster import api_request_counts, writes
-from localcluster.cluster import REPO_ROOT
-from playbook import run_task
+from playbook import run_verbose
 from workload_certs import leaf_signed_by
 
 MODULE = "meshops.istio.istio_cacerts"
@@ -34,13 +31,9 @@ def pki_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("plays")
-
-    def run_module(cluster, args, check=False, diff=False):
-        return run_task(cluster.kubeconfig, MODULE, args, check=check, diff=diff, tmp_path=directory)
-
-    return run_module
+def run(run_on):
+    """run(cluster, args, check=False, diff=False): these tests run on both clusters, so each names its own."""
+    return run_on
 
 
 def args_for(pki_dir, cluster_name, **overrides):
@@ -348,28 +341,6 @@ def test_refusals_fail_with_the_reason_and_write_nothing(case, run, two_clusters
 
 
 # Verbose output
-
-
-def run_verbose(kubeconfig, tasks: list, tmp_path) -> subprocess.CompletedProcess:
-    """ansible-playbook -vvv with the default callback, diff on: everything a CI log would keep."""
-    play = [{"name": "verbose", "hosts": "localhost", "gather_facts": False, "tasks": tasks}]
-    playbook = tmp_path / "verbose.yml"
-    playbook.write_text(yaml.safe_dump(play))
-    env = {
-        **os.environ,
-        "ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg"),
-        "K8S_AUTH_KUBECONFIG": str(kubeconfig),
-        "ANSIBLE_FORCE_COLOR": "0",
-    }
-    return subprocess.run(
-        ["ansible-playbook", "-vvv", "--diff", str(playbook)],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
 
 
 def test_verbose_runs_print_no_private_key(two_clusters, pki_dir, tmp_path):

@@ -11,7 +11,6 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 from kubernetes.dynamic import DynamicClient
 from localcluster import api_request_counts, wait_for_namespace_defaults, writes
-from playbook import run_task
 from written import written
 
 MODULE = "meshops.istio.istio_gateway"
@@ -25,21 +24,6 @@ OWNED_KINDS = (  # what a gateway may own, by the API used to list it
     ("rbac.authorization.k8s.io/v1", "Role"), ("rbac.authorization.k8s.io/v1", "RoleBinding"),
     ("networking.istio.io/v1", "Gateway"), ("networking.istio.io/v1", "VirtualService"),
 )  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def api(cluster):
-    return cluster.api_client()
-
-
-@pytest.fixture(scope="module")
-def run(cluster, tmp_path_factory):
-    directory = tmp_path_factory.mktemp("plays")
-
-    def run_module(args, check=False, diff=False, module=MODULE):
-        return run_task(cluster.kubeconfig, module, args, check=check, diff=diff, tmp_path=directory)
-
-    return run_module
 
 
 @pytest.fixture(scope="module", autouse=True)

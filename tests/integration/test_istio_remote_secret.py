@@ -8,8 +8,6 @@ The tests build on each other in file order, like a user's runs would."""
 import base64
 import datetime
 import json
-import os
-import subprocess
 import time
 
 import pytest
@@ -17,8 +15,7 @@ import yaml
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 from localcluster import api_request_counts, wait_for_namespace_defaults, writes
-from localcluster.cluster import REPO_ROOT
-from playbook import run_task
+from playbook import run_task, run_verbose
 
 MODULE = "meshops.istio.istio_remote_secret"
 NAMESPACE = "istio-system"
@@ -51,11 +48,11 @@ def remote(two_clusters):
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory, primary, remote):
-    directory = tmp_path_factory.mktemp("plays")
+def run(run_on, primary, remote):
+    """run(check=False, diff=False, **overrides): the module on the primary for the remote, args_for(overrides)."""
 
     def run_module(check=False, diff=False, **overrides):
-        return run_task(primary.kubeconfig, MODULE, args_for(remote, **overrides), check, diff, directory)
+        return run_on(primary, args_for(remote, **overrides), check=check, diff=diff)
 
     return run_module
 
@@ -407,23 +404,6 @@ def test_a_loopback_remote_is_accepted_when_it_is_the_primary_itself(primary, tm
 
 
 # Verbose output
-
-
-def run_verbose(kubeconfig, tasks: list, tmp_path) -> subprocess.CompletedProcess:
-    """ansible-playbook -vvv with the default callback, diff on: everything a CI log would keep."""
-    play = [{"name": "verbose", "hosts": "localhost", "gather_facts": False, "tasks": tasks}]
-    playbook = tmp_path / "verbose.yml"
-    playbook.write_text(yaml.safe_dump(play))
-    env = {**os.environ, "ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg"), "ANSIBLE_FORCE_COLOR": "0"}
-    return subprocess.run(
-        ["ansible-playbook", "-vvv", "--diff", str(playbook)],
-        cwd=REPO_ROOT,
-        env={**env, "K8S_AUTH_KUBECONFIG": str(kubeconfig)},
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
 
 
 def test_no_token_or_kubeconfig_in_verbose_output(primary, remote, tmp_path):

@@ -11,7 +11,6 @@ import yaml
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 from localcluster import api_request_counts, writes
-from playbook import run_task
 from written import written
 
 MODULE = "meshops.istio.istio_revision"
@@ -40,21 +39,6 @@ def revision_args(binaries, number, **overrides):
         "wait_timeout": 120,
     }
     return {**args, **overrides}
-
-
-@pytest.fixture(scope="module")
-def api(cluster):
-    return cluster.api_client()
-
-
-@pytest.fixture(scope="module")
-def run(cluster, tmp_path_factory):
-    directory = tmp_path_factory.mktemp("plays")
-
-    def run_module(args, check=False, diff=False):
-        return run_task(cluster.kubeconfig, MODULE, args, check=check, diff=diff, tmp_path=directory)
-
-    return run_module
 
 
 def objects_with_labels(api, selector: str) -> dict:

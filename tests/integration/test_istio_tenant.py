@@ -7,7 +7,6 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 from kubernetes.dynamic import DynamicClient
 from localcluster import api_request_counts, writes
-from playbook import run_task
 
 POLICY_KINDS = {
     "PeerAuthentication": "security.istio.io/v1",
@@ -19,16 +18,11 @@ POLICY_KINDS = {
 
 
 @pytest.fixture(scope="module")
-def api(cluster):
-    return cluster.api_client()
-
-
-@pytest.fixture(scope="module")
-def run(cluster, tmp_path_factory):
-    directory = tmp_path_factory.mktemp("plays")
+def run(run_on, cluster):
+    """run(module, args, check=False, diff=False): these tests run istio_revision and istio_tenant."""
 
     def run_module(module, args, check=False, diff=False):
-        return run_task(cluster.kubeconfig, f"meshops.istio.{module}", args, check=check, diff=diff, tmp_path=directory)
+        return run_on(cluster, args, check=check, diff=diff, module=f"meshops.istio.{module}")
 
     return run_module
 

@@ -68,11 +68,6 @@ def _config_map(name, namespace, data):
 
 
 @pytest.fixture(scope="module")
-def api(cluster):
-    return cluster.api_client()
-
-
-@pytest.fixture(scope="module")
 def dynamic(api):
     return DynamicClient(api)
 

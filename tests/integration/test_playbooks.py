@@ -14,11 +14,6 @@ from localcluster.cluster import REPO_ROOT
 from playbook import ANSIBLE_ENV, changed_count, failures, playbook
 
 
-@pytest.fixture(scope="module")
-def istioctl(binaries):
-    return f"istioctl_path={binaries / 'istioctl'}"
-
-
 def test_dedicated_model_installs_seed_002_and_verifies(cluster, istioctl):
     first = playbook(cluster, "multitenant.yml", "-e", istioctl)[1]
     assert changed_count(first) > 0

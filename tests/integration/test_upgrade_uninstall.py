@@ -34,11 +34,6 @@ def data(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def istioctl(binaries):
-    return f"istioctl_path={binaries / 'istioctl'}"
-
-
-@pytest.fixture(scope="module")
 def installed(cluster, data, istioctl):
     playbook(cluster, "multitenant.yml", "-e", istioctl, "-e", data["before"])
     apps = client.AppsV1Api(cluster.api_client())

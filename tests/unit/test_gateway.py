@@ -1,4 +1,5 @@
-"""What istio_gateway builds and refuses: pure logic, no cluster. Expected values come from ISTIO-FACTS.md."""
+"""What istio_gateway builds and refuses: pure logic, no cluster. The expected values are the names, labels,
+annotations and ports Istio's gateway injection (its `gateway` Helm chart) and its east-west gateways rely on."""
 
 import dataclasses
 

@@ -1,0 +1,760 @@
+"""The Engine and the Cluster against a recording fake of the kubernetes DynamicClient: what they send, in which
+order, and how they turn the API server's answers into reports and errors. No cluster, no waiting: the fake
+answers at once, and any sleep fails the test."""
+
+import copy
+import itertools
+import json
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+
+import pytest
+from ansible_collections.meshops.istio.plugins.module_utils import cluster as cluster_module
+from ansible_collections.meshops.istio.plugins.module_utils.cluster import Cluster
+from ansible_collections.meshops.istio.plugins.module_utils.compare import HASH_ANNOTATION, HIDDEN
+from ansible_collections.meshops.istio.plugins.module_utils.engine import Engine, Owner, Report
+from ansible_collections.meshops.istio.plugins.module_utils.errors import (
+    ClusterUnreachable,
+    EngineError,
+    UnknownKindError,
+)
+from ansible_collections.meshops.istio.plugins.module_utils.vocabulary import FIELD_MANAGER, MANAGED_BY_LABEL
+from kubernetes.client.rest import ApiException
+from kubernetes.dynamic.exceptions import api_exception
+from urllib3.exceptions import ProtocolError
+
+HOST = "https://203.0.113.7:6443"
+OWNER = Owner("revision", "usergroup-1")
+OTHER_OWNER = Owner("revision", "usergroup-2")
+API_VERSIONS = {
+    "CustomResourceDefinition": "apiextensions.k8s.io/v1",
+    "Namespace": "v1",
+    "ServiceAccount": "v1",
+    "Role": "rbac.authorization.k8s.io/v1",
+    "ConfigMap": "v1",
+    "Secret": "v1",
+    "Service": "v1",
+    "Deployment": "apps/v1",
+    "AuthorizationPolicy": "security.istio.io/v1",
+    "Sidecar": "networking.istio.io/v1",
+    "ValidatingWebhookConfiguration": "admissionregistration.k8s.io/v1",
+}
+CLUSTER_SCOPED = {"CustomResourceDefinition", "Namespace", "ValidatingWebhookConfiguration"}
+
+
+def api_error(status: int, message: str):
+    """The error the kubernetes library raises for an HTTP status, with the API server's Status message."""
+    error = ApiException(status=status, reason="from the fake")
+    error.body = json.dumps({"kind": "Status", "message": message})
+    error.headers = {"Content-Type": "application/json"}
+    return api_exception(error)
+
+
+def manifest(kind: str, name: str, namespace: str = "istio-system", labels=None, **content) -> dict:
+    metadata = {"name": name} if kind in CLUSTER_SCOPED else {"name": name, "namespace": namespace}
+    if labels:
+        metadata["labels"] = dict(labels)
+    return {"apiVersion": API_VERSIONS[kind], "kind": kind, "metadata": metadata, **content}
+
+
+def key_of(obj: dict) -> tuple:
+    return obj["kind"], obj["metadata"].get("namespace") or "", obj["metadata"]["name"]
+
+
+@dataclass
+class Call:
+    verb: str  # get, list, apply, delete, patch, request
+    kind: str = ""
+    namespace: str = ""
+    name: str = ""
+    options: dict = field(default_factory=dict)
+
+
+class Answer:
+    """What the kubernetes library returns: an object with to_dict(), a list with items."""
+
+    def __init__(self, obj=None, items=()):
+        self._obj = obj
+        self.items = [Answer(item) for item in items]
+
+    def to_dict(self):
+        return copy.deepcopy(self._obj)
+
+
+class FakeClient:
+    """A DynamicClient in front of a dict of objects. Records every call; answers the way the API server does for
+    what the engine relies on: 404 for a missing object, equality label selectors, server-side dry run, a
+    namespaced object refused while its namespace does not exist, a CRD Established as soon as it is applied,
+    and 409 for a planned field conflict unless force_conflicts. `failures` plans other errors per (verb, name)."""
+
+    def __init__(self, objects=()):
+        self.configuration = SimpleNamespace(host=HOST)
+        self.store = {key_of(obj): copy.deepcopy(obj) for obj in objects}
+        self.calls = []
+        self.conflicts = set()  # names whose apply meets another field manager's fields
+        self.failures = {}  # (verb, name) -> exception
+        self.answers = {}  # request path -> the object the server answers
+        self._versions = itertools.count(100)
+
+    # Reads
+
+    def get(self, resource, name=None, namespace=None, label_selector=None):
+        if name is None:
+            self.calls.append(Call("list", resource.kind, namespace or "", options={"label_selector": label_selector}))
+            self._fail("list", resource.kind)
+            found = [
+                _without_type(obj)
+                for key, obj in sorted(self.store.items())
+                if key[0] == resource.kind and namespace in (None, key[1]) and _selects(label_selector, obj)
+            ]
+            return Answer(items=found)
+        self.calls.append(Call("get", resource.kind, namespace or "", name))
+        self._fail("get", name)
+        key = (resource.kind, namespace or "", name)
+        if key not in self.store:
+            raise api_error(404, f'{resource.name} "{name}" not found')
+        return Answer(self.store[key])
+
+    def request(self, method, path, body=None):
+        self.calls.append(Call("request", body["kind"], options={"method": method, "path": path, "body": body}))
+        self._fail("request", body["kind"])
+        return Answer(self.answers[path])
+
+    # Writes
+
+    def server_side_apply(self, resource, body, name, namespace, field_manager, force_conflicts, dry_run):
+        options = {"body": copy.deepcopy(body), "field_manager": field_manager, "force": force_conflicts}
+        self.calls.append(Call("apply", resource.kind, namespace or "", name, {**options, "dry_run": dry_run}))
+        self._fail("apply", name)
+        if name in self.conflicts and not force_conflicts:
+            raise api_error(409, f'Apply failed with 1 conflict: conflict with "kubectl-edit" on {name}')
+        if namespace and ("Namespace", "", namespace) not in self.store:
+            raise api_error(404, f'namespaces "{namespace}" not found')
+        key = (resource.kind, namespace or "", name)
+        after = self._applied(self.store.get(key), body, field_manager)
+        if dry_run is None:
+            self.store[key] = after
+        return Answer(after)
+
+    def delete(self, resource, name, namespace, dry_run, propagation_policy):
+        options = {"dry_run": dry_run, "propagation_policy": propagation_policy}
+        self.calls.append(Call("delete", resource.kind, namespace or "", name, options))
+        self._fail("delete", name)
+        key = (resource.kind, namespace or "", name)
+        if key not in self.store:
+            raise api_error(404, f'{resource.name} "{name}" not found')
+        if dry_run is None:
+            del self.store[key]
+
+    def patch(self, resource, body, name, namespace, content_type, dry_run):
+        options = {"body": body, "content_type": content_type, "dry_run": dry_run}
+        self.calls.append(Call("patch", resource.kind, namespace or "", name, options))
+        self._fail("patch", name)
+        after = copy.deepcopy(self.store[(resource.kind, namespace or "", name)])
+        for label, value in body["metadata"]["labels"].items():
+            if value is None:
+                after["metadata"]["labels"].pop(label, None)
+        if dry_run is None:
+            self.store[key_of(after)] = after
+        return Answer(after)
+
+    # What the tests look at
+
+    def verbs(self, *verbs) -> list:
+        """(verb, kind, namespace, name) of the calls of `verbs`, in order."""
+        return [(c.verb, c.kind, c.namespace, c.name) for c in self.calls if c.verb in verbs]
+
+    def writes(self) -> list:
+        return self.verbs("apply", "delete", "patch")
+
+    def _fail(self, verb, name):
+        if (verb, name) in self.failures:
+            raise self.failures[(verb, name)]
+
+    def _applied(self, live, body, manager):
+        after = copy.deepcopy(body)
+        metadata = after["metadata"]
+        live_metadata = (live or {}).get("metadata", {})
+        others = [entry for entry in live_metadata.get("managedFields") or [] if entry["manager"] != manager]
+        sets_fields = set(after) - {"apiVersion", "kind", "metadata"} or set(metadata) - {"name", "namespace"}
+        metadata["managedFields"] = others + ([{"manager": manager, "operation": "Apply"}] if sets_fields else [])
+        metadata["uid"] = live_metadata.get("uid") or f"uid-{metadata['name']}"
+        metadata["resourceVersion"] = str(next(self._versions))
+        if after["kind"] == "CustomResourceDefinition":
+            after["status"] = {"conditions": [{"type": "Established", "status": "True"}]}
+        return after
+
+
+def _selects(selector: str | None, obj: dict) -> bool:
+    labels = obj["metadata"].get("labels") or {}
+    return not selector or all(labels.get(k) == v for k, v in (term.split("=") for term in selector.split(",")))
+
+
+def _without_type(obj: dict) -> dict:
+    """A LIST's items come without kind and apiVersion."""
+    return {k: v for k, v in obj.items() if k not in ("kind", "apiVersion")}
+
+
+def engine_on(fake, owner=OWNER, **options) -> Engine:
+    return Engine(Cluster(fake), owner, **options)
+
+
+def istio_system():
+    return manifest("Namespace", "istio-system")
+
+
+@pytest.fixture(autouse=True)
+def no_sleeping(monkeypatch):
+    """The fake answers at once, so nothing may wait; a test that sleeps is a test that depends on timing."""
+
+    def refuse_to_sleep(seconds):
+        raise AssertionError(f"a unit test tried to sleep {seconds} s")
+
+    monkeypatch.setattr(cluster_module.time, "sleep", refuse_to_sleep)
+
+
+# Apply order and reads
+
+
+def test_manifests_are_applied_in_dependency_order():
+    fake = FakeClient()
+    desired = [
+        manifest("ValidatingWebhookConfiguration", "istio-validator-usergroup-1"),
+        manifest("AuthorizationPolicy", "deny-other-tenants", "usergroup-1"),
+        manifest("Deployment", "istiod-usergroup-1", "usergroup-1"),
+        manifest("Service", "istiod-usergroup-1", "usergroup-1"),
+        manifest("ConfigMap", "istio-usergroup-1", "usergroup-1"),
+        manifest("Role", "istiod-usergroup-1", "usergroup-1"),
+        manifest("ServiceAccount", "istiod-usergroup-1", "usergroup-1"),
+        manifest("Namespace", "usergroup-1"),
+        manifest("CustomResourceDefinition", "sidecars.networking.istio.io"),
+    ]
+    report = engine_on(fake).ensure_present(desired)
+    expected = [
+        ("CustomResourceDefinition", ""),  # CRDs
+        ("Namespace", ""),  # namespaces
+        ("Role", "usergroup-1"),  # RBAC
+        ("ServiceAccount", "usergroup-1"),
+        ("ConfigMap", "usergroup-1"),  # config
+        ("Service", "usergroup-1"),  # services
+        ("Deployment", "usergroup-1"),  # workloads
+        ("AuthorizationPolicy", "usergroup-1"),  # policies
+        ("ValidatingWebhookConfiguration", ""),  # webhooks
+    ]
+    assert [(write[1], write[2]) for write in fake.writes()] == expected
+    assert [(o["kind"], o["namespace"]) for o in report.objects] == expected
+    assert {o["action"] for o in report.objects} == {"created"} and report.changed
+
+
+def test_every_write_carries_the_owner_labels_the_hash_and_our_field_manager():
+    fake = FakeClient([istio_system()])
+    engine_on(fake).ensure_present([manifest("ConfigMap", "istio-usergroup-1", data={"mesh": "{}"})])
+    (call,) = [c for c in fake.calls if c.verb == "apply"]
+    metadata = call.options["body"]["metadata"]
+    assert metadata["labels"] == {MANAGED_BY_LABEL: FIELD_MANAGER, "meshops.io/revision": "usergroup-1"}
+    assert metadata["annotations"][HASH_ANNOTATION]
+    assert call.options["field_manager"] == FIELD_MANAGER
+    assert call.options["force"] is False and call.options["dry_run"] is None
+
+
+def test_reads_are_one_list_per_kind_and_one_get_per_object_not_owned_yet():
+    owned = [manifest("ConfigMap", f"cm-{n}", labels=OWNER.labels) for n in (1, 2)]
+    fake = FakeClient([istio_system(), *owned])
+    desired = [manifest("ConfigMap", "cm-1"), manifest("ConfigMap", "cm-2"), manifest("Service", "istiod")]
+    engine_on(fake).ensure_present(desired)
+    assert fake.verbs("get", "list") == [
+        ("list", "ConfigMap", "", ""),
+        ("list", "Service", "", ""),
+        ("get", "Service", "istio-system", "istiod"),
+    ]
+    assert {c.options["label_selector"] for c in fake.calls if c.verb == "list"} == {OWNER.selector}
+
+
+def test_a_crd_is_waited_for_until_established_before_what_depends_on_it():
+    fake = FakeClient()
+    crd = manifest("CustomResourceDefinition", "sidecars.networking.istio.io")
+    engine_on(fake).ensure_present([crd, manifest("Namespace", "usergroup-1")])
+    crd_calls = [(c.verb, c.name) for c in fake.calls if c.kind == "CustomResourceDefinition" and c.verb != "list"]
+    assert crd_calls == [
+        ("get", "sidecars.networking.istio.io"),  # not owned yet
+        ("apply", "sidecars.networking.istio.io"),
+        ("get", "sidecars.networking.istio.io"),  # Established?
+    ]
+    assert fake.writes()[-1] == ("apply", "Namespace", "", "usergroup-1")
+
+
+def test_an_unknown_kind_is_refused_before_anything_is_sent():
+    fake = FakeClient()
+    widget = {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}}
+    with pytest.raises(UnknownKindError, match="example.com/v1/Widget is not a kind this collection manages"):
+        engine_on(fake).ensure_present([manifest("Namespace", "usergroup-1"), widget])
+    assert fake.calls == []
+
+
+# The no-op run
+
+
+def test_a_live_object_with_the_same_hash_is_not_written_again():
+    fake = FakeClient([istio_system()])
+    desired = [manifest("ConfigMap", "istio-usergroup-1", data={"mesh": "{}"}), manifest("Service", "istiod")]
+    assert engine_on(fake).ensure_present(desired).changed
+    fake.calls.clear()
+    again = engine_on(fake).ensure_present(desired)
+    assert again.changed is False and again.objects == [] and again.diff == []
+    assert fake.writes() == []
+    assert [read[0] for read in fake.verbs("get", "list")] == ["list", "list"]
+
+
+def test_drift_under_the_same_hash_is_written_back():
+    fake = FakeClient([istio_system()])
+    desired = [manifest("ConfigMap", "istio-usergroup-1", data={"mesh": "{}"})]
+    engine_on(fake).ensure_present(desired)
+    fake.store[("ConfigMap", "istio-system", "istio-usergroup-1")]["data"]["mesh"] = "edited by hand"
+    report = engine_on(fake).ensure_present(desired)
+    assert fake.writes()[-1] == ("apply", "ConfigMap", "istio-system", "istio-usergroup-1")
+    assert report.objects == [
+        {"kind": "ConfigMap", "namespace": "istio-system", "name": "istio-usergroup-1", "action": "updated"}
+    ]
+    assert report.diff[0]["before"]["data"] == {"mesh": "edited by hand"}
+    assert report.diff[0]["after"]["data"] == {"mesh": "{}"}
+
+
+def test_a_field_dropped_from_the_desired_state_is_written_although_live_still_holds_the_rest():
+    fake = FakeClient([istio_system()])
+    engine_on(fake).ensure_present([manifest("ConfigMap", "istio-usergroup-1", data={"mesh": "{}", "extra": "x"})])
+    report = engine_on(fake).ensure_present([manifest("ConfigMap", "istio-usergroup-1", data={"mesh": "{}"})])
+    assert report.objects[0]["action"] == "updated"
+    assert "extra" not in fake.store[("ConfigMap", "istio-system", "istio-usergroup-1")]["data"]
+
+
+# Prune and removal by owner labels only
+
+
+def test_prune_deletes_only_what_carries_this_owners_labels():
+    ours_stale = manifest("ConfigMap", "stale", labels=OWNER.labels)
+    others = [
+        manifest("ConfigMap", "other-owner", labels=OTHER_OWNER.labels),
+        manifest("ConfigMap", "shared", labels={MANAGED_BY_LABEL: FIELD_MANAGER}),
+        manifest("ConfigMap", "hand-made"),
+        manifest("ConfigMap", "same-name-label", labels={"meshops.io/tenant": "usergroup-1"}),
+        manifest("Deployment", "other-owner", labels=OTHER_OWNER.labels),
+    ]
+    fake = FakeClient([istio_system(), ours_stale, *others])
+    report = engine_on(fake).ensure_present([manifest("ConfigMap", "kept")], prunable_kinds=("Deployment",))
+    assert fake.verbs("delete") == [("delete", "ConfigMap", "istio-system", "stale")]
+    assert [(o["name"], o["action"]) for o in report.objects] == [("kept", "created"), ("stale", "deleted")]
+    assert all(key_of(obj) in fake.store for obj in others)
+
+
+def test_a_desired_object_found_without_our_labels_is_taken_over_not_deleted():
+    hand_made = manifest("ConfigMap", "istio-usergroup-1", data={"mesh": "old"})
+    fake = FakeClient([istio_system(), hand_made])
+    report = engine_on(fake).ensure_present([manifest("ConfigMap", "istio-usergroup-1", data={"mesh": "{}"})])
+    assert fake.verbs("delete") == []
+    assert report.objects[0]["action"] == "updated"
+    stored = fake.store[key_of(hand_made)]
+    assert stored["metadata"]["labels"]["meshops.io/revision"] == "usergroup-1"
+
+
+def test_absent_deletes_this_owners_objects_dependents_first():
+    ours = [
+        manifest("Namespace", "usergroup-1", labels=OWNER.labels),
+        manifest("CustomResourceDefinition", "widgets.example.com", labels=OWNER.labels),
+        manifest("ConfigMap", "istio-usergroup-1", "usergroup-1", labels=OWNER.labels),
+        manifest("ValidatingWebhookConfiguration", "istio-validator-usergroup-1", labels=OWNER.labels),
+        manifest("Deployment", "istiod-usergroup-1", "usergroup-1", labels=OWNER.labels),
+        manifest("ServiceAccount", "istiod-usergroup-1", "usergroup-1", labels=OWNER.labels),
+    ]
+    not_ours = manifest("Deployment", "istiod-usergroup-2", "usergroup-1", labels=OTHER_OWNER.labels)
+    fake = FakeClient([*ours, not_ours])
+    kinds = ["Namespace", "CustomResourceDefinition", "ConfigMap", "ValidatingWebhookConfiguration", "Deployment"]
+    report = engine_on(fake).ensure_absent([*kinds, "ServiceAccount"])
+    assert [delete[1] for delete in fake.verbs("delete")] == [
+        "ValidatingWebhookConfiguration",
+        "Deployment",
+        "ConfigMap",
+        "ServiceAccount",
+        "Namespace",
+        "CustomResourceDefinition",
+    ]
+    assert {o["action"] for o in report.objects} == {"deleted"}
+    assert list(fake.store) == [key_of(not_ours)]
+    deletes = [c for c in fake.calls if c.verb == "delete"]
+    assert {c.options["propagation_policy"] for c in deletes} == {"Background"}
+
+
+def test_an_object_already_gone_is_not_an_error_when_deleting():
+    fake = FakeClient()
+    gone = manifest("ConfigMap", "gone", labels=OWNER.labels)
+    report = engine_on(fake).delete_objects([gone])
+    assert fake.verbs("delete") == [("delete", "ConfigMap", "istio-system", "gone")]
+    assert report.objects[0]["action"] == "deleted"
+
+
+# Objects several owners rely on
+
+
+def test_shared_objects_carry_managed_by_but_no_owner_and_are_never_pruned():
+    fake = FakeClient()
+    engine_on(fake).ensure_shared(manifest("CustomResourceDefinition", "sidecars.networking.istio.io"))
+    (call,) = [c for c in fake.calls if c.verb == "apply"]
+    assert call.options["body"]["metadata"]["labels"] == {MANAGED_BY_LABEL: FIELD_MANAGER}
+    engine_on(fake).ensure_absent(["CustomResourceDefinition"])
+    assert fake.verbs("delete") == []
+
+
+def test_force_overrides_force_conflicts_for_one_shared_object():
+    fake = FakeClient([manifest("Namespace", "usergroup-1")])
+    fake.conflicts.add("usergroup-1")
+    engine = engine_on(fake)
+    engine.ensure_shared(manifest("Namespace", "usergroup-1", labels={"istio.io/rev": "usergroup-1"}), force=True)
+    assert [c.options["force"] for c in fake.calls if c.verb == "apply"] == [True]
+
+
+def test_ensure_owned_converges_one_object_without_pruning_the_others():
+    old_token = manifest("Secret", "token-old", labels=OWNER.labels)
+    fake = FakeClient([istio_system(), old_token])
+    report = engine_on(fake).ensure_owned(manifest("Secret", "token-new", type="Opaque"), None)
+    assert fake.writes() == [("apply", "Secret", "istio-system", "token-new")]
+    assert key_of(old_token) in fake.store and report.objects[0]["action"] == "created"
+
+
+# Release
+
+
+def test_release_gives_up_our_fields_on_an_object_that_stays():
+    live = manifest("Namespace", "app-ns-1", labels={"istio.io/rev": "usergroup-1", "team": "a"})
+    live["metadata"]["managedFields"] = [{"manager": FIELD_MANAGER}, {"manager": "kubectl-create"}]
+    fake = FakeClient([live])
+    report = engine_on(fake).release("Namespace", "app-ns-1")
+    (call,) = [c for c in fake.calls if c.verb == "apply"]
+    assert call.options["body"] == {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "app-ns-1"}}
+    assert call.options["field_manager"] == FIELD_MANAGER
+    assert report.objects == [{"kind": "Namespace", "namespace": "", "name": "app-ns-1", "action": "released"}]
+    assert ("Namespace", "", "app-ns-1") in fake.store and fake.verbs("delete") == []
+
+
+def test_release_of_a_namespaced_object_names_its_namespace():
+    live = manifest("ConfigMap", "kept", labels={"a": "b"})
+    live["metadata"]["managedFields"] = [{"manager": FIELD_MANAGER}]
+    fake = FakeClient([istio_system(), live])
+    engine_on(fake).release("ConfigMap", "kept", "istio-system")
+    (call,) = [c for c in fake.calls if c.verb == "apply"]
+    assert call.options["body"]["metadata"] == {"name": "kept", "namespace": "istio-system"}
+
+
+@pytest.mark.parametrize(
+    "managers", [[], [{"manager": "kubectl-create"}], [{"manager": "istio-operator"}, {"manager": "kubectl"}]]
+)
+def test_release_writes_nothing_when_our_field_manager_holds_no_field(managers):
+    live = manifest("Namespace", "app-ns-1", labels={"istio.io/rev": "usergroup-1"})
+    live["metadata"]["managedFields"] = managers
+    fake = FakeClient([live])
+    report = engine_on(fake).release("Namespace", "app-ns-1")
+    assert fake.writes() == [] and report.changed is False
+
+
+def test_release_of_a_missing_object_writes_nothing():
+    fake = FakeClient()
+    assert engine_on(fake).release("Namespace", "gone").changed is False
+    assert fake.verbs("get", "apply") == [("get", "Namespace", "", "gone")]
+
+
+def test_remove_labels_sends_one_merge_patch_for_the_labels_present():
+    live = manifest("Namespace", "legacy", labels={"istio-injection": "enabled", "team": "a"})
+    fake = FakeClient([live])
+    report = engine_on(fake).remove_labels(live, ["istio-injection", "istio.io/rev"])
+    (call,) = [c for c in fake.calls if c.verb == "patch"]
+    assert call.options["body"] == {"metadata": {"labels": {"istio-injection": None}}}
+    assert call.options["content_type"] == "application/merge-patch+json"
+    assert fake.store[key_of(live)]["metadata"]["labels"] == {"team": "a"}
+    assert report.objects[0]["action"] == "updated"
+    assert engine_on(fake).remove_labels(fake.store[key_of(live)], ["istio-injection"]).changed is False
+    assert len(fake.verbs("patch")) == 1
+
+
+# Check mode
+
+
+def test_check_mode_is_a_server_side_dry_run_that_stores_nothing():
+    stale = manifest("ConfigMap", "stale", labels=OWNER.labels)
+    fake = FakeClient([istio_system(), stale])
+    report = engine_on(fake, check_mode=True).ensure_present([manifest("ConfigMap", "new", data={"a": "b"})])
+    assert {c.options["dry_run"] for c in fake.calls if c.verb in ("apply", "delete")} == {"All"}
+    assert [(o["name"], o["action"]) for o in report.objects] == [("new", "created"), ("stale", "deleted")]
+    assert set(fake.store) == {key_of(istio_system()), key_of(stale)}
+
+
+def test_check_mode_counts_a_404_on_apply_as_would_be_created():
+    fake = FakeClient()
+    desired = [manifest("Namespace", "usergroup-1"), manifest("Sidecar", "default", "usergroup-1", spec={"a": 1})]
+    report = engine_on(fake, check_mode=True).ensure_present(desired)
+    assert fake.writes() == [
+        ("apply", "Namespace", "", "usergroup-1"),
+        ("apply", "Sidecar", "usergroup-1", "default"),  # 404: its namespace exists only in this dry run
+    ]
+    assert [(o["kind"], o["action"]) for o in report.objects] == [("Namespace", "created"), ("Sidecar", "created")]
+    assert report.diff[1]["after"]["spec"] == {"a": 1} and report.diff[1]["before"] == {}
+    assert fake.store == {}
+
+
+def test_check_mode_does_not_wait_for_a_crd():
+    fake = FakeClient()
+    engine_on(fake, check_mode=True).ensure_present([manifest("CustomResourceDefinition", "widgets.example.com")])
+    assert fake.verbs("get") == [("get", "CustomResourceDefinition", "", "widgets.example.com")]  # before, not after
+
+
+def test_outside_check_mode_a_404_on_apply_is_an_error():
+    fake = FakeClient()
+    with pytest.raises(EngineError, match='Cannot apply Sidecar usergroup-1/default: namespaces "usergroup-1" not'):
+        engine_on(fake).ensure_present([manifest("Sidecar", "default", "usergroup-1")])
+
+
+# Errors
+
+
+def test_a_conflict_names_the_object_and_force_conflicts():
+    fake = FakeClient([istio_system()])
+    fake.conflicts.add("istio-usergroup-1")
+    with pytest.raises(EngineError) as raised:
+        engine_on(fake).ensure_present([manifest("ConfigMap", "istio-usergroup-1", data={"mesh": "{}"})])
+    message = str(raised.value)
+    assert message.startswith("ConfigMap istio-system/istio-usergroup-1: Apply failed with 1 conflict")
+    assert "set force_conflicts: true to take them over" in message
+
+
+def test_force_conflicts_takes_the_fields_over():
+    fake = FakeClient([istio_system()])
+    fake.conflicts.add("istio-usergroup-1")
+    report = engine_on(fake, force_conflicts=True).ensure_present([manifest("ConfigMap", "istio-usergroup-1")])
+    assert [c.options["force"] for c in fake.calls if c.verb == "apply"] == [True]
+    assert report.objects[0]["action"] == "created"
+
+
+def test_a_conflict_on_a_second_cluster_says_which():
+    fake = FakeClient([istio_system()])
+    fake.conflicts.add("reader")
+    with pytest.raises(EngineError, match=r"^ServiceAccount istio-system/reader on remote: Apply failed"):
+        Engine(Cluster(fake, "remote"), OWNER).ensure_present([manifest("ServiceAccount", "reader")])
+
+
+@pytest.mark.parametrize(
+    ("verb", "call", "message"),
+    [
+        ("apply", lambda e: e.ensure_present([manifest("ConfigMap", "x")]), "Cannot apply ConfigMap istio-system/x"),
+        ("delete", lambda e: e.delete_objects([manifest("ConfigMap", "x")]), "Cannot delete ConfigMap istio-system/x"),
+        ("get", lambda e: e.release("ConfigMap", "x", "istio-system"), "Cannot read ConfigMap x"),
+    ],
+)
+def test_other_api_errors_name_the_object_and_the_servers_message(verb, call, message):
+    fake = FakeClient([istio_system(), manifest("ConfigMap", "x")])
+    fake.failures[(verb, "x")] = api_error(403, 'configmaps "x" is forbidden: User "ci" cannot do that')
+    with pytest.raises(EngineError) as raised:
+        call(engine_on(fake))
+    assert str(raised.value).startswith(message)
+    assert str(raised.value).endswith('configmaps "x" is forbidden: User "ci" cannot do that')
+
+
+def test_a_transport_error_on_write_is_cluster_unreachable_naming_the_host():
+    fake = FakeClient([istio_system()])
+    fake.failures[("apply", "x")] = ProtocolError("Connection aborted.", ConnectionResetError(104, "reset"))
+    with pytest.raises(ClusterUnreachable) as raised:
+        engine_on(fake).ensure_present([manifest("ConfigMap", "x")])
+    assert raised.value.host == HOST
+    assert str(raised.value) == (
+        f"Cannot reach the Kubernetes API at {HOST} (ProtocolError); check host, kubeconfig and context, "
+        "and that the API server is up"
+    )
+
+
+@pytest.mark.parametrize(
+    ("verb", "read"),
+    [
+        ("get", lambda c: c.get("Namespace", "usergroup-1")),
+        ("list", lambda c: c.list_objects("ConfigMap")),
+        ("request", lambda c: c.post("/apis/authentication.k8s.io/v1/tokenreviews", {"kind": "TokenReview"})),
+    ],
+)
+def test_a_transport_error_on_read_names_the_second_clusters_parameter_and_host(verb, read):
+    fake = FakeClient()
+    name = {"get": "usergroup-1", "list": "ConfigMap", "request": "TokenReview"}[verb]
+    fake.failures[(verb, name)] = ProtocolError("Connection aborted.", ConnectionResetError(104, "reset"))
+    with pytest.raises(ClusterUnreachable) as raised:
+        read(Cluster(fake, "remote"))
+    assert str(raised.value).startswith(f"Cannot reach the Kubernetes API of remote at {HOST} (ProtocolError)")
+    assert "check remote.kubeconfig, remote.context and remote.host" in str(raised.value)
+
+
+# Secrets in reports
+
+
+def test_a_secrets_values_never_reach_the_diff():
+    fake = FakeClient([istio_system()])
+    secret = manifest("Secret", "cacerts", data={"ca-key.pem": "c2VjcmV0"}, stringData={"token": "t0ken"})
+    report = engine_on(fake).ensure_present([secret])
+    assert report.diff[0]["after"]["data"] == {"ca-key.pem": HIDDEN}
+    assert report.diff[0]["after"]["stringData"] == {"token": HIDDEN}
+    assert "c2VjcmV0" not in str(report) and "t0ken" not in str(report)
+
+
+# Reports
+
+
+def _report_of(*names) -> Report:
+    report = Report()
+    for name in names:
+        obj = manifest("ConfigMap", name)
+        report.record(obj, "created", None, obj)
+    return report
+
+
+def test_each_engine_has_its_own_report():
+    fake = FakeClient([istio_system()])
+    first, second = engine_on(fake), engine_on(fake, OTHER_OWNER)
+    first.ensure_present([manifest("ConfigMap", "a")])
+    second.ensure_present([manifest("ConfigMap", "b")])
+    assert [o["name"] for o in first.report.objects] == ["a"]
+    assert [o["name"] for o in second.report.objects] == ["b"]
+
+
+def test_combined_reports_keep_the_order_they_ran_in_and_any_change():
+    combined = Report.combined([_report_of("a", "b"), Report(), _report_of("c")])
+    assert combined.changed is True
+    assert [o["name"] for o in combined.objects] == ["a", "b", "c"]
+    assert [d["after_header"] for d in combined.diff] == [
+        "ConfigMap istio-system/a",
+        "ConfigMap istio-system/b",
+        "ConfigMap istio-system/c",
+    ]
+    assert Report.combined([Report(), Report()]) == Report()
+
+
+def test_tagged_report_names_the_cluster_and_leaves_the_original_alone():
+    original = _report_of("a")
+    tagged = original.tagged("cluster2")
+    assert tagged.changed is True
+    assert tagged.objects == [
+        {"kind": "ConfigMap", "namespace": "istio-system", "name": "a", "action": "created", "cluster": "cluster2"}
+    ]
+    assert tagged.diff[0]["before_header"] == "cluster2: ConfigMap istio-system/a"
+    assert tagged.diff[0]["after_header"] == "cluster2: ConfigMap istio-system/a"
+    assert "cluster" not in original.objects[0] and original.diff[0]["after_header"] == "ConfigMap istio-system/a"
+
+
+def test_tagged_and_combined_reports_of_two_clusters():
+    both = Report.combined([_report_of("a").tagged("c1"), _report_of("b").tagged("c2")])
+    assert [(o["cluster"], o["name"]) for o in both.objects] == [("c1", "a"), ("c2", "b")]
+
+
+# Waits, without waiting
+
+
+def test_wait_for_returns_the_object_once_ready():
+    deployment = manifest("Deployment", "istiod", status={"readyReplicas": 1})
+    fake = FakeClient([deployment])
+    live = engine_on(fake).wait_for("Deployment", "istiod", "istio-system", lambda d: d["status"], 60, "not ready")
+    assert live["status"] == {"readyReplicas": 1}
+
+
+def test_wait_for_gives_up_at_its_deadline_naming_what_and_the_fix():
+    fake = FakeClient()
+    with pytest.raises(EngineError) as raised:
+        engine_on(fake).wait_for("Secret", "token", "istio-system", lambda s: True, 0, "no token issued")
+    assert str(raised.value) == "Secret istio-system/token: no token issued within 0 s. Raise wait_timeout."
+
+
+def _deployment(available: int, **status) -> dict:
+    status = {"observedGeneration": 1, "replicas": 1, "updatedReplicas": 1, "availableReplicas": available, **status}
+    deployment = manifest("Deployment", "istiod", spec={"replicas": 1}, status=status)
+    deployment["metadata"]["generation"] = 1
+    return deployment
+
+
+def test_rollout_wait_passes_a_rolled_out_deployment_and_ignores_other_kinds():
+    fake = FakeClient([_deployment(available=1)])
+    engine_on(fake).wait_for_rollout([_deployment(available=1), manifest("ConfigMap", "x")], timeout=60)
+    assert fake.verbs("get") == [("get", "Deployment", "istio-system", "istiod")]
+
+
+def test_rollout_wait_reports_why_a_deployment_is_not_ready():
+    fake = FakeClient([_deployment(available=0)])
+    with pytest.raises(EngineError) as raised:
+        engine_on(fake).wait_for_rollout([_deployment(available=0)], timeout=0)
+    assert str(raised.value) == (
+        "Deployment istio-system/istiod is not ready: 0/1 replicas available, 1 updated. "
+        "Raise wait_timeout or inspect the Deployment's events."
+    )
+
+
+def test_rollout_wait_reads_nothing_in_check_mode():
+    fake = FakeClient()
+    engine_on(fake, check_mode=True).wait_for_rollout([_deployment(available=0)], timeout=0)
+    assert fake.calls == []
+
+
+def test_poll_returns_at_once_when_the_predicate_holds():
+    calls = []
+    assert Cluster.poll(lambda: calls.append(1) or True, timeout=60) is True
+    assert calls == [1]
+
+
+def test_poll_sleeps_quickly_first_then_once_a_second(monkeypatch):
+    slept, answers = [], iter([False] * 7 + [True])
+    monkeypatch.setattr(cluster_module.time, "sleep", slept.append)
+    assert Cluster.poll(lambda: next(answers), timeout=3600) is True
+    assert slept == [0.05, 0.1, 0.2, 0.5, 1.0, 1.0, 1.0]
+
+
+def test_poll_gives_up_at_the_deadline():
+    assert Cluster.poll(lambda: False, timeout=0) is False
+
+
+# The Cluster's reads
+
+
+def test_get_returns_none_for_a_missing_object():
+    fake = FakeClient([istio_system()])
+    cluster = Cluster(fake)
+    assert cluster.get("Namespace", "gone") is None
+    assert cluster.get("Namespace", "istio-system")["metadata"]["name"] == "istio-system"
+
+
+def test_list_objects_gives_each_item_its_kind_and_api_version():
+    fake = FakeClient([manifest("Role", "r", labels={"a": "b"}), manifest("Role", "s")])
+    listed = Cluster(fake).list_objects("Role", label_selector="a=b", namespace="istio-system")
+    assert [(o["kind"], o["apiVersion"], o["metadata"]["name"]) for o in listed] == [
+        ("Role", "rbac.authorization.k8s.io/v1", "r")
+    ]
+    assert fake.calls[0].namespace == "istio-system" and fake.calls[0].options == {"label_selector": "a=b"}
+
+
+def test_post_returns_the_reviews_status_and_names_the_review_on_error():
+    fake = FakeClient()
+    path = "/apis/authorization.k8s.io/v1/subjectaccessreviews"
+    fake.answers[path] = {"kind": "SubjectAccessReview", "status": {"allowed": False}}
+    review = {"kind": "SubjectAccessReview", "spec": {"user": "x"}}
+    assert Cluster(fake).post(path, review) == {"allowed": False}
+    assert fake.calls[0].options == {"method": "post", "path": path, "body": review}
+    fake.failures[("request", "SubjectAccessReview")] = api_error(403, "forbidden")
+    with pytest.raises(EngineError, match="^Cannot send SubjectAccessReview on remote: forbidden$"):
+        Cluster(fake, "remote").post(path, review)
+
+
+def test_request_token_posts_a_bound_token_request_for_the_service_account():
+    fake = FakeClient()
+    path = "/api/v1/namespaces/istio-system/serviceaccounts/reader/token"
+    fake.answers[path] = {"status": {"token": "t0ken", "expirationTimestamp": "2030-01-01T00:00:00Z"}}
+    bound_to = {"kind": "Secret", "apiVersion": "v1", "name": "holder"}
+    status = Cluster(fake).request_token("istio-system", "reader", 3600, bound_to)
+    assert status == {"token": "t0ken", "expirationTimestamp": "2030-01-01T00:00:00Z"}
+    body = fake.calls[0].options["body"]
+    assert body["kind"] == "TokenRequest" and body["spec"] == {"expirationSeconds": 3600, "boundObjectRef": bound_to}
+    fake.failures[("request", "TokenRequest")] = api_error(404, 'serviceaccounts "reader" not found')
+    with pytest.raises(EngineError, match="^Cannot request a token for ServiceAccount istio-system/reader: "):
+        Cluster(fake).request_token("istio-system", "reader", 3600, bound_to)
+
+
+def test_host_and_where_name_the_cluster():
+    fake = FakeClient()
+    assert Cluster(fake).host == HOST and Cluster(fake).where == ""
+    assert Cluster(fake, "remote").where == " on remote"
