@@ -312,7 +312,7 @@ def test_execution_environment_installs_this_collection_and_its_dependencies():
     assert ee["version"] == 3
     assert ee["images"]["base_image"]["name"]
     deps = ee["dependencies"]
-    assert deps["python"] == "requirements.txt" and (ROOT / deps["python"]).exists()
+    assert deps["python"] == "requirements-ee.txt" and (ROOT / deps["python"]).exists()
     assert deps["system"] == "bindep.txt" and (ROOT / deps["system"]).exists()
     collections = deps["galaxy"]["collections"]
     assert [Path(c["name"]).name for c in collections if c.get("type") == "file"] == [tarball]

@@ -11,7 +11,7 @@ from ansible_collections.meshops.istio.plugins.module_utils.client import config
 from ansible_collections.meshops.istio.plugins.module_utils.engine import Owner
 from ansible_collections.meshops.istio.plugins.module_utils.errors import Refusal
 
-NOW = datetime.datetime(2026, 5, 1, 12, 0, tzinfo=datetime.UTC)
+NOW = datetime.datetime(2026, 5, 1, 12, 0, tzinfo=datetime.timezone.utc)
 ACCOUNT = {"metadata": {"name": "istio-reader-service-account", "namespace": "istio-system", "uid": "sa-uid-1"}}
 
 
