@@ -80,11 +80,11 @@ demo: venv binaries ## start a local cluster and run playbooks/multitenant.yml a
 		-e istioctl_path=$$(bash hack/build-binaries.sh)/istioctl
 	@echo "The cluster keeps running: KUBECONFIG=$(CLUSTER_STATE)/c1/kubeconfig; stop it with make cluster-down"
 
-build: venv ## build the collection tarball
-	ansible-galaxy collection build --force .
+build: venv ## build the collection tarball (and the galaxy requirements the execution environment installs it with)
+	bash hack/build.sh
 
 ee-context: build ## the execution environment's build context in context/ (ansible-builder create)
-	ansible-builder create --file execution-environment.yml --context context
+	ansible-builder create --file execution-environment.yml --context context --output-filename Containerfile
 
 clean: cluster-down ## stop clusters, remove the venv and build outputs (the Go binary cache stays)
-	rm -rf $(VENV) .venv-floor .collections .pytest_cache .ruff_cache meshops-istio-*.tar.gz context
+	rm -rf $(VENV) .venv-floor .collections .pytest_cache .ruff_cache meshops-istio-*.tar.gz meshops-istio-*.requirements.yml context

@@ -16,6 +16,7 @@ from playbook import failures
 
 VERSION = yaml.safe_load((REPO_ROOT / "galaxy.yml").read_text())["version"]
 TARBALL = f"meshops-istio-{VERSION}.tar.gz"
+REQUIREMENTS = f"meshops-istio-{VERSION}.requirements.yml"  # hack/build.sh writes it beside the tarball
 
 
 def _run(*args, **kwargs):
@@ -32,7 +33,8 @@ def _site_collections() -> str:
 @pytest.fixture(scope="module")
 def tarball(tmp_path_factory):
     directory = tmp_path_factory.mktemp("build")
-    _run("ansible-galaxy", "collection", "build", "--output-path", str(directory), str(REPO_ROOT))
+    built = _run("bash", str(REPO_ROOT / "hack" / "build.sh"), str(directory)).stdout.strip()
+    assert built == str(directory / TARBALL)
     return directory / TARBALL
 
 
@@ -105,12 +107,14 @@ def _ee_directory(tmp_path, tarball=None):
         shutil.copy(REPO_ROOT / name, tmp_path / name)
     if tarball:
         shutil.copy(tarball, tmp_path / TARBALL)
+        shutil.copy(tarball.parent / REQUIREMENTS, tmp_path / REQUIREMENTS)
     return tmp_path
 
 
 def _create(directory):
     return subprocess.run(
-        ["ansible-builder", "create", "--file", "execution-environment.yml", "--context", "context"],
+        ["ansible-builder", "create", "--file", "execution-environment.yml", "--context", "context",
+         "--output-filename", "Containerfile"],
         cwd=directory, capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
 
@@ -121,7 +125,7 @@ def test_execution_environment_build_context_is_complete(tarball, tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     build = directory / "context" / "_build"
     assert (build / "collections" / TARBALL).read_bytes() == tarball.read_bytes()
-    galaxy = yaml.safe_load((build / "requirements.yml").read_text())
+    galaxy = yaml.safe_load((build / "requirements.yml").read_text())  # ansible-builder's name for the galaxy file
     assert galaxy["collections"] == [{"name": f"/build/collections/{TARBALL}", "type": "file"}]
     assert (build / "requirements.txt").read_text() == (REPO_ROOT / "requirements-ee.txt").read_text()
     assert (build / "bindep.txt").read_text() == (REPO_ROOT / "bindep.txt").read_text()
@@ -141,4 +145,5 @@ def test_execution_environment_context_cannot_be_created_without_the_tarball(tmp
     directory = _ee_directory(tmp_path)
     result = _create(directory)
     assert result.returncode != 0
-    assert TARBALL in result.stdout + result.stderr
+    assert f"{REQUIREMENTS} does not exist" in result.stdout + result.stderr
+    assert not (directory / "context").exists()
