@@ -317,5 +317,6 @@ def test_execution_environment_installs_this_collection_and_its_dependencies():
     # hack/build.sh writes the galaxy requirements beside the tarball; it names the tarball where the galaxy stage
     # of ansible-builder's Containerfile finds the build context's _build.
     assert deps["galaxy"] == tarball.replace(".tar.gz", ".requirements.yml")
-    assert f"- name: /build/collections/{tarball}\n" in (ROOT / "hack" / "build.sh").read_text().replace("$tarball", tarball)
+    build = (ROOT / "hack" / "build.sh").read_text().replace("$tarball", tarball)
+    assert f"- name: /build/collections/{tarball}\n" in build
     assert {"src": tarball, "dest": "collections"} in ee["additional_build_files"]
