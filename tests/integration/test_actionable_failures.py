@@ -1,4 +1,5 @@
-"""A control plane that cannot be scheduled: the control_plane role shows its wait going on in the job output and
+"""Failures users can act on. A missing istioctl: the istioctl role says which and how to point at one.
+A control plane that cannot be scheduled: the control_plane role shows its wait going on in the job output and
 fails naming the role variable to raise and the Pods' FailedScheduling events; the module, failing after it wrote,
 reports changed and the objects it wrote. The local cluster's kube-scheduler finds no node matching istiod's
 nodeSelector and records FailedScheduling, as a real one does."""
@@ -10,7 +11,7 @@ import subprocess
 import pytest
 import yaml
 from localcluster.cluster import REPO_ROOT
-from playbook import ANSIBLE_ENV, run_task
+from playbook import ANSIBLE_ENV, failures, run_task
 
 NOWHERE = {"pilot": {"nodeSelector": {"meshops.io/no-such-node": "true"}}}
 
@@ -68,3 +69,18 @@ def test_module_failing_after_writing_reports_changed_objects_and_events(cluster
     assert ("Deployment", "istiod-unschedulable-module") in written and ("Namespace", "unschedulable-module") in written
     assert "Deployment unschedulable-module/istiod-unschedulable-module is not ready" in result["msg"]
     assert "FailedScheduling" in result["msg"] and "Raise wait_timeout" in result["msg"]
+
+
+def test_istioctl_role_says_which_istioctl_is_missing_and_how_to_give_one(tmp_path):
+    play = [{"name": "istioctl", "hosts": "localhost", "gather_facts": False,
+             "roles": [{"role": "meshops.istio.istioctl", "istioctl_path": "/nonexistent/istioctl",
+                        "istioctl_version": "1.31.1"}]}]  # fmt: skip
+    path = tmp_path / "istioctl.yml"
+    path.write_text(yaml.safe_dump(play))
+    result = subprocess.run(["ansible-playbook", str(path)], cwd=REPO_ROOT, env=ANSIBLE_ENV, capture_output=True,
+                            text=True, timeout=300, check=False)  # fmt: skip
+    assert result.returncode != 0
+    [message] = failures(json.loads(result.stdout))
+    assert message.startswith("Cannot run istioctl /nonexistent/istioctl (")
+    assert "set istioctl_path to the path of an istioctl binary of Istio 1.31.1" in message
+    assert "istioctl_url and istioctl_sha256" in message
