@@ -17,10 +17,6 @@ from .kinds import KINDS, Kind
 POLL_SECONDS = (0.05, 0.1, 0.2, 0.5, 1.0)
 
 
-# Events are read only to explain a failed wait; they are not a kind the collection writes (kinds.KINDS).
-EVENTS = Resource(prefix="api", group="", api_version="v1", kind="Event", namespaced=True, name="events")
-
-
 def api_message(error) -> str:
     """The API server's own sentence for an ApiError (its Status message), else the error's text."""
     return getattr(error, "summary", lambda: str(error))()
@@ -111,7 +107,7 @@ class Cluster:
         Deployment's ReplicaSets and Pods), newest last, one per object and reason: 'Pod x: Reason: message'."""
         try:
             with self.reaching():
-                events = self.client.get(EVENTS, namespace=namespace, field_selector="type=Warning").to_dict()
+                events = self.client.get(_events(), namespace=namespace, field_selector="type=Warning").to_dict()
         except ApiError:
             return []  # the events only explain a failure; never fail for want of them
         return warning_lines(events.get("items") or [], name_prefix, limit)
@@ -131,6 +127,11 @@ class Cluster:
             if time.monotonic() >= deadline:
                 return False
             time.sleep(next(delays))
+
+
+def _events():
+    """Core v1 Events: read only to explain a failed wait, not a kind the collection writes (kinds.KINDS)."""
+    return Resource(prefix="api", group="", api_version="v1", kind="Event", namespaced=True, name="events")
 
 
 def warning_lines(events: list, name_prefix: str, limit: int) -> list:
