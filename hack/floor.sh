@@ -34,7 +34,7 @@ done
 
 cd "$root"
 echo "floor: unit tests on $("$venv/bin/python" --version), ansible-core $("$venv/bin/python" -c \
-  'import ansible; print(ansible.__version__)' 2>/dev/null || echo '?')"
+  'from ansible.release import __version__; print(__version__)')"
 PYTHONPATH="$root/tests:$venv/collections" "$venv/bin/python" -m pytest tests/unit -q -p no:cacheprovider \
   -o pythonpath= -o addopts=-ra
 echo "floor: the AWX-credential playbook path with $venv/bin/ansible-playbook"
