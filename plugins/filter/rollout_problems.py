@@ -26,7 +26,7 @@ EXAMPLES = r"""
   kubernetes.core.k8s_info:
     kind: Deployment
     namespace: istio-system
-    label_selector: app=istiod
+    label_selectors: [app=istiod]
   register: istiod
   until: istiod.resources | meshops.istio.rollout_problems | length == 0
   retries: 150

@@ -45,9 +45,12 @@ def test_control_plane_role_shows_the_wait_and_names_the_variable_and_events(clu
     output = result.stdout
     assert result.returncode != 0, output
     # The revision's objects were written, reported as a change, before the wait started.
-    assert re.search(r"TASK \[meshops\.istio\.control_plane : Istio revision unschedulable-role\]\s+changed:", output)
+    assert re.search(
+        r"TASK \[meshops\.istio\.control_plane : Istio revision unschedulable-role\] \**\nchanged:", output
+    )
     awaited = "Wait for istiod to be available: unschedulable-role/istiod-unschedulable-role, up to "
-    retries = re.findall(rf"FAILED - RETRYING: \[localhost\]: {awaited}control_plane_wait_timeout=16 s", output)
+    retries = [line for line in output.splitlines() if line.startswith("FAILED - RETRYING: [localhost]: ")]
+    assert retries and all(f"{awaited}control_plane_wait_timeout=16 s" in line for line in retries), output[-3000:]
     failure = output[output.index("Istiod did not roll out") :]
     assert len(retries) >= 2 and output.index("FAILED - RETRYING") < output.index("Istiod did not roll out")
     assert "raise control_plane_wait_timeout" in failure
@@ -57,6 +60,7 @@ def test_control_plane_role_shows_the_wait_and_names_the_variable_and_events(clu
 def test_module_failing_after_writing_reports_changed_objects_and_events(cluster, istioctl, tmp_path):
     args = {
         "name": "unschedulable-module",
+        "namespace": "unschedulable-module",
         "istioctl_path": istioctl,
         "discovery_selectors": [{"matchLabels": {"meshops.io/tenant": "unschedulable-module"}}],
         "values": NOWHERE,
@@ -64,7 +68,7 @@ def test_module_failing_after_writing_reports_changed_objects_and_events(cluster
     }
     result = run_task(cluster.kubeconfig, "meshops.istio.istio_revision", args, tmp_path=tmp_path)
     assert result.get("failed"), json.dumps(result)[:2000]
-    assert result["changed"] is True
+    assert result["changed"] is True, result["msg"]
     written = {(o["kind"], o["name"]) for o in result["objects"]}
     assert ("Deployment", "istiod-unschedulable-module") in written and ("Namespace", "unschedulable-module") in written
     assert "Deployment unschedulable-module/istiod-unschedulable-module is not ready" in result["msg"]
