@@ -12,7 +12,7 @@ CLUSTER_STATE ?= $(CURDIR)/.cluster
 export PATH := $(BIN):$(PATH)
 export PYTHONPATH := $(CURDIR)/tests
 
-.PHONY: help venv binaries lint sanity unit integration conformance molecule bench test cluster-up cluster-down demo build clean
+.PHONY: help venv binaries lint sanity unit integration floor conformance molecule bench test cluster-up cluster-down demo build ee-context clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 16
@@ -46,6 +46,9 @@ unit: venv ## pure-logic tests, no cluster
 integration: venv binaries ## modules and playbooks against local clusters (or MESHOPS_TEST_KUBECONFIG)
 	pytest tests/integration $(PYTEST_ARGS)
 
+floor: venv binaries ## the oldest supported pair (ansible-core 2.17, Python 3.10): unit tests and the AWX-credential playbooks
+	bash hack/floor.sh $(PYTEST_ARGS)
+
 conformance: venv binaries ## real istiods (pilot-discovery) against what the collection installs; Go builds hack/xdsclient once
 	pytest tests/conformance $(PYTEST_ARGS)
 
@@ -61,7 +64,7 @@ bench: venv binaries ## benchmarks vs kubernetes.core.k8s and istioctl install, 
 # kubelets, no istiod) cannot provide: run it against a real cluster (see README); test_playbooks.py covers the
 # shared model locally.
 test: MOLECULE_SCENARIOS = dedicated upgrade multicluster
-test: lint sanity unit integration conformance molecule ## everything CI runs
+test: lint sanity unit integration floor conformance molecule ## everything CI runs
 
 cluster-up: venv binaries ## start a local cluster that keeps running; prints its kubeconfig
 	python -m localcluster up --state-dir $(CLUSTER_STATE) --clusters $${CLUSTERS:-1}
@@ -70,13 +73,18 @@ cluster-down: venv ## stop the local clusters started by cluster-up
 	python -m localcluster down --state-dir $(CLUSTER_STATE)
 
 demo: venv binaries ## start a local cluster and run playbooks/multitenant.yml against it
+	@echo "demo: [1/2] a local cluster (etcd, kube-apiserver, controllers, kwok nodes) in $(CLUSTER_STATE)"
 	python -m localcluster status --state-dir $(CLUSTER_STATE) >/dev/null 2>&1 || $(MAKE) cluster-up
+	@echo "demo: [2/2] playbooks/multitenant.yml: seed 002's tenants, a control plane each"
 	K8S_AUTH_KUBECONFIG=$(CLUSTER_STATE)/c1/kubeconfig ansible-playbook playbooks/multitenant.yml \
 		-e istioctl_path=$$(bash hack/build-binaries.sh)/istioctl
 	@echo "The cluster keeps running: KUBECONFIG=$(CLUSTER_STATE)/c1/kubeconfig; stop it with make cluster-down"
 
-build: venv ## build the collection tarball
-	ansible-galaxy collection build --force .
+build: venv ## build the collection tarball (and the galaxy requirements the execution environment installs it with)
+	bash hack/build.sh
+
+ee-context: build ## the execution environment's build context in context/ (ansible-builder create)
+	ansible-builder create --file execution-environment.yml --context context --output-filename Containerfile
 
 clean: cluster-down ## stop clusters, remove the venv and build outputs (the Go binary cache stays)
-	rm -rf $(VENV) .collections .pytest_cache .ruff_cache meshops-istio-*.tar.gz
+	rm -rf $(VENV) .venv-floor .collections .pytest_cache .ruff_cache meshops-istio-*.tar.gz meshops-istio-*.requirements.yml context

@@ -25,6 +25,23 @@ export GOFLAGS=-mod=mod GOTOOLCHAIN=${GOTOOLCHAIN:-auto} CGO_ENABLED=0
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$bin_dir.partial"
+# Go's own output (hundreds of "go: downloading" lines) goes to a log; the terminal gets one line per step.
+log=$cache_root/build.log
+: >"$log"
+step=0
+echo "Building ${#binaries[@]} binaries of the local cluster into $bin_dir (first time: minutes of Go builds;" \
+  "Go's output in $log)" >&2
+
+# go_quietly DIR ARGS...: run go in DIR with its output in the log; on failure show the log's end.
+go_quietly() {
+  local dir=$1
+  shift
+  if ! (cd "$dir" && go "$@") >>"$log" 2>&1; then
+    echo "go $1 failed in $dir; the end of $log:" >&2
+    tail -n 40 "$log" >&2
+    return 1
+  fi
+}
 
 # new_wrapper DIR REQUIRED_MODULE VERSION: a throwaway main module that requires one upstream module.
 new_wrapper() {
@@ -34,9 +51,14 @@ new_wrapper() {
 
 build() {  # build DIR OUTPUT PACKAGE [LDFLAGS]; a binary left by an interrupted run is kept
   local start=$SECONDS
-  [ -x "$bin_dir.partial/$2" ] && return 0
-  (cd "$1" && go build -trimpath -ldflags "-s -w ${4:-}" -o "$bin_dir.partial/$2" "$3")
-  echo "built $2 in $((SECONDS - start)) s" >&2
+  step=$((step + 1))
+  if [ -x "$bin_dir.partial/$2" ]; then
+    echo "[$step/${#binaries[@]}] $2: kept from an interrupted build" >&2
+    return 0
+  fi
+  echo "[$step/${#binaries[@]}] $2: building $3 ..." >&2
+  go_quietly "$1" build -trimpath -ldflags "-s -w ${4:-}" -o "$bin_dir.partial/$2" "$3"
+  echo "[$step/${#binaries[@]}] $2: built in $((SECONDS - start)) s" >&2
 }
 
 build_etcd() {
@@ -49,7 +71,8 @@ build_kubernetes() {
   minor=${minor%%.*}
   new_wrapper "$dir" k8s.io/kubernetes "v$KUBERNETES_VERSION"
   # k8s.io/kubernetes points its staging modules at ./staging; point them at their published v0.X.Y instead.
-  (cd "$dir" && go mod download -json "k8s.io/kubernetes@v$KUBERNETES_VERSION" >/dev/null)
+  echo "[$((step + 1))/${#binaries[@]}] downloading k8s.io/kubernetes v$KUBERNETES_VERSION ..." >&2
+  go_quietly "$dir" mod download "k8s.io/kubernetes@v$KUBERNETES_VERSION"
   local gomod
   gomod=$(cd "$dir" && go mod download -json "k8s.io/kubernetes@v$KUBERNETES_VERSION" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')
   sed -n 's#^[[:space:]]*\(k8s\.io/[a-z0-9-]*\) => \./staging/.*#\1#p' "$gomod" | sort -u | while read -r m; do

@@ -41,6 +41,8 @@ class Cluster:
     def __init__(self, client, parameter: str | None = None):
         self.client = client
         self.parameter = parameter
+        # The report of every Engine writing here, so that a failure after some writes still reports them.
+        self.reports = []
 
     @property
     def host(self) -> str:
@@ -100,6 +102,16 @@ class Cluster:
                 f"{api_message(error)}"
             ) from error
 
+    def latest_warnings(self, namespace: str, name_prefix: str, limit: int = 3) -> list:
+        """The latest Warning events of the objects in `namespace` whose names start with `name_prefix` (a
+        Deployment's ReplicaSets and Pods), newest last, one per object and reason: 'Pod x: Reason: message'."""
+        try:
+            with self.reaching():
+                events = self.client.get(_events(), namespace=namespace, field_selector="type=Warning").to_dict()
+        except ApiError:
+            return []  # the events only explain a failure; never fail for want of them
+        return warning_lines(events.get("items") or [], name_prefix, limit)
+
     @property
     def where(self) -> str:
         """` on <parameter>` for a second cluster, to follow an object's name in a message; else empty."""
@@ -115,6 +127,28 @@ class Cluster:
             if time.monotonic() >= deadline:
                 return False
             time.sleep(next(delays))
+
+
+def _events():
+    """Core v1 Events: read only to explain a failed wait, not a kind the collection writes (kinds.KINDS)."""
+    return Resource(prefix="api", group="", api_version="v1", kind="Event", namespaced=True, name="events")
+
+
+def warning_lines(events: list, name_prefix: str, limit: int) -> list:
+    """`limit` lines of the newest Warning events about objects named `name_prefix`..., newest last."""
+    latest = {}
+    for event in sorted(events, key=_event_time):
+        involved = event.get("involvedObject") or {}
+        if event.get("type") == "Warning" and (involved.get("name") or "").startswith(name_prefix):
+            key = (involved.get("kind"), involved.get("name"), event.get("reason"))
+            latest.pop(key, None)
+            latest[key] = f"{key[0]} {key[1]}: {key[2]}: {(event.get('message') or '').strip()}"
+    return list(latest.values())[-limit:]
+
+
+def _event_time(event: dict) -> str:
+    """Core v1 events carry lastTimestamp, or only eventTime when written through events.k8s.io; RFC 3339 sorts."""
+    return str(event.get("lastTimestamp") or event.get("eventTime") or event["metadata"].get("creationTimestamp") or "")
 
 
 def _delays():

@@ -110,6 +110,7 @@ class Engine:
         self.check_mode = check_mode
         self.force_conflicts = force_conflicts
         self.report = Report()
+        cluster.reports.append(self.report)
 
     def list_owned(self, kinds) -> dict:
         return {
@@ -310,9 +311,11 @@ class Engine:
             return seen["problem"] is None
 
         if not self.cluster.poll(rolled_out, max(deadline - time.monotonic(), 0)):
+            warnings = self.cluster.latest_warnings(namespace, f"{name}-")
+            events = f" Latest warning events: {'; '.join(warnings)}." if warnings else " No warning events."
             raise EngineError(
-                f"Deployment {namespace}/{name}{self.cluster.where} is not ready: {seen['problem']}. "
-                "Raise wait_timeout or inspect the Deployment's events."
+                f"Deployment {namespace}/{name}{self.cluster.where} is not ready: {seen['problem']}.{events} "
+                "Raise wait_timeout if it is only slow."
             )
 
 

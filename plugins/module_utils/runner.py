@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from .client import AUTH_ARG_SPEC, connect, connect_other
 from .cluster import Cluster
+from .engine import Report
 from .errors import MeshopsError
 
 COMMON_ARG_SPEC = {**AUTH_ARG_SPEC, "force_conflicts": {"type": "bool", "default": False}}
@@ -15,18 +16,25 @@ COMMON_ARG_SPEC = {**AUTH_ARG_SPEC, "force_conflicts": {"type": "bool", "default
 def run_module(module, action, needs_cluster: bool = True):
     """Exit `module` with what `action(cluster)` returns as (result, warnings, diff).
 
-    Every error of the collection's tree (errors.MeshopsError) becomes one fail_json sentence.
-    `needs_cluster=False` passes None instead of a Cluster."""
+    Every error of the collection's tree (errors.MeshopsError) becomes one fail_json sentence, with `changed` and
+    the `objects` written on the module's cluster before the failure. `needs_cluster=False` passes None instead
+    of a Cluster."""
     cluster = Cluster(connect(module)) if needs_cluster else None
     try:
         result, warnings, diff = action(cluster)
     except MeshopsError as error:
-        module.fail_json(msg=str(error))
+        module.fail_json(msg=str(error), **written_before_failure(cluster))
     for warning in warnings:
         module.warn(warning)
     if module._diff:
         result["diff"] = diff
     module.exit_json(**result)
+
+
+def written_before_failure(cluster: Cluster | None) -> dict:
+    """changed and objects of every Engine that wrote on `cluster`, for a failing module's result."""
+    report = Report.combined(cluster.reports if cluster else [])
+    return {"changed": report.changed, "objects": report.objects}
 
 
 def other_cluster(module, auth: dict, parameter: str) -> Cluster:

@@ -32,6 +32,12 @@ description:
   - Private keys are never returned, logged or shown in diffs.
 author:
   - meshops.istio developers (@meshops)
+requirements:
+  - ansible-core 2.17 or later, on Python 3.10 or later (the host that runs the module, usually the controller)
+  - kubernetes (Python) 29.0.0 or later
+  - PyYAML 6.0 or later
+  - jsonpatch 1.33 or later
+  - cryptography (Python) 42.0.0 or later
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
   - meshops.istio.attributes

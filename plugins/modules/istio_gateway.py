@@ -31,6 +31,11 @@ description:
   - A second run with the same parameters sends no write request and reports C(changed=false).
 author:
   - meshops.istio developers (@meshops)
+requirements:
+  - ansible-core 2.17 or later, on Python 3.10 or later (the host that runs the module, usually the controller)
+  - kubernetes (Python) 29.0.0 or later
+  - PyYAML 6.0 or later
+  - jsonpatch 1.33 or later
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
   - meshops.istio.attributes

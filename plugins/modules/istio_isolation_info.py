@@ -18,6 +18,11 @@ description:
   - Every violation is returned as a sentence in RV(problems). C(playbooks/verify.yml) fails when there are any.
 author:
   - meshops.istio developers (@meshops)
+requirements:
+  - ansible-core 2.17 or later, on Python 3.10 or later (the host that runs the module, usually the controller)
+  - kubernetes (Python) 29.0.0 or later
+  - PyYAML 6.0 or later
+  - jsonpatch 1.33 or later
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
   - meshops.istio.attributes.info_module

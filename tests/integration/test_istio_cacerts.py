@@ -64,7 +64,7 @@ def make_leaf(ca_cert_pem: bytes, ca_key_pem: bytes):
     """A workload certificate as istiod would issue it, signed by an intermediate from a cacerts Secret."""
     issuer = x509.load_pem_x509_certificate(ca_cert_pem)
     issuer_key = serialization.load_pem_private_key(ca_key_pem, password=None)
-    return leaf_signed_by(issuer, issuer_key, datetime.datetime.now(datetime.UTC))
+    return leaf_signed_by(issuer, issuer_key, datetime.datetime.now(datetime.timezone.utc))
 
 
 def openssl_verify(tmp_path, root_bundle: bytes, intermediate: bytes, leaf) -> subprocess.CompletedProcess:
@@ -241,7 +241,7 @@ def test_root_rotation_without_an_outage(run, two_clusters, pki_dir, tmp_path):
 def self_signed(ca=True, key_cert_sign=True, days=3650, start_days_ago=1):
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "Test CA")])
-    now = datetime.datetime.now(datetime.UTC)
+    now = datetime.datetime.now(datetime.timezone.utc)
     certificate = (
         x509.CertificateBuilder()
         .subject_name(name)

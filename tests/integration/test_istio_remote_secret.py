@@ -318,7 +318,9 @@ def test_a_bound_token_replaces_the_token_secret(run, primary, remote):
     claims = json.loads(base64.urlsafe_b64decode(token_of(new).split(".")[1] + "=="))
     assert claims["exp"] - claims["iat"] == 3600
     assert claims["kubernetes.io"]["secret"] == {"name": anchor.metadata.name, "uid": anchor.metadata.uid}
-    assert result["token_expiration"] == datetime.datetime.fromtimestamp(claims["exp"], datetime.UTC).isoformat()
+    assert (
+        result["token_expiration"] == datetime.datetime.fromtimestamp(claims["exp"], datetime.timezone.utc).isoformat()
+    )
     assert wait_until_rejected(old, token_of(old)) == 401
 
     before = counts(primary, remote)

@@ -31,7 +31,7 @@ def _cert_pem(cert):
 
 
 def _builder(subject, issuer, public_key):
-    now = datetime.datetime.now(datetime.UTC)
+    now = datetime.datetime.now(datetime.timezone.utc)
     return (
         x509.CertificateBuilder()
         .subject_name(subject)

@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from pem import pem_block
 
-NOW = datetime.datetime(2026, 5, 1, 12, 0, tzinfo=datetime.UTC)
+NOW = datetime.datetime(2026, 5, 1, 12, 0, tzinfo=datetime.timezone.utc)
 
 
 def spec(**overrides):

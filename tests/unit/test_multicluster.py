@@ -9,7 +9,7 @@ import yaml
 from ansible_collections.meshops.istio.plugins.module_utils import multicluster, pki
 from ansible_collections.meshops.istio.plugins.module_utils.cacerts import secret_manifest
 
-NOW = datetime.datetime(2026, 5, 1, 12, 0, tzinfo=datetime.UTC)
+NOW = datetime.datetime(2026, 5, 1, 12, 0, tzinfo=datetime.timezone.utc)
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from cryptography.x509.oid import NameOID, SignatureAlgorithmOID
 from pem import pem_begin, pem_block
 from workload_certs import leaf_signed_by as workload_leaf
 
-NOW = datetime.datetime(2026, 5, 1, 12, 0, tzinfo=datetime.UTC)
+NOW = datetime.datetime(2026, 5, 1, 12, 0, tzinfo=datetime.timezone.utc)
 CA_KEY_USAGE = {"digital_signature", "content_commitment", "key_encipherment", "key_cert_sign"}
 
 

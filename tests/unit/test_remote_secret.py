@@ -12,7 +12,7 @@ from ansible_collections.meshops.istio.plugins.module_utils.errors import Refusa
 from ansible_collections.meshops.istio.plugins.module_utils.remote_secret import ensure, kubeconfig, reader, tokens
 from ansible_collections.meshops.istio.plugins.module_utils.remote_secret.spec import RemoteSecretSpec, validate
 
-NOW = datetime.datetime(2026, 5, 1, 12, 0, tzinfo=datetime.UTC)
+NOW = datetime.datetime(2026, 5, 1, 12, 0, tzinfo=datetime.timezone.utc)
 ACCOUNT = {"metadata": {"name": "istio-reader-service-account", "namespace": "istio-system", "uid": "sa-uid-1"}}
 
 
