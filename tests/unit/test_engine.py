@@ -73,9 +73,9 @@ class Call:
 class Answer:
     """What the kubernetes library returns: an object with to_dict(), a list with items."""
 
-    def __init__(self, obj=None, items=()):
-        self._obj = obj
-        self.items = [Answer(item) for item in items]
+    def __init__(self, obj=None, items=None):
+        self._obj = obj if items is None else {"items": list(items)}
+        self.items = [Answer(item) for item in items or ()]
 
     def to_dict(self):
         return copy.deepcopy(self._obj)
@@ -98,14 +98,17 @@ class FakeClient:
 
     # Reads
 
-    def get(self, resource, name=None, namespace=None, label_selector=None):
+    def get(self, resource, name=None, namespace=None, label_selector=None, field_selector=None):
         if name is None:
             self.calls.append(Call("list", resource.kind, namespace or "", options={"label_selector": label_selector}))
             self._fail("list", resource.kind)
             found = [
                 _without_type(obj)
                 for key, obj in sorted(self.store.items())
-                if key[0] == resource.kind and namespace in (None, key[1]) and _selects(label_selector, obj)
+                if key[0] == resource.kind
+                and namespace in (None, key[1])
+                and _selects(label_selector, obj)
+                and _selects(field_selector, obj, fields=True)
             ]
             return Answer(items=found)
         self.calls.append(Call("get", resource.kind, namespace or "", name))
@@ -185,9 +188,10 @@ class FakeClient:
         return after
 
 
-def _selects(selector: str | None, obj: dict) -> bool:
-    labels = obj["metadata"].get("labels") or {}
-    return not selector or all(labels.get(k) == v for k, v in (term.split("=") for term in selector.split(",")))
+def _selects(selector: str | None, obj: dict, fields: bool = False) -> bool:
+    """Equality label selectors, or with `fields` equality field selectors on top-level fields (type=Warning)."""
+    values = obj if fields else obj["metadata"].get("labels") or {}
+    return not selector or all(values.get(k) == v for k, v in (term.split("=") for term in selector.split(",")))
 
 
 def _without_type(obj: dict) -> dict:
@@ -681,9 +685,26 @@ def test_rollout_wait_reports_why_a_deployment_is_not_ready():
     with pytest.raises(EngineError) as raised:
         engine_on(fake).wait_for_rollout([_deployment(available=0)], timeout=0)
     assert str(raised.value) == (
-        "Deployment istio-system/istiod is not ready: 0/1 replicas available, 1 updated. "
-        "Raise wait_timeout or inspect the Deployment's events."
+        "Deployment istio-system/istiod is not ready: 0/1 replicas available, 1 updated. No warning events. "
+        "Raise wait_timeout if it is only slow."
     )
+
+
+def test_rollout_wait_quotes_the_pods_latest_warning_events():
+    event = {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"name": "istiod-5d-x.1", "namespace": "istio-system"},
+        "type": "Warning",
+        "reason": "FailedScheduling",
+        "message": "0/1 nodes are available",
+        "involvedObject": {"kind": "Pod", "name": "istiod-5d-x"},
+        "lastTimestamp": "2026-12-04T10:00:00Z",
+    }
+    fake = FakeClient([_deployment(available=0), event])
+    with pytest.raises(EngineError) as raised:
+        engine_on(fake).wait_for_rollout([_deployment(available=0)], timeout=0)
+    assert "FailedScheduling" in str(raised.value) and "0/1 nodes are available" in str(raised.value)
 
 
 def test_rollout_wait_reads_nothing_in_check_mode():
