@@ -20,7 +20,7 @@ description:
     is valid against the strict Ant JUnit schema, which Jenkins, GitLab and GitHub test reporters read.
   - C(<name>.json) is the report document; C(<name>.html) is rendered from it with a Jinja2 template shipped in the
     collection (C(roles/verify_report/templates/isolation_report.html.j2)). The page is one self-contained file
-    (inline styles, no script, nothing loaded from the network): a summary, the problems, the tenants (a broken one
+    (inline styles, no script, nothing loaded from the network) with a summary, the problems, the tenants (a broken one
     is marked BROKEN), a tenancy map (clusters, control planes with their CA's intermediate and roots and expiry
     dates, tenant namespaces, gateways, remote secrets), the traffic matrix when O(traffic) has cells, and every
     check.

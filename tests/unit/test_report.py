@@ -20,6 +20,7 @@ POLICIES = {
     ("Sidecar", "default"): {},
     ("NetworkPolicy", "meshops-tenant-isolation"): {},
 }
+REVISIONS = ("usergroup-1", "usergroup-2")
 TENANTS = [{"name": "usergroup-1", "namespaces": ["app-ns-1"]}, {"name": "usergroup-2", "namespaces": ["app-ns-2"]}]
 TRAFFIC = [
     {"client": "app-ns-1", "server": "app-ns-1", "expected": "200", "observed": "200"},
@@ -46,9 +47,7 @@ def _facts(relabel_app_ns_1=False):
         namespaces["app-ns-1"]["istio.io/rev"] = "usergroup-2"
     state = {
         "namespaces": namespaces,
-        "revisions": {
-            r: {"namespace": r, "selectors": [{"matchLabels": {"usergroup": r}}]} for r in ("usergroup-1", "usergroup-2")
-        },
+        "revisions": {r: {"namespace": r, "selectors": [{"matchLabels": {"usergroup": r}}]} for r in REVISIONS},
         "webhooks": [_injector("usergroup-1"), _injector("usergroup-2")],
         "policies": {"app-ns-1": dict(POLICIES), "app-ns-2": dict(POLICIES)},
         "gateways": [{"metadata": {"name": "ingress", "namespace": "app-ns-2", "generation": 1},
