@@ -26,7 +26,7 @@ description:
     check.
   - The files are replaced whole. The task does not fail when invariants are broken; assert on RV(passed) or on the
     info module's C(problems).
-  - This is an action plugin: it runs on the controller, whatever host the task runs for.
+  - This is an action plugin, so it runs on the controller, whatever host the task runs for.
 author:
   - meshops.istio developers (@meshops)
 options:
