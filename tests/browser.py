@@ -120,13 +120,13 @@ class Page:
             raise RuntimeError(f"{expression}: {result['exceptionDetails']}")
         return result["result"].get("value")
 
-    def screenshot(self, path: Path) -> Path:
-        """The whole page as PNG."""
-        height = int(self.evaluate("document.documentElement.scrollHeight"))
+    def screenshot(self, path: Path, full_page: bool = True) -> Path:
+        """The whole page (or what the window shows) as PNG."""
+        height = int(self.evaluate("document.documentElement.scrollHeight")) if full_page else self.height
         self.send(
             "Emulation.setDeviceMetricsOverride", width=self.width, height=height, deviceScaleFactor=1, mobile=False
         )
-        data = self.send("Page.captureScreenshot", format="png", captureBeyondViewport=True)["data"]
+        data = self.send("Page.captureScreenshot", format="png", captureBeyondViewport=full_page)["data"]
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(base64.b64decode(data))

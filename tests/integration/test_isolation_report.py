@@ -180,6 +180,9 @@ def test_check_mode_writes_nothing_and_bad_input_is_refused_before_writing(tmp_p
     both = run_task(kubeconfig, "meshops.istio.isolation_report",
                     {"isolation": FACTS, "multicluster": {"c1": {}}, "dest": str(dest)}, tmp_path=tmp_path)  # fmt: skip
     assert both["failed"] and "mutually exclusive: isolation|multicluster" in both["msg"]
+    outside = run_task(kubeconfig, "meshops.istio.isolation_report",
+                       {"isolation": FACTS, "dest": str(dest), "name": "../escape"}, tmp_path=tmp_path)  # fmt: skip
+    assert outside["failed"] and outside["msg"].startswith("name '../escape' must be a plain file name")
     assert not dest.exists()
 
     written = run_task(kubeconfig, "meshops.istio.isolation_report",
