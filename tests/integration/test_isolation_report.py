@@ -28,8 +28,8 @@ needs_chromium = pytest.mark.skipif(
 
 
 def _reports(directory: Path) -> dict:
-    files = {kind: directory / f"isolation.{ext}" for kind, ext in (("junit", "junit.xml"), ("json", "json"),
-                                                                     ("html", "html"))}  # fmt: skip
+    extensions = {"junit": "junit.xml", "json": "json", "html": "html"}
+    files = {kind: directory / f"isolation.{ext}" for kind, ext in extensions.items()}
     assert all(path.is_file() for path in files.values()), sorted(p.name for p in directory.iterdir())
     SCHEMA.validate(str(files["junit"]))
     return files
