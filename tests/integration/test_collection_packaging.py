@@ -21,6 +21,10 @@ def test_tarball_installs_and_ships_only_the_collection(tmp_path):
         names = archive.getnames()
     assert "MANIFEST.json" in names and "meta/runtime.yml" in names
     assert not [n for n in names if n.startswith(("tests/localcluster", "hack", ".ci", "molecule", ".venv"))]
+    # The report's action plugin reads its template from the role at run time.
+    report_files = {"plugins/action/isolation_report.py", "roles/verify_report/templates/isolation_report.html.j2"}
+    assert report_files <= set(names)
+    assert not [n for n in names if n.startswith(("isolation-report", "tests/output"))]
 
     collections = tmp_path / "collections"
     # --force: the clone itself is on the configured collections path, which would count as installed.
