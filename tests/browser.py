@@ -4,8 +4,11 @@ browser would open it: what the console said, what the DOM holds, and a screensh
 Talks to Chromium with websocket-client (a dependency of the kubernetes client); nothing else is needed."""
 
 import base64
+import contextlib
 import json
+import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -30,12 +33,13 @@ class Page:
         self.events, self._next_id = [], 0
 
     def __enter__(self):
-        self._profile = tempfile.TemporaryDirectory(prefix="chromium-")
+        # Chromium's helper processes may still write the profile as they exit.
+        self._profile = tempfile.TemporaryDirectory(prefix="chromium-", ignore_cleanup_errors=True)
         self._process = subprocess.Popen(
             [chromium_binary(), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
              "--no-default-browser-check", "--remote-debugging-port=0", "--remote-allow-origins=*",
              f"--user-data-dir={self._profile.name}", f"--window-size={self.width},{self.height}", "about:blank"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
         )  # fmt: skip
         try:
             self._socket = websocket.create_connection(self._page_socket_url(), timeout=DEADLINE, suppress_origin=True)
@@ -51,13 +55,19 @@ class Page:
     def __exit__(self, *exc):
         if getattr(self, "_socket", None):
             self._socket.close()
-        self._process.terminate()
+        self._signal_group(signal.SIGTERM)
         try:
             self._process.wait(timeout=10)
         except subprocess.TimeoutExpired:
-            self._process.kill()
+            self._signal_group(signal.SIGKILL)
             self._process.wait()
+        self._signal_group(signal.SIGKILL)  # helpers that outlived the browser process
         self._profile.cleanup()
+
+    def _signal_group(self, number: int) -> None:
+        """Chromium and the helper processes it started (their own session, so nothing else is signalled)."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self._process.pid, number)
 
     def _page_socket_url(self) -> str:
         """The page target's DevTools address, once Chromium has written its port into the profile."""
