@@ -60,7 +60,8 @@ options:
     type: str
   cluster_name:
     description:
-      - The cluster's name in a O(isolation) report. Defaults to the API server address the facts were read from.
+      - The cluster's name in a O(isolation) report, the test suite's name and the first part of each test case's class
+        name. Defaults to C(cluster); the map shows the API server address beside it.
     type: str
 attributes:
   check_mode:
