@@ -239,6 +239,22 @@ def bundle_problem(files: dict, now: datetime.datetime) -> str | None:
     return pki.chain_problem(below_root, roots, now)
 
 
+def describe_bundle(files: dict, now: datetime.datetime) -> dict:
+    """What a report may show about a `cacerts` Secret's files: its intermediate and roots (subject, fingerprint,
+    expiry) and why istiod could not sign with it (None when it can); nothing about the key."""
+    secret_format = secret_format_of(files)
+    live = live_intermediate(files, secret_format)
+    try:
+        roots = pki.load_certificates(files[FILES[secret_format][2]]) if FILES[secret_format][2] in files else []
+    except pki.PemError:
+        roots = []
+    return {
+        "intermediate": pki.describe(live[0]) if live else None,
+        "root_certificates": [pki.describe(root) for root in roots],
+        "problem": bundle_problem(files, now),
+    }
+
+
 def live_bundle_fingerprints(files: dict, secret_format: str) -> set:
     pem = files.get(FILES[secret_format][2])
     if not pem:

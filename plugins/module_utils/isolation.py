@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 from . import pki
-from .cacerts import SECRET_NAME, bundle_problem, secret_files
+from .cacerts import SECRET_NAME, bundle_problem, describe_bundle, secret_files
 from .cluster import Cluster
 from .engine import rollout_problem
 from .gateway.spec import OWNER_LABEL as GATEWAY_LABEL
@@ -22,6 +22,15 @@ EXPECTED_POLICIES = (
     ("Sidecar", "default", "sidecar_scope"),
     ("NetworkPolicy", ISOLATION_NAME, "network_policy"),
 )
+# The invariants checked for every tenant namespace, in the order their problems are reported.
+NAMESPACE_INVARIANTS = (
+    "labelled for its tenant",
+    "selected by exactly its revision",
+    "exactly one injector",
+    "mTLS as desired",
+    "isolation policies in place",
+)
+NO_OVERLAP = "no two revisions select the same namespace"
 
 
 def injector_webhooks(webhook_configurations: list, labels: dict) -> list:
@@ -60,10 +69,11 @@ def selector_overlaps(revisions: dict, namespaces: dict) -> list:
 
 
 def _namespace_checks(tenant: dict, namespace: str, state: dict) -> tuple:
-    """(facts, problems) for one tenant namespace."""
+    """(facts, problems) for one tenant namespace; facts["invariants"] holds the problems by invariant."""
     labels = state["namespaces"].get(namespace)
     if labels is None:
-        return {"exists": False}, [f"tenant {tenant['name']}: namespace {namespace} does not exist"]
+        problem = f"tenant {tenant['name']}: namespace {namespace} does not exist"
+        return {"exists": False, "invariants": {"namespace exists": [problem]}}, [problem]
     revision = labels.get(REV_LABEL)
     selected_by = sorted(r for r, info in state["revisions"].items() if any_matches(info["selectors"], labels))
     injectors = injector_webhooks(state["webhooks"], labels)
@@ -78,28 +88,33 @@ def _namespace_checks(tenant: dict, namespace: str, state: dict) -> tuple:
         "policies": sorted(f"{kind}/{name}" for kind, name in policies),
         "ca": _ca_of(revision, state),
     }
-    where, problems = f"tenant {tenant['name']}: namespace {namespace}", []
+    where = f"tenant {tenant['name']}: namespace {namespace}"
+    found = {name: [] for name in NAMESPACE_INVARIANTS}
+    labelled, selected = found["labelled for its tenant"], found["selected by exactly its revision"]
     if facts["tenant"] != tenant["name"]:
-        problems.append(f"{where} is labelled {TENANT_LABEL}={facts['tenant']}, not {tenant['name']}")
+        labelled.append(f"{where} is labelled {TENANT_LABEL}={facts['tenant']}, not {tenant['name']}")
     if revision not in state["revisions"]:
-        problems.append(f"{where} points {REV_LABEL}={revision} at no installed revision")
+        selected.append(f"{where} points {REV_LABEL}={revision} at no installed revision")
     elif revision not in selected_by or any(
         not same_control_plane(state["revisions"], revision, r) for r in selected_by
     ):
-        problems.append(
+        selected.append(
             f"{where} carries {REV_LABEL}={revision} but is selected by revisions {', '.join(selected_by) or 'none'}; "
             f"expected {revision} alone"
         )
     if len(injectors) != 1:
-        problems.append(f"{where} matches {len(injectors)} injector webhooks {injectors}; expected exactly one")
+        found["exactly one injector"].append(
+            f"{where} matches {len(injectors)} injector webhooks {injectors}; expected exactly one"
+        )
     expected_mtls = tenant.get("mtls") or "STRICT"
     if expected_mtls != "none" and facts["mtls"] != expected_mtls:
-        problems.append(f"{where} has mTLS {facts['mtls'] or 'unset'}; expected {expected_mtls}")
+        found["mTLS as desired"].append(f"{where} has mTLS {facts['mtls'] or 'unset'}; expected {expected_mtls}")
     isolation = tenant.get("isolation") or {}
     for kind, name, option in EXPECTED_POLICIES:
         if isolation.get(option, True) and (kind, name) not in policies:
-            problems.append(f"{where} lacks {kind} {name}")
-    return facts, problems
+            found["isolation policies in place"].append(f"{where} lacks {kind} {name}")
+    facts["invariants"] = found
+    return facts, [problem for problems in found.values() for problem in problems]
 
 
 def _ca_of(revision: str | None, state: dict) -> str | None:
@@ -119,15 +134,36 @@ def cacerts_problems(cacerts: dict, now) -> list:
     return problems
 
 
+def revision_facts(state: dict, now) -> dict:
+    """Per installed revision: its system namespace and its CA (the `cacerts` chain with expiry dates, or
+    self-signed)."""
+    facts = {}
+    for revision, info in sorted(state["revisions"].items()):
+        files = state["cacerts"].get(info["namespace"])
+        facts[revision] = {
+            "namespace": info["namespace"],
+            "ca": "cacerts" if files is not None else "self-signed",
+            "cacerts": describe_bundle(files, now) if files is not None else None,
+        }
+    return facts
+
+
 def analyze(tenants: list, state: dict, now=None) -> dict:
     """The report: per tenant and namespace the facts, gateway readiness, selector overlaps, and problems.
 
     `state` holds namespaces {name: labels}, revisions (installed_revisions), webhooks (MWC objects),
     policies {namespace: {(kind, name): spec}}, gateways (Deployment objects) and cacerts {system namespace:
     the files of its `cacerts` Secret}."""
-    problems = selector_overlaps(state["revisions"], state["namespaces"])
-    problems += cacerts_problems(state["cacerts"], now or pki.utc_now())
-    report = {"tenants": {}, "problems": problems}
+    now = now or pki.utc_now()
+    invariants = {NO_OVERLAP: selector_overlaps(state["revisions"], state["namespaces"])}
+    for namespace, files in sorted(state["cacerts"].items()):
+        invariants[f"cacerts in {namespace} can sign"] = cacerts_problems({namespace: files}, now)
+    report = {
+        "tenants": {},
+        "revisions": revision_facts(state, now),
+        "invariants": invariants,
+        "problems": [problem for problems in invariants.values() for problem in problems],
+    }
     for tenant in tenants:
         entry = {"namespaces": {}, "gateways": {}}
         for namespace in tenant["namespaces"]:
@@ -164,7 +200,7 @@ def gather_isolation_report(cluster: Cluster, tenants: list) -> dict:
         "policies": policies,
         "gateways": cluster.list_objects("Deployment", label_selector=GATEWAY_LABEL),
     }
-    return analyze([_normalized(t) for t in tenants], state)
+    return {"server": cluster.host, **analyze([_normalized(t) for t in tenants], state)}
 
 
 def _cacerts_files(cluster: Cluster, system_namespaces: set) -> dict:

@@ -20,6 +20,7 @@ from . import pki
 from .cacerts import (
     SECRET_NAME,
     bundle_problem,
+    describe_bundle,
     live_bundle_fingerprints,
     live_intermediate,
     secret_files,
@@ -295,15 +296,16 @@ def gather_multicluster_report(
     """Read this cluster and its peers; `connect_peer(index)` returns the Cluster of spec.peers[index]."""
     now = now or pki.utc_now()
     namespace, cluster = spec.namespace, spec.cluster_name
-    own = trust_of(own_cluster.get("Secret", SECRET_NAME, namespace), now)
+    own_secret = own_cluster.get("Secret", SECRET_NAME, namespace)
+    own = trust_of(own_secret, now)
     peers = {}
     for index, peer in enumerate(spec.peers):
         peers[peer.cluster_name] = (connect_peer(index), peer)
     peer_trust = {name: trust_of(e.get("Secret", SECRET_NAME, namespace), now) for name, (e, _p) in peers.items()}
-    problems = trust_problems(cluster, namespace, own, peer_trust)
+    invariants = {"shares the root, with its own intermediate": trust_problems(cluster, namespace, own, peer_trust)}
 
     gateway_name = spec.eastwest_gateway
-    problems += network_problems(
+    invariants["carries its network"] = network_problems(
         cluster,
         spec.network,
         own_cluster.get("Namespace", namespace),
@@ -314,19 +316,29 @@ def gather_multicluster_report(
 
     remote_secrets = {}
     for remote in spec.remote_secrets:
+        accepted = f"remote secret for {remote} accepted"
         if remote not in peers:
-            problems.append(f"remote_secrets entry {remote} is not one of the peers; add it to peers with its auth")
+            invariants[accepted] = [
+                f"remote_secrets entry {remote} is not one of the peers; add it to peers with its auth"
+            ]
             continue
         peer_cluster, peer = peers[remote]
         expected_server = peer.server or peer_cluster.host
         live = own_cluster.get("Secret", secret_name(remote), namespace)
-        remote_secrets[remote], found = _check_remote_secret(cluster, remote, live, peer_cluster, expected_server)
-        problems += found
+        remote_secrets[remote], invariants[accepted] = _check_remote_secret(
+            cluster, remote, live, peer_cluster, expected_server
+        )
     held = own_cluster.list_objects("Secret", label_selector=f"{MULTICLUSTER_LABEL}=true", namespace=namespace)
-    problems += stray_secret_problems(cluster, held, spec.remote_secrets)
+    invariants["no remote secret for a cluster outside the mesh"] = stray_secret_problems(
+        cluster, held, spec.remote_secrets
+    )
+    own_facts = trust_facts(own)
+    if own_secret is not None:
+        own_facts["root_certificates"] = describe_bundle(secret_files(own_secret), now)["root_certificates"]
     return {
-        "cluster": {"name": cluster, "network": spec.network, "cacerts": trust_facts(own)},
+        "cluster": {"name": cluster, "network": spec.network, "cacerts": own_facts},
         "peers": {name: {"cacerts": trust_facts(trust)} for name, trust in peer_trust.items()},
         "remote_secrets": remote_secrets,
-        "problems": problems,
+        "invariants": invariants,
+        "problems": [problem for problems in invariants.values() for problem in problems],
     }

@@ -64,7 +64,42 @@ tenants:
           selected_by: [usergroup-1]
           injectors: [istio-sidecar-injector-usergroup-1-usergroup-1/rev.namespace.sidecar-injector.istio.io]
           mtls: STRICT
+          invariants:
+            labelled for its tenant: []
+            selected by exactly its revision: []
+            exactly one injector: []
+            mTLS as desired: []
+            isolation policies in place: []
       gateways: {}
+revisions:
+  description: Per installed revision, its system namespace and CA (C(cacerts) with its intermediate and roots, each
+    with subject, fingerprint and expiry, and why istiod could not sign with it; or C(self-signed)).
+  returned: always
+  type: dict
+  sample:
+    usergroup-1:
+      namespace: usergroup-1
+      ca: cacerts
+      cacerts:
+        intermediate: {subject: "L=usergroup-1,CN=Intermediate CA,O=Istio", fingerprint_sha256: "7B:11:...:E0",
+                       not_after: "2028-05-09T07:36:11+00:00"}
+        root_certificates: [{subject: "CN=Root CA,O=Istio", fingerprint_sha256: "3A:0F:...:9C",
+                             not_after: "2036-05-07T07:36:10+00:00"}]
+        problem: null
+invariants:
+  description: The cluster-wide invariants and the problems found for each (an empty list when it holds). Each tenant
+    namespace's own are in RV(tenants) (C(namespaces.<name>.invariants)). meshops.istio.isolation_report makes one
+    test case of each.
+  returned: always
+  type: dict
+  sample:
+    no two revisions select the same namespace: []
+    cacerts in usergroup-1 can sign: []
+server:
+  description: The API server the facts were read from.
+  returned: always
+  type: str
+  sample: https://127.0.0.1:6443
 problems:
   description: Every broken invariant, one sentence each; empty when the tenants are isolated.
   returned: always

@@ -114,8 +114,8 @@ EXAMPLES = r"""
 
 RETURN = r"""
 cluster:
-  description: This cluster's name, network and C(cacerts) (its intermediate, the fingerprints of its roots, and why
-    istiod could not sign with it, null when it can).
+  description: This cluster's name, network and C(cacerts) (its intermediate, the fingerprints of its roots, its root
+    certificates with expiry, and why istiod could not sign with it, null when it can).
   returned: always
   type: dict
   sample:
@@ -125,6 +125,8 @@ cluster:
       intermediate: {subject: "L=cluster1,CN=Intermediate CA,O=Istio", fingerprint_sha256: "7B:11:...:E0",
                      not_after: "2028-05-09T07:36:11+00:00"}
       roots: ["3A:0F:...:9C"]
+      root_certificates: [{subject: "CN=Root CA,O=Istio", fingerprint_sha256: "3A:0F:...:9C",
+                           not_after: "2036-05-07T07:36:10+00:00"}]
       problem: null
 peers:
   description: Each peer's C(cacerts), with the same facts as in RV(cluster).
@@ -151,6 +153,16 @@ remote_secrets:
       user: system:serviceaccount:istio-system:istio-reader-service-account
       may_list_services: true
       may_write: false
+invariants:
+  description: Each invariant checked on this cluster and the problems found for it (an empty list when it holds);
+    meshops.istio.isolation_report makes one test case of each.
+  returned: always
+  type: dict
+  sample:
+    shares the root, with its own intermediate: []
+    carries its network: []
+    remote secret for cluster2 accepted: []
+    no remote secret for a cluster outside the mesh: []
 problems:
   description: Every broken invariant, one sentence each; empty when the cluster is a sound member of the mesh.
   returned: always

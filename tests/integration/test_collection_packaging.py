@@ -52,11 +52,14 @@ def test_tarball_ships_what_users_need_and_no_development_files(tarball):
     for needed in ("MANIFEST.json", "meta/runtime.yml", "README.md", "requirements.txt", "requirements-ee.txt",
                    "bindep.txt", "execution-environment.yml", "docs/awx.md", "playbooks/multitenant.yml",
                    "playbooks/vars/model.yml", "playbooks/inventory/localhost.yml", "roles/istioctl/tasks/main.yml",
-                   "plugins/filter/rollout_problems.py", "CHANGELOG.rst", "changelogs/changelog.yaml"):  # fmt: skip
+                   "plugins/filter/rollout_problems.py", "CHANGELOG.rst", "changelogs/changelog.yaml",
+                   # The report's action plugin reads its template from the role at run time.
+                   "plugins/action/isolation_report.py", "roles/verify_report/templates/isolation_report.html.j2"):  # fmt: skip
         assert needed in names, needed
     development = ("ansible.cfg", "tests/localcluster", "tests/integration", "tests/unit", "tests/conformance",
                    "tests/workload_certs.py", "hack", "bench", ".ci", "molecule", ".venv", "changelogs/fragments",
-                   "Makefile", "requirements-dev.txt", "requirements-floor.txt", "context")  # fmt: skip
+                   "Makefile", "requirements-dev.txt", "requirements-floor.txt", "context", "isolation-report",
+                   "tests/output")  # fmt: skip
     assert [n for n in names if n.startswith(development)] == []
 
 

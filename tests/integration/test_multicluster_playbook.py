@@ -11,8 +11,10 @@ import json
 import os
 import subprocess
 from dataclasses import dataclass
+from xml.etree import ElementTree
 
 import pytest
+import xmlschema
 import yaml
 from cryptography import x509
 from kubernetes import client, config
@@ -227,16 +229,31 @@ def test_no_key_or_token_in_the_output_of_a_diff_run(mesh, two_clusters, pki_dir
         assert not any(line in text for key in keys for line in key.splitlines()[1:-1])
 
 
-def test_verify_holds_then_names_what_was_broken_and_a_rerun_repairs_it(mesh, two_clusters):
-    verified = run_playbook(two_clusters, mesh.inventory, "verify-multicluster.yml")
+def failed_report_cases(report_dir) -> dict:
+    """(classname, name) -> message of each failed case in the mesh's JUnit report, valid against the Ant schema."""
+    junit = report_dir / "multicluster.junit.xml"
+    xmlschema.XMLSchema(str(REPO_ROOT / "tests" / "junit.xsd")).validate(str(junit))
+    cases = ElementTree.parse(junit).getroot().iter("testcase")
+    return {(c.get("classname"), c.get("name")): c.find("failure").get("message") for c in cases if len(c)}
+
+
+def test_verify_holds_then_names_what_was_broken_and_a_rerun_repairs_it(mesh, two_clusters, tmp_path):
+    report = f"verify_report_dir={tmp_path}"
+    verified = run_playbook(two_clusters, mesh.inventory, "verify-multicluster.yml", "-e", report)
     assert verified.returncode == 0, verified.failures()
     assert any("cluster cluster1: trust chain shared" in m for m in verified.messages())
+    assert failed_report_cases(tmp_path) == {}
+    assert json.loads((tmp_path / "multicluster.json").read_text())["passed"]
 
     primary = client.CoreV1Api(api(two_clusters[0]))
     primary.delete_namespaced_secret("istio-remote-secret-cluster2", NAMESPACE)
-    broken = run_playbook(two_clusters, mesh.inventory, "verify-multicluster.yml")
+    broken = run_playbook(two_clusters, mesh.inventory, "verify-multicluster.yml", "-e", report)
     assert broken.returncode != 0
     assert any("cluster cluster1 holds no remote secret for cluster cluster2" in str(m) for m in broken.failures())
+    [(case, message)] = failed_report_cases(tmp_path).items()
+    assert case == ("cluster1.cluster", "remote secret for cluster2 accepted")
+    assert "cluster cluster1 holds no remote secret for cluster cluster2" in message
+    assert '<tr class="broken" data-remote="cluster2">' in (tmp_path / "multicluster.html").read_text()
 
     repaired = run_playbook(two_clusters, mesh.inventory, "multicluster.yml")
     assert repaired.changed()["cluster1"] > 0
