@@ -54,7 +54,8 @@ def test_tarball_ships_what_users_need_and_no_development_files(tarball):
                    "playbooks/vars/model.yml", "playbooks/inventory/localhost.yml", "roles/istioctl/tasks/main.yml",
                    "plugins/filter/rollout_problems.py", "CHANGELOG.rst", "changelogs/changelog.yaml",
                    # The report's action plugin reads its template from the role at run time.
-                   "plugins/action/isolation_report.py", "roles/verify_report/templates/isolation_report.html.j2"):  # fmt: skip
+                   "plugins/action/isolation_report.py",
+                   "roles/verify_report/templates/isolation_report.html.j2"):  # fmt: skip
         assert needed in names, needed
     development = ("ansible.cfg", "tests/localcluster", "tests/integration", "tests/unit", "tests/conformance",
                    "tests/workload_certs.py", "hack", "bench", ".ci", "molecule", ".venv", "changelogs/fragments",
