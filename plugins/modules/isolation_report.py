@@ -29,6 +29,9 @@ description:
   - This is an action plugin, so it runs on the controller, whatever host the task runs for.
 author:
   - meshops.istio developers (@meshops)
+requirements:
+  - ansible-core 2.17 or later, on Python 3.10 or later (the controller, where this action runs)
+  - Jinja2 (comes with ansible-core)
 options:
   isolation:
     description:
