@@ -13,7 +13,8 @@ from .cluster import Cluster
 from .engine import rollout_problem
 from .gateway import OWNER_LABEL as GATEWAY_LABEL
 from .selectors import any_matches, matches
-from .tenant import ISOLATION_NAME, TENANT_LABEL
+from .tenant_policies import ISOLATION_NAME
+from .tenant_spec import TENANT_LABEL, IsolationSpec
 from .vocabulary import FIELD_MANAGER, MANAGED_BY_LABEL, REV_LABEL, installed_revisions
 
 # (kind, name, isolation option that turns it off)
@@ -95,9 +96,9 @@ def _namespace_checks(tenant: dict, namespace: str, state: dict) -> tuple:
     expected_mtls = tenant.get("mtls") or "STRICT"
     if expected_mtls != "none" and facts["mtls"] != expected_mtls:
         problems.append(f"{where} has mTLS {facts['mtls'] or 'unset'}; expected {expected_mtls}")
-    isolation = tenant.get("isolation") or {}
+    isolation = IsolationSpec.from_params(tenant.get("isolation"))
     for kind, name, option in EXPECTED_POLICIES:
-        if isolation.get(option, True) and (kind, name) not in policies:
+        if getattr(isolation, option) and (kind, name) not in policies:
             problems.append(f"{where} lacks {kind} {name}")
     return facts, problems
 

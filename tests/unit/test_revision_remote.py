@@ -3,34 +3,42 @@ refusals that keep a remote's injector pointed somewhere (pure, no cluster)."""
 
 import pytest
 from ansible_collections.meshops.istio.plugins.module_utils.errors import Refusal
-from ansible_collections.meshops.istio.plugins.module_utils.revision import (
-    REMOVAL_ONLY_KINDS,
-    REVISION_KINDS,
+from ansible_collections.meshops.istio.plugins.module_utils.revision import REMOVAL_ONLY_KINDS, REVISION_KINDS
+from ansible_collections.meshops.istio.plugins.module_utils.revision_render import (
     injection_path,
     operator_spec,
     system_namespace,
-    validate,
 )
+from ansible_collections.meshops.istio.plugins.module_utils.revision_spec import RevisionSpec, validate
 
 
 def params(**overrides):
+    """The RevisionSpec of istio_revision's parameters for a second cluster (at their defaults unless given)."""
     base = {
         "name": "mesh",
         "namespace": "istio-system",
+        "state": "present",
+        "istio_version": None,
+        "istioctl_path": "istioctl",
         "profile": "minimal",
         "discovery_selectors": [],
         "mesh_config": {},
         "values": {},
         "pilot_env": {},
         "revision_tags": [],
+        "canary_of": None,
         "default_revision": False,
         "mesh_id": "mesh1",
         "cluster_name": "cluster2",
         "network": "network2",
         "remote_pilot_address": None,
         "control_plane_clusters": [],
+        "wait": True,
+        "wait_timeout": 300,
+        "force": False,
+        "force_conflicts": False,
     }
-    return {**base, **overrides}
+    return RevisionSpec.from_params({**base, **overrides})
 
 
 def remote(**overrides):

@@ -2,19 +2,18 @@
 
 import pytest
 from ansible_collections.meshops.istio.plugins.module_utils.errors import Refusal
-from ansible_collections.meshops.istio.plugins.module_utils.tenant import (
-    content_not_ours,
-    namespace_manifest,
-    policies,
-    refusals,
-    taken_over,
-    tenant_namespaces,
+from ansible_collections.meshops.istio.plugins.module_utils.tenant import content_not_ours, refusals, taken_over
+from ansible_collections.meshops.istio.plugins.module_utils.tenant_policies import namespace_manifest, policies
+from ansible_collections.meshops.istio.plugins.module_utils.tenant_spec import (
+    NamespaceSpec,
+    TenantSpec,
     validate,
     validate_tenants,
 )
 
 
 def params(**overrides):
+    """The TenantSpec of istio_tenant's parameters (at their defaults unless given)."""
     base = {
         "name": "usergroup-1",
         "revision": "usergroup-1",
@@ -25,8 +24,11 @@ def params(**overrides):
         "isolation": {},
         "state": "present",
         "takeover": False,
+        "delete_namespaces": False,
+        "force": False,
+        "force_conflicts": False,
     }
-    return {**base, **overrides}
+    return TenantSpec.from_params({**base, **overrides})
 
 
 REVISIONS = {
@@ -36,21 +38,21 @@ REVISIONS = {
 
 
 def test_namespaces_accept_names_and_dicts():
-    assert tenant_namespaces(params()) == [
-        {"name": "app-ns-1", "labels": {}, "annotations": {}},
-        {"name": "app-ns-4", "labels": {"team": "a"}, "annotations": {"owner": "x"}},
-    ]
+    assert params().namespaces == (
+        NamespaceSpec(name="app-ns-1", labels={}, annotations={}),
+        NamespaceSpec(name="app-ns-4", labels={"team": "a"}, annotations={"owner": "x"}),
+    )
 
 
 def test_namespace_labels_extra_labels_cannot_override_ours():
-    entry = {"name": "n", "labels": {"istio.io/rev": "other", "team": "a"}, "annotations": {}}
+    entry = NamespaceSpec(name="n", labels={"istio.io/rev": "other", "team": "a"})
     labels = namespace_manifest(params(), entry)["metadata"]["labels"]
     assert labels == {"team": "a", "usergroup": "usergroup-1", "istio.io/rev": "usergroup-1",
                       "meshops.io/tenant": "usergroup-1"}  # fmt: skip
 
 
 def test_default_discovery_label_is_the_tenant_label():
-    labels = namespace_manifest(params(discovery_label=None), tenant_namespaces(params())[0])["metadata"]["labels"]
+    labels = namespace_manifest(params(discovery_label=None), params().namespaces[0])["metadata"]["labels"]
     assert labels["meshops.io/tenant"] == "usergroup-1" and "usergroup" not in labels
 
 
