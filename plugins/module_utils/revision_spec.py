@@ -5,7 +5,7 @@ the rules its argument spec cannot express (names, selectors, cross-field rules)
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from .errors import refuse
 from .names import dns_label_errors
@@ -47,31 +47,17 @@ class RevisionSpec:
     @classmethod
     def from_params(cls, params: dict) -> RevisionSpec:
         revision_tags = tuple(params["revision_tags"] or ())
-        return cls(
-            name=params["name"],
-            namespace=params["namespace"],
-            state=params["state"],
-            istio_version=params["istio_version"],
-            istioctl_path=params["istioctl_path"],
-            profile=params["profile"],
-            discovery_selectors=tuple(params["discovery_selectors"] or ()),
-            mesh_config=dict(params["mesh_config"] or {}),
-            values=dict(params["values"] or {}),
-            pilot_env=dict(params["pilot_env"] or {}),
-            revision_tags=revision_tags,
-            tags=(("default",) if params["default_revision"] else ()) + revision_tags,
-            canary_of=params["canary_of"],
-            default_revision=params["default_revision"],
-            mesh_id=params["mesh_id"],
-            cluster_name=params["cluster_name"],
-            network=params["network"],
-            remote_pilot_address=params["remote_pilot_address"],
-            control_plane_clusters=tuple(params["control_plane_clusters"] or ()),
-            wait=params["wait"],
-            wait_timeout=params["wait_timeout"],
-            force=params["force"],
-            force_conflicts=params["force_conflicts"],
-        )
+        resolved = {
+            "discovery_selectors": tuple(params["discovery_selectors"] or ()),
+            "mesh_config": dict(params["mesh_config"] or {}),
+            "values": dict(params["values"] or {}),
+            "pilot_env": dict(params["pilot_env"] or {}),
+            "revision_tags": revision_tags,
+            "tags": (("default",) if params["default_revision"] else ()) + revision_tags,
+            "control_plane_clusters": tuple(params["control_plane_clusters"] or ()),
+        }
+        # Every other field is the parameter of the same name, as the argument spec left it.
+        return cls(**{f.name: params[f.name] for f in fields(cls) if f.name not in resolved}, **resolved)
 
     @property
     def remote(self) -> bool:

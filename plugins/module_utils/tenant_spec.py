@@ -6,7 +6,7 @@ and the rules the argument spec cannot express (`validate`, `validate_tenants` f
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 from .errors import Refusal, refuse
 from .names import DNS_LABEL, dns_label_errors, is_label_key, is_label_value
@@ -87,20 +87,13 @@ class TenantSpec:
 
     @classmethod
     def from_params(cls, params: dict) -> TenantSpec:
-        return cls(
-            name=params["name"],
-            revision=params["revision"],
-            namespaces=tuple(NamespaceSpec.from_entry(entry) for entry in params["namespaces"] or ()),
-            create_namespaces=params["create_namespaces"],
-            discovery_label=dict(params["discovery_label"] or {TENANT_LABEL: params["name"]}),
-            mtls=params["mtls"],
-            isolation=IsolationSpec.from_params(params["isolation"]),
-            takeover=params["takeover"],
-            state=params["state"],
-            delete_namespaces=params["delete_namespaces"],
-            force=params["force"],
-            force_conflicts=params["force_conflicts"],
-        )
+        resolved = {
+            "namespaces": tuple(NamespaceSpec.from_entry(entry) for entry in params["namespaces"] or ()),
+            "discovery_label": dict(params["discovery_label"] or {TENANT_LABEL: params["name"]}),
+            "isolation": IsolationSpec.from_params(params["isolation"]),
+        }
+        # Every other field is the parameter of the same name, as the argument spec left it.
+        return cls(**{f.name: params[f.name] for f in fields(cls) if f.name not in resolved}, **resolved)
 
     @property
     def namespace_names(self) -> set:

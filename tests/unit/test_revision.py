@@ -15,36 +15,21 @@ from ansible_collections.meshops.istio.plugins.module_utils.revision_render impo
     system_namespace,
 )
 from ansible_collections.meshops.istio.plugins.module_utils.revision_spec import RevisionSpec, validate
+from ansible_collections.meshops.istio.plugins.module_utils.runner import COMMON_ARG_SPEC
 from ansible_collections.meshops.istio.plugins.module_utils.vocabulary import installed_revisions
+from ansible_collections.meshops.istio.plugins.modules.istio_revision import ARGUMENT_SPEC
 
 
 def params(**overrides):
-    """The RevisionSpec of istio_revision's parameters (at their defaults unless given)."""
-    base = {
+    """The RevisionSpec istio_revision builds for these parameters, the others at the module's defaults."""
+    given = {
         "name": "usergroup-1",
         "namespace": "usergroup-1",
-        "state": "present",
-        "istio_version": None,
-        "istioctl_path": "istioctl",
-        "profile": "minimal",
         "discovery_selectors": [{"matchLabels": {"usergroup": "usergroup-1"}}],
-        "mesh_config": {},
-        "values": {},
-        "pilot_env": {},
-        "revision_tags": [],
-        "canary_of": None,
-        "default_revision": False,
-        "mesh_id": None,
-        "cluster_name": None,
-        "network": None,
-        "remote_pilot_address": None,
-        "control_plane_clusters": [],
-        "wait": True,
-        "wait_timeout": 300,
-        "force": False,
-        "force_conflicts": False,
+        **overrides,
     }
-    return RevisionSpec.from_params({**base, **overrides})
+    defaults = {key: option.get("default") for key, option in {**COMMON_ARG_SPEC, **ARGUMENT_SPEC}.items()}
+    return RevisionSpec.from_params(defaults | given)
 
 
 def test_operator_spec_for_a_tenant_has_no_default_revision():

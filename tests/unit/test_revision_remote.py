@@ -10,35 +10,22 @@ from ansible_collections.meshops.istio.plugins.module_utils.revision_render impo
     system_namespace,
 )
 from ansible_collections.meshops.istio.plugins.module_utils.revision_spec import RevisionSpec, validate
+from ansible_collections.meshops.istio.plugins.module_utils.runner import COMMON_ARG_SPEC
+from ansible_collections.meshops.istio.plugins.modules.istio_revision import ARGUMENT_SPEC
 
 
 def params(**overrides):
-    """The RevisionSpec of istio_revision's parameters for a second cluster (at their defaults unless given)."""
-    base = {
+    """The RevisionSpec istio_revision builds for a second cluster's parameters, the others at the module's defaults."""
+    given = {
         "name": "mesh",
         "namespace": "istio-system",
-        "state": "present",
-        "istio_version": None,
-        "istioctl_path": "istioctl",
-        "profile": "minimal",
-        "discovery_selectors": [],
-        "mesh_config": {},
-        "values": {},
-        "pilot_env": {},
-        "revision_tags": [],
-        "canary_of": None,
-        "default_revision": False,
         "mesh_id": "mesh1",
         "cluster_name": "cluster2",
         "network": "network2",
-        "remote_pilot_address": None,
-        "control_plane_clusters": [],
-        "wait": True,
-        "wait_timeout": 300,
-        "force": False,
-        "force_conflicts": False,
+        **overrides,
     }
-    return RevisionSpec.from_params({**base, **overrides})
+    defaults = {key: option.get("default") for key, option in {**COMMON_ARG_SPEC, **ARGUMENT_SPEC}.items()}
+    return RevisionSpec.from_params(defaults | given)
 
 
 def remote(**overrides):

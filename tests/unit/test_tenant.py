@@ -2,6 +2,7 @@
 
 import pytest
 from ansible_collections.meshops.istio.plugins.module_utils.errors import Refusal
+from ansible_collections.meshops.istio.plugins.module_utils.runner import COMMON_ARG_SPEC
 from ansible_collections.meshops.istio.plugins.module_utils.tenant import content_not_ours, refusals, taken_over
 from ansible_collections.meshops.istio.plugins.module_utils.tenant_policies import namespace_manifest, policies
 from ansible_collections.meshops.istio.plugins.module_utils.tenant_spec import (
@@ -10,25 +11,20 @@ from ansible_collections.meshops.istio.plugins.module_utils.tenant_spec import (
     validate,
     validate_tenants,
 )
+from ansible_collections.meshops.istio.plugins.modules.istio_tenant import ARGUMENT_SPEC
 
 
 def params(**overrides):
-    """The TenantSpec of istio_tenant's parameters (at their defaults unless given)."""
-    base = {
+    """The TenantSpec istio_tenant builds for these parameters, the others at the module's defaults."""
+    given = {
         "name": "usergroup-1",
         "revision": "usergroup-1",
         "namespaces": ["app-ns-1", {"name": "app-ns-4", "labels": {"team": "a"}, "annotations": {"owner": "x"}}],
-        "create_namespaces": True,
         "discovery_label": {"usergroup": "usergroup-1"},
-        "mtls": "STRICT",
-        "isolation": {},
-        "state": "present",
-        "takeover": False,
-        "delete_namespaces": False,
-        "force": False,
-        "force_conflicts": False,
+        **overrides,
     }
-    return TenantSpec.from_params({**base, **overrides})
+    defaults = {key: option.get("default") for key, option in {**COMMON_ARG_SPEC, **ARGUMENT_SPEC}.items()}
+    return TenantSpec.from_params(defaults | given)
 
 
 REVISIONS = {
