@@ -14,7 +14,7 @@ from .engine import rollout_problem
 from .gateway import OWNER_LABEL as GATEWAY_LABEL
 from .selectors import any_matches, matches
 from .tenant_policies import ISOLATION_NAME
-from .tenant_spec import TENANT_LABEL, IsolationSpec
+from .tenant_spec import TENANT_LABEL, IsolationSpec, NamespaceSpec
 from .vocabulary import FIELD_MANAGER, MANAGED_BY_LABEL, REV_LABEL, installed_revisions
 
 # (kind, name, isolation option that turns it off)
@@ -175,5 +175,5 @@ def _cacerts_files(cluster: Cluster, system_namespaces: set) -> dict:
 
 
 def _normalized(tenant: dict) -> dict:
-    names = [n if isinstance(n, str) else n["name"] for n in tenant.get("namespaces") or []]
+    names = [NamespaceSpec.from_entry(entry).name for entry in tenant.get("namespaces") or []]
     return {**tenant, "namespaces": names}

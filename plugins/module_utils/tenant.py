@@ -100,7 +100,7 @@ def content_not_ours(objects: list) -> list:
 
 
 @dataclass(frozen=True)
-class ClusterView:
+class _ClusterView:
     """What onboarding reads, once per run however many tenants: the installed revisions, every namespace (and its
     labels), and the tenant objects the collection owns, by tenant."""
 
@@ -113,7 +113,7 @@ class ClusterView:
         return {name for name, labels in self.labels.items() if labels.get(TENANT_LABEL) == tenant}
 
 
-def read_view(cluster: Cluster, tenants: list) -> ClusterView:
+def _read_view(cluster: Cluster, tenants: list) -> _ClusterView:
     """One LIST of revisions, one of namespaces, and one per tenant kind: of one tenant's objects, or of every
     tenant's when there are several. Reads grow with the kinds, not with the tenants."""
     selector = f"{MANAGED_BY_LABEL}={FIELD_MANAGER},{TENANT_LABEL}" + (f"={tenants[0]}" if len(tenants) == 1 else "")
@@ -122,7 +122,7 @@ def read_view(cluster: Cluster, tenants: list) -> ClusterView:
         for obj in cluster.list_objects(kind, label_selector=selector):
             owned.setdefault(obj["metadata"]["labels"][TENANT_LABEL], {})[identity(obj)] = obj
     namespaces = {ns["metadata"]["name"]: ns for ns in cluster.list_objects("Namespace")}
-    return ClusterView(
+    return _ClusterView(
         revisions=installed_revisions(cluster.list_objects("ConfigMap", label_selector=REV_LABEL)),
         namespaces=namespaces,
         labels={name: ns["metadata"].get("labels") or {} for name, ns in namespaces.items()},
@@ -144,7 +144,7 @@ def _result(objects: list, namespaces: dict, released: list) -> dict:
     }
 
 
-def _onboard(engine: Engine, spec: TenantSpec, view: ClusterView, claimed: set) -> tuple:
+def _onboard(engine: Engine, spec: TenantSpec, view: _ClusterView, claimed: set) -> tuple:
     """Label the tenant's namespaces, isolate them, release those it no longer lists (and no tenant of this run
     `claimed`). Returns (result, warnings)."""
     warnings, final_labels = [], {}
@@ -209,7 +209,7 @@ def _members(cluster: Cluster, name: str) -> dict:
     }
 
 
-def _refuse(specs: list, view: ClusterView) -> None:
+def _refuse(specs: list, view: _ClusterView) -> None:
     problems = []
     for spec in specs:
         prefix = f"tenant {spec.name}: " if len(specs) > 1 else ""
@@ -221,7 +221,7 @@ def ensure_tenant_present(cluster: Cluster, spec: TenantSpec, check_mode: bool) 
     """Onboard the tenant's namespaces and isolate them. Returns (result, warnings, diff)."""
     validate(spec)
     engine = _engine(cluster, spec, check_mode)
-    view = read_view(cluster, [spec.name])
+    view = _read_view(cluster, [spec.name])
     _refuse([spec], view)
     result, warnings = _onboard(engine, spec, view, spec.namespace_names)
     return {"changed": engine.report.changed, **result}, warnings, engine.report.diff
@@ -243,7 +243,7 @@ def ensure_tenants(cluster: Cluster, specs: list, check_mode: bool) -> tuple:
     engines = [_engine(cluster, spec, check_mode) for spec in specs]
     tenants, warnings = [], []
     if specs and specs[0].state == "present":
-        view = read_view(cluster, [spec.name for spec in specs])
+        view = _read_view(cluster, [spec.name for spec in specs])
         _refuse(specs, view)
         claimed = set().union(*(spec.namespace_names for spec in specs))
         for engine, spec in zip(engines, specs, strict=True):
