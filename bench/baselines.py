@@ -8,7 +8,9 @@ import math
 
 from ansible_collections.meshops.istio.plugins.module_utils.engine import MANAGED_BY_LABEL
 from ansible_collections.meshops.istio.plugins.module_utils.kinds import KINDS, apply_order
-from ansible_collections.meshops.istio.plugins.module_utils.revision import operator_spec
+from ansible_collections.meshops.istio.plugins.module_utils.revision_render import operator_spec
+from ansible_collections.meshops.istio.plugins.module_utils.revision_spec import RevisionSpec
+from ansible_collections.meshops.istio.plugins.module_utils.runner import COMMON_ARG_SPEC
 from ansible_collections.meshops.istio.plugins.modules.istio_revision import ARGUMENT_SPEC
 
 # Set by the API server, or by controllers, never by whoever applies the object.
@@ -75,7 +77,7 @@ def sample(objects: list, limit: int) -> list:
 def revisions(variables: dict) -> list:
     """The control planes multitenant.yml installs for these vars, as istio_revision parameters (the playbook's
     choices; everything else at the module's defaults)."""
-    defaults = {name: spec.get("default") for name, spec in ARGUMENT_SPEC.items()}
+    defaults = {name: spec.get("default") for name, spec in {**COMMON_ARG_SPEC, **ARGUMENT_SPEC}.items()}
     if variables["tenancy_model"] == "shared":
         shared = variables["shared_control_plane"]
         chosen = [
@@ -107,5 +109,5 @@ def istio_operator(revision: dict) -> dict:
         "apiVersion": "install.istio.io/v1alpha1",
         "kind": "IstioOperator",
         "metadata": {"name": revision["name"]},
-        "spec": operator_spec(revision),
+        "spec": operator_spec(RevisionSpec.from_params(revision)),
     }

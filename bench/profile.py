@@ -25,6 +25,7 @@ import yaml
 from ansible_collections.meshops.istio.plugins.module_utils import cluster, engine
 from ansible_collections.meshops.istio.plugins.module_utils.client import configuration_for, create_api_client
 from ansible_collections.meshops.istio.plugins.module_utils.revision import ensure_revision_present
+from ansible_collections.meshops.istio.plugins.module_utils.revision_spec import RevisionSpec
 from localcluster import binary_dir, start_cluster, stop_cluster
 from localcluster.cluster import REPO_ROOT
 
@@ -100,7 +101,8 @@ def in_process(kubeconfig: Path, revisions: list) -> dict:
     started = time.perf_counter()
     with timed_engine(clock):
         for revision in revisions:
-            ensure_revision_present(target, clock.wrap("istioctl", run_command), revision, check_mode=False)
+            spec = RevisionSpec.from_params(revision)
+            ensure_revision_present(target, clock.wrap("istioctl", run_command), spec, check_mode=False)
     clock.charge()
     return {"total": time.perf_counter() - started, **clock.totals}
 

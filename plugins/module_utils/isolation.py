@@ -13,7 +13,8 @@ from .cluster import Cluster
 from .engine import rollout_problem
 from .gateway.spec import OWNER_LABEL as GATEWAY_LABEL
 from .selectors import any_matches, matches
-from .tenant import ISOLATION_NAME, TENANT_LABEL
+from .tenant_policies import ISOLATION_NAME
+from .tenant_spec import TENANT_LABEL, IsolationSpec, NamespaceSpec
 from .vocabulary import FIELD_MANAGER, MANAGED_BY_LABEL, REV_LABEL, installed_revisions
 
 # (kind, name, isolation option that turns it off)
@@ -109,9 +110,9 @@ def _namespace_checks(tenant: dict, namespace: str, state: dict) -> tuple:
     expected_mtls = tenant.get("mtls") or "STRICT"
     if expected_mtls != "none" and facts["mtls"] != expected_mtls:
         found["mTLS as desired"].append(f"{where} has mTLS {facts['mtls'] or 'unset'}; expected {expected_mtls}")
-    isolation = tenant.get("isolation") or {}
+    isolation = IsolationSpec.from_params(tenant.get("isolation"))
     for kind, name, option in EXPECTED_POLICIES:
-        if isolation.get(option, True) and (kind, name) not in policies:
+        if getattr(isolation, option) and (kind, name) not in policies:
             found["isolation policies in place"].append(f"{where} lacks {kind} {name}")
     facts["invariants"] = found
     return facts, [problem for problems in found.values() for problem in problems]
@@ -210,5 +211,5 @@ def _cacerts_files(cluster: Cluster, system_namespaces: set) -> dict:
 
 
 def _normalized(tenant: dict) -> dict:
-    names = [n if isinstance(n, str) else n["name"] for n in tenant.get("namespaces") or []]
+    names = [NamespaceSpec.from_entry(entry).name for entry in tenant.get("namespaces") or []]
     return {**tenant, "namespaces": names}

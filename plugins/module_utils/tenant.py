@@ -2,174 +2,28 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """A tenant: namespaces served by one control plane revision, and the policies that isolate them.
 
-Pure builders and guards first; `ensure_tenant_present` / `ensure_tenant_absent` (one tenant) and `ensure_tenants`
-(option `tenants`: many in one run) are what istio_tenant calls.
+The spec and its validation are in tenant_spec.py, the namespaces and policies in tenant_policies.py; here are the
+guards, then `ensure_tenant_present` / `ensure_tenant_absent` (one tenant) and `ensure_tenants` (option `tenants`:
+many in one run), which istio_tenant calls.
 Membership is the namespace label `meshops.io/tenant=<name>` (next to `istio.io/rev` and the discovery label);
 policies carry the owner labels and are pruned by them."""
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass
 
 from .cluster import Cluster
 from .engine import Engine, Owner, Report, identity
 from .errors import Refusal, refuse
-from .names import DNS_LABEL, dns_label_errors, is_label_key, is_label_value
 from .selectors import any_matches
-from .vocabulary import (
-    FIELD_MANAGER,
-    INJECTION_LABEL,
-    MANAGED_BY_LABEL,
-    REV_LABEL,
-    installed_revisions,
-    owner_label,
-)
+from .tenant_policies import namespace_manifest, policies
+from .tenant_spec import OWNER_KIND, TENANT_LABEL, TenantSpec, validate, validate_tenants
+from .vocabulary import FIELD_MANAGER, INJECTION_LABEL, MANAGED_BY_LABEL, REV_LABEL, installed_revisions
 
-OWNER_KIND = "tenant"
-TENANT_LABEL = owner_label(OWNER_KIND)
-ISOLATION_NAME = "meshops-tenant-isolation"
-ADMINS_NAME = "meshops-tenant-admins"
 TENANT_KINDS = ("PeerAuthentication", "AuthorizationPolicy", "Sidecar", "NetworkPolicy", "RoleBinding")
 # Pods and claims show workloads or data; the config maps Kubernetes and istiod put everywhere do not count.
 CONTENT_KINDS = ("Pod", "PersistentVolumeClaim", "Service", "ConfigMap", "Secret")
 SYSTEM_CONFIG_MAPS = {"kube-root-ca.crt", "istio-ca-root-cert"}
-
-
-# Pure: parameters
-
-
-def tenant_namespaces(params: dict) -> list:
-    """`namespaces` entries as dicts: a bare name or {name, labels, annotations}."""
-    entries = []
-    for entry in params["namespaces"] or []:
-        entry = {"name": entry} if isinstance(entry, str) else dict(entry)
-        entry.setdefault("labels", {})
-        entry.setdefault("annotations", {})
-        entries.append(entry)
-    return entries
-
-
-def discovery_label(params: dict) -> dict:
-    return dict(params["discovery_label"] or {TENANT_LABEL: params["name"]})
-
-
-def validate(params: dict) -> None:
-    errors = dns_label_errors(params["name"], "name")
-    if params["state"] == "present" and not params["revision"]:
-        errors.append("revision is required with state=present; name the control plane that serves the tenant")
-    names = []
-    for index, entry in enumerate(params["namespaces"] or []):
-        name = entry if isinstance(entry, str) else (entry or {}).get("name")
-        if not isinstance(name, str) or not DNS_LABEL.match(name):
-            errors.append(f"namespaces[{index}] {name!r} must be a DNS-1123 label (a namespace name)")
-        names.append(name)
-    duplicates = sorted({n for n in names if names.count(n) > 1 and isinstance(n, str)})
-    if duplicates:
-        errors.append(f"namespaces lists {', '.join(duplicates)} more than once")
-    labels = dict(discovery_label(params))
-    for entry in tenant_namespaces(params):
-        labels.update(entry["labels"])
-    for key, value in labels.items():
-        if not is_label_key(key) or not is_label_value(value):
-            errors.append(f"label {key}={value!r} is not a valid Kubernetes label (quote values, <= 63 characters)")
-    refuse(errors)
-
-
-# Pure: what the tenant looks like
-
-
-def namespace_manifest(params: dict, entry: dict) -> dict:
-    labels = {
-        **entry["labels"],
-        **discovery_label(params),
-        REV_LABEL: params["revision"],
-        TENANT_LABEL: params["name"],
-    }
-    metadata = {"name": entry["name"], "labels": labels}
-    if entry["annotations"]:
-        metadata["annotations"] = dict(entry["annotations"])
-    return {"apiVersion": "v1", "kind": "Namespace", "metadata": metadata}
-
-
-def _allowed_namespaces(params: dict, system_namespace: str) -> list:
-    isolation = params["isolation"] or {}
-    names = [e["name"] for e in tenant_namespaces(params)]
-    return sorted(set(names) | {system_namespace} | set(isolation.get("allow_namespaces") or []))
-
-
-def policies(params: dict, system_namespace: str) -> list:
-    """Per tenant namespace: mTLS, authorization, sidecar scope, network policy and admin binding, as asked."""
-    isolation = params["isolation"] or {}
-    allowed = _allowed_namespaces(params, system_namespace)
-    manifests = []
-    for entry in tenant_namespaces(params):
-        namespace = entry["name"]
-        if params["mtls"] != "none":
-            manifests.append(_istio("security.istio.io/v1", "PeerAuthentication", "default", namespace,
-                                    {"mtls": {"mode": params["mtls"]}}))  # fmt: skip
-        if isolation.get("authorization", True):
-            rules = [{"from": [{"source": {"namespaces": allowed}}]}]
-            manifests.append(_istio("security.istio.io/v1", "AuthorizationPolicy", ISOLATION_NAME, namespace,
-                                    {"action": "ALLOW", "rules": rules}))  # fmt: skip
-        if isolation.get("sidecar_scope", True):
-            hosts = [f"{name}/*" for name in allowed]
-            manifests.append(_istio("networking.istio.io/v1", "Sidecar", "default", namespace,
-                                    {"egress": [{"hosts": hosts}]}))  # fmt: skip
-        if isolation.get("network_policy", True):
-            manifests.append(_network_policy(namespace, allowed))
-        subjects = _admin_subjects(isolation.get("admins") or {})
-        if subjects:
-            manifests.append(_admin_binding(namespace, subjects))
-    return manifests
-
-
-def _istio(api_version, kind, name, namespace, spec):
-    return {"apiVersion": api_version, "kind": kind, "metadata": {"name": name, "namespace": namespace}, "spec": spec}
-
-
-def _network_policy(namespace: str, allowed: list) -> dict:
-    return {
-        "apiVersion": "networking.k8s.io/v1",
-        "kind": "NetworkPolicy",
-        "metadata": {"name": ISOLATION_NAME, "namespace": namespace},
-        "spec": {
-            # Gateway pods (label `istio`) stay reachable from outside; every other pod only from allowed namespaces.
-            "podSelector": {"matchExpressions": [{"key": "istio", "operator": "DoesNotExist"}]},
-            "policyTypes": ["Ingress"],
-            "ingress": [
-                {
-                    "from": [
-                        {
-                            "namespaceSelector": {
-                                "matchExpressions": [
-                                    {"key": "kubernetes.io/metadata.name", "operator": "In", "values": allowed}
-                                ]
-                            }
-                        }
-                    ]
-                }
-            ],
-        },
-    }
-
-
-def _admin_subjects(admins: dict) -> list:
-    group = "rbac.authorization.k8s.io"
-    return [{"apiGroup": group, "kind": "User", "name": u} for u in admins.get("users") or []] + [
-        {"apiGroup": group, "kind": "Group", "name": g} for g in admins.get("groups") or []
-    ]
-
-
-def _admin_binding(namespace: str, subjects: list) -> dict:
-    return {
-        "apiVersion": "rbac.authorization.k8s.io/v1",
-        "kind": "RoleBinding",
-        "metadata": {"name": ADMINS_NAME, "namespace": namespace},
-        # The built-in `admin` ClusterRole, bound in the namespace: full control there, nothing elsewhere.
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "admin"},
-        "subjects": subjects,
-    }
 
 
 # Pure: guards
@@ -184,17 +38,17 @@ def _missing_for(selectors: list, labels: dict) -> str:
     return "a label the revision's matchExpressions require"
 
 
-def refusals(params: dict, revisions: dict, namespaces: dict) -> list:
+def refusals(spec: TenantSpec, revisions: dict, namespaces: dict) -> list:
     """Why onboarding would break isolation or the tenant itself (empty when it is safe).
     `namespaces` maps every existing namespace to its labels."""
-    name, revision = params["name"], params["revision"]
+    name, revision = spec.name, spec.revision
     if revision not in revisions:
         installed = ", ".join(sorted(revisions)) or "none"
         return [f"revision {revision} is not installed (installed: {installed}); install it with istio_revision first"]
     problems = []
     system_namespaces = {info["namespace"]: rev for rev, info in revisions.items()}
-    for entry in tenant_namespaces(params):
-        namespace, labels = entry["name"], namespaces.get(entry["name"])
+    for entry in spec.namespaces:
+        namespace, labels = entry.name, namespaces.get(entry.name)
         if namespace in system_namespaces:
             owner_revision = system_namespaces[namespace]
             problems.append(
@@ -202,19 +56,19 @@ def refusals(params: dict, revisions: dict, namespaces: dict) -> list:
                 "tenants get namespaces of their own"
             )
             continue
-        if labels is None and not params["create_namespaces"]:
+        if labels is None and not spec.create_namespaces:
             problems.append(f"namespace {namespace} does not exist; create it or set create_namespaces: true")
             continue
         labels = labels or {}
         owner = labels.get(TENANT_LABEL)
-        if owner and owner != name and not params["takeover"]:
+        if owner and owner != name and not spec.takeover:
             problems.append(f"namespace {namespace} belongs to tenant {owner}; set takeover: true to move it")
-        elif owner != name and labels.get(REV_LABEL) not in (None, revision) and not params["takeover"]:
+        elif owner != name and labels.get(REV_LABEL) not in (None, revision) and not spec.takeover:
             problems.append(
                 f"namespace {namespace} carries {REV_LABEL}={labels[REV_LABEL]} (another mesh); set takeover: true "
                 "to move it to this tenant"
             )
-        final = namespace_manifest(params, entry)["metadata"]["labels"]
+        final = namespace_manifest(spec, entry)["metadata"]["labels"]
         selectors = revisions[revision]["selectors"]
         if not any_matches(selectors, final):
             problems.append(
@@ -224,12 +78,12 @@ def refusals(params: dict, revisions: dict, namespaces: dict) -> list:
     return problems
 
 
-def taken_over(params: dict, namespaces: dict) -> list:
+def taken_over(spec: TenantSpec, namespaces: dict) -> list:
     """Namespaces this run moves away from another tenant."""
     return sorted(
-        entry["name"]
-        for entry in tenant_namespaces(params)
-        if (namespaces.get(entry["name"]) or {}).get(TENANT_LABEL) not in (None, params["name"])
+        entry.name
+        for entry in spec.namespaces
+        if (namespaces.get(entry.name) or {}).get(TENANT_LABEL) not in (None, spec.name)
     )
 
 
@@ -242,43 +96,11 @@ def content_not_ours(objects: list) -> list:
     ]  # fmt: skip
 
 
-# Pure: many tenants in one run
-
-
-def validate_tenants(entries: list) -> None:
-    """Every entry of `tenants` valid, no tenant twice, no namespace claimed by two tenants."""
-    errors = []
-    for entry in entries:
-        try:
-            validate(entry)
-        except Refusal as error:
-            errors.append(f"tenant {entry['name']}: {error}")
-    names = Counter(entry["name"] for entry in entries)
-    twice = sorted(name for name, count in names.items() if count > 1)
-    if twice:
-        errors.append(f"tenants lists {', '.join(twice)} more than once; describe each tenant once")
-    claims = {}
-    for entry in entries:
-        for namespace in _names(entry):
-            claims.setdefault(namespace, []).append(entry["name"])
-    for namespace, claimants in sorted(claims.items()):
-        if len(set(claimants)) > 1:
-            errors.append(
-                f"namespace {namespace} is listed by tenants {', '.join(sorted(set(claimants)))}; "
-                "a namespace belongs to one tenant"
-            )
-    refuse(errors)
-
-
-def _names(params: dict) -> set:
-    return {entry if isinstance(entry, str) else (entry or {}).get("name") for entry in params["namespaces"] or []}
-
-
 # Cluster: what the module calls
 
 
 @dataclass(frozen=True)
-class ClusterView:
+class _ClusterView:
     """What onboarding reads, once per run however many tenants: the installed revisions, every namespace (and its
     labels), and the tenant objects the collection owns, by tenant."""
 
@@ -291,7 +113,7 @@ class ClusterView:
         return {name for name, labels in self.labels.items() if labels.get(TENANT_LABEL) == tenant}
 
 
-def read_view(cluster: Cluster, tenants: list) -> ClusterView:
+def _read_view(cluster: Cluster, tenants: list) -> _ClusterView:
     """One LIST of revisions, one of namespaces, and one per tenant kind: of one tenant's objects, or of every
     tenant's when there are several. Reads grow with the kinds, not with the tenants."""
     selector = f"{MANAGED_BY_LABEL}={FIELD_MANAGER},{TENANT_LABEL}" + (f"={tenants[0]}" if len(tenants) == 1 else "")
@@ -300,7 +122,7 @@ def read_view(cluster: Cluster, tenants: list) -> ClusterView:
         for obj in cluster.list_objects(kind, label_selector=selector):
             owned.setdefault(obj["metadata"]["labels"][TENANT_LABEL], {})[identity(obj)] = obj
     namespaces = {ns["metadata"]["name"]: ns for ns in cluster.list_objects("Namespace")}
-    return ClusterView(
+    return _ClusterView(
         revisions=installed_revisions(cluster.list_objects("ConfigMap", label_selector=REV_LABEL)),
         namespaces=namespaces,
         labels={name: ns["metadata"].get("labels") or {} for name, ns in namespaces.items()},
@@ -308,9 +130,9 @@ def read_view(cluster: Cluster, tenants: list) -> ClusterView:
     )
 
 
-def _engine(cluster: Cluster, params: dict, check_mode: bool) -> Engine:
-    force = params["force_conflicts"] or params["takeover"]  # a takeover takes the namespace's labels over
-    return Engine(cluster, Owner(OWNER_KIND, params["name"]), check_mode, force)
+def _engine(cluster: Cluster, spec: TenantSpec, check_mode: bool) -> Engine:
+    force = spec.force_conflicts or spec.takeover  # a takeover takes the namespace's labels over
+    return Engine(cluster, Owner(OWNER_KIND, spec.name), check_mode, force)
 
 
 def _result(objects: list, namespaces: dict, released: list) -> dict:
@@ -322,24 +144,24 @@ def _result(objects: list, namespaces: dict, released: list) -> dict:
     }
 
 
-def _onboard(engine: Engine, params: dict, view: ClusterView, claimed: set) -> tuple:
+def _onboard(engine: Engine, spec: TenantSpec, view: _ClusterView, claimed: set) -> tuple:
     """Label the tenant's namespaces, isolate them, release those it no longer lists (and no tenant of this run
     `claimed`). Returns (result, warnings)."""
     warnings, final_labels = [], {}
-    for entry in tenant_namespaces(params):
-        manifest, live = namespace_manifest(params, entry), view.namespaces.get(entry["name"])
+    for entry in spec.namespaces:
+        manifest, live = namespace_manifest(spec, entry), view.namespaces.get(entry.name)
         # A namespace already ours whose labels were changed by hand is drift: take the labels back.
-        ours = view.labels.get(entry["name"], {}).get(TENANT_LABEL) == params["name"]
+        ours = view.labels.get(entry.name, {}).get(TENANT_LABEL) == spec.name
         engine.ensure_shared(manifest, live, force=True if ours else None)
         if live and INJECTION_LABEL in (live["metadata"].get("labels") or {}):
-            warnings.append(f"namespace {entry['name']}: removed label {INJECTION_LABEL} (revision label is used)")
+            warnings.append(f"namespace {entry.name}: removed label {INJECTION_LABEL} (revision label is used)")
             engine.remove_labels(live, [INJECTION_LABEL])
-        final_labels[entry["name"]] = manifest["metadata"]["labels"]
-    for namespace in taken_over(params, view.labels):
-        engine.delete_objects(_other_tenants_objects(engine.cluster, namespace, params["name"]))
-    system_namespace = view.revisions[params["revision"]]["namespace"]
-    engine.ensure_present(policies(params, system_namespace), TENANT_KINDS, view.owned.get(params["name"], {}))
-    released = sorted(view.members(params["name"]) - claimed)
+        final_labels[entry.name] = manifest["metadata"]["labels"]
+    for namespace in taken_over(spec, view.labels):
+        engine.delete_objects(_other_tenants_objects(engine.cluster, namespace, spec.name))
+    system_namespace = view.revisions[spec.revision]["namespace"]
+    engine.ensure_present(policies(spec, system_namespace), TENANT_KINDS, view.owned.get(spec.name, {}))
+    released = sorted(view.members(spec.name) - claimed)
     for namespace in released:
         engine.release("Namespace", namespace)
     return _result(engine.report.objects, final_labels, released), warnings
@@ -350,10 +172,10 @@ def _other_tenants_objects(cluster: Cluster, namespace: str, name: str) -> list:
     return [obj for kind in TENANT_KINDS for obj in cluster.list_objects(kind, selector, namespace)]
 
 
-def _offboard(engine: Engine, params: dict) -> dict:
+def _offboard(engine: Engine, spec: TenantSpec) -> dict:
     """Remove what the tenant owns; release its namespaces, or delete them when asked and safe."""
-    members = _members(engine.cluster, params["name"])
-    if params["delete_namespaces"] and not params["force"]:
+    members = _members(engine.cluster, spec.name)
+    if spec.delete_namespaces and not spec.force:
         blocked = {
             namespace: content_not_ours(
                 [o for kind in CONTENT_KINDS for o in engine.cluster.list_objects(kind, None, namespace)]
@@ -371,7 +193,7 @@ def _offboard(engine: Engine, params: dict) -> dict:
                 "move them out first, or set force: true"
             )
     engine.ensure_absent(TENANT_KINDS)
-    if params["delete_namespaces"]:
+    if spec.delete_namespaces:
         engine.delete_objects(members.values())
         released = []
     else:
@@ -387,54 +209,54 @@ def _members(cluster: Cluster, name: str) -> dict:
     }
 
 
-def _refuse(entries: list, view: ClusterView) -> None:
+def _refuse(specs: list, view: _ClusterView) -> None:
     problems = []
-    for params in entries:
-        prefix = f"tenant {params['name']}: " if len(entries) > 1 else ""
-        problems += [prefix + problem for problem in refusals(params, view.revisions, view.labels)]
+    for spec in specs:
+        prefix = f"tenant {spec.name}: " if len(specs) > 1 else ""
+        problems += [prefix + problem for problem in refusals(spec, view.revisions, view.labels)]
     refuse(problems)
 
 
-def ensure_tenant_present(cluster: Cluster, params: dict, check_mode: bool) -> tuple:
+def ensure_tenant_present(cluster: Cluster, spec: TenantSpec, check_mode: bool) -> tuple:
     """Onboard the tenant's namespaces and isolate them. Returns (result, warnings, diff)."""
-    validate(params)
-    engine = _engine(cluster, params, check_mode)
-    view = read_view(cluster, [params["name"]])
-    _refuse([params], view)
-    result, warnings = _onboard(engine, params, view, _names(params))
+    validate(spec)
+    engine = _engine(cluster, spec, check_mode)
+    view = _read_view(cluster, [spec.name])
+    _refuse([spec], view)
+    result, warnings = _onboard(engine, spec, view, spec.namespace_names)
     return {"changed": engine.report.changed, **result}, warnings, engine.report.diff
 
 
-def ensure_tenant_absent(cluster: Cluster, params: dict, check_mode: bool) -> tuple:
+def ensure_tenant_absent(cluster: Cluster, spec: TenantSpec, check_mode: bool) -> tuple:
     """Remove what this tenant owns; release its namespaces, or delete them when asked and safe."""
-    validate(params)
-    engine = _engine(cluster, params, check_mode)
-    result = _offboard(engine, params)
+    validate(spec)
+    engine = _engine(cluster, spec, check_mode)
+    result = _offboard(engine, spec)
     return {"changed": engine.report.changed, **result}, [], engine.report.diff
 
 
-def ensure_tenants(cluster: Cluster, entries: list, check_mode: bool) -> tuple:
-    """Many tenants in one run (option `tenants`, each entry complete per-tenant params). Onboarding reads the
-    cluster once and checks every tenant before anything is written; then each tenant converges as it would alone.
+def ensure_tenants(cluster: Cluster, specs: list, check_mode: bool) -> tuple:
+    """Many tenants in one run (option `tenants`: a TenantSpec per entry). Onboarding reads the cluster once and
+    checks every tenant before anything is written; then each tenant converges as it would alone.
     Returns (result, warnings, diff)."""
-    validate_tenants(entries)
-    engines = [_engine(cluster, params, check_mode) for params in entries]
+    validate_tenants(specs)
+    engines = [_engine(cluster, spec, check_mode) for spec in specs]
     tenants, warnings = [], []
-    if entries and entries[0]["state"] == "present":
-        view = read_view(cluster, [params["name"] for params in entries])
-        _refuse(entries, view)
-        claimed = set().union(*(_names(params) for params in entries))
-        for engine, params in zip(engines, entries, strict=True):
-            result, more = _onboard(engine, params, view, claimed)
-            tenants.append(_tenant_summary(params, result))
+    if specs and specs[0].state == "present":
+        view = _read_view(cluster, [spec.name for spec in specs])
+        _refuse(specs, view)
+        claimed = set().union(*(spec.namespace_names for spec in specs))
+        for engine, spec in zip(engines, specs, strict=True):
+            result, more = _onboard(engine, spec, view, claimed)
+            tenants.append(_tenant_summary(spec, result))
             warnings += more
     else:
-        for engine, params in zip(engines, entries, strict=True):
-            tenants.append(_tenant_summary(params, _offboard(engine, params)))
+        for engine, spec in zip(engines, specs, strict=True):
+            tenants.append(_tenant_summary(spec, _offboard(engine, spec)))
     report = Report.combined(engine.report for engine in engines)
     return {"changed": report.changed, "tenants": tenants, "objects": report.objects}, warnings, report.diff
 
 
-def _tenant_summary(params: dict, result: dict) -> dict:
+def _tenant_summary(spec: TenantSpec, result: dict) -> dict:
     """One tenant's part of a many-tenant result (the run returns every object once, at the top)."""
-    return {"name": params["name"], **{key: value for key, value in result.items() if key != "objects"}}
+    return {"name": spec.name, **{key: value for key, value in result.items() if key != "objects"}}

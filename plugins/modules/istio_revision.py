@@ -266,6 +266,7 @@ from ansible_collections.meshops.istio.plugins.module_utils.revision import (
     ensure_revision_absent,
     ensure_revision_present,
 )
+from ansible_collections.meshops.istio.plugins.module_utils.revision_spec import RevisionSpec
 from ansible_collections.meshops.istio.plugins.module_utils.runner import COMMON_ARG_SPEC, run_module
 
 ARGUMENT_SPEC = dict(
@@ -295,11 +296,11 @@ ARGUMENT_SPEC = dict(
 
 def main():
     module = AnsibleModule(argument_spec={**COMMON_ARG_SPEC, **ARGUMENT_SPEC}, supports_check_mode=True)
-    params, check_mode = module.params, module.check_mode
-    if params["state"] == "present":
-        run_module(module, lambda cluster: ensure_revision_present(cluster, module.run_command, params, check_mode))
+    spec, check_mode = RevisionSpec.from_params(module.params), module.check_mode
+    if spec.state == "present":
+        run_module(module, lambda cluster: ensure_revision_present(cluster, module.run_command, spec, check_mode))
     else:
-        run_module(module, lambda cluster: ensure_revision_absent(cluster, params, check_mode))
+        run_module(module, lambda cluster: ensure_revision_absent(cluster, spec, check_mode))
 
 
 if __name__ == "__main__":

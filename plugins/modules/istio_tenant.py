@@ -253,6 +253,7 @@ from ansible_collections.meshops.istio.plugins.module_utils.tenant import (
     ensure_tenant_present,
     ensure_tenants,
 )
+from ansible_collections.meshops.istio.plugins.module_utils.tenant_spec import TenantSpec
 
 ISOLATION_SPEC = dict(
     authorization=dict(type="bool", default=True),
@@ -294,7 +295,8 @@ ARGUMENT_SPEC = dict(
 
 
 def tenant_entries(module) -> list:
-    """`tenants` entries checked against the per-tenant options (with their defaults), plus the run's options."""
+    """A TenantSpec per `tenants` entry, checked against the per-tenant options (with their defaults), plus the
+    run's options."""
     validator = ArgumentSpecValidator(TENANT_SPEC)
     run = {key: module.params[key] for key in (*RUN_SPEC, "force_conflicts")}
     entries, errors = [], []
@@ -308,7 +310,7 @@ def tenant_entries(module) -> list:
         entries.append({**checked.validated_parameters, **run})
     if errors:
         module.fail_json(msg="; ".join(errors))
-    return entries
+    return [TenantSpec.from_params(entry) for entry in entries]
 
 
 def main():
@@ -323,10 +325,11 @@ def main():
 
 def _action(module):
     if module.params["tenants"] is not None:
-        entries = tenant_entries(module)
-        return lambda cluster: ensure_tenants(cluster, entries, module.check_mode)
-    ensure = ensure_tenant_present if module.params["state"] == "present" else ensure_tenant_absent
-    return lambda cluster: ensure(cluster, module.params, module.check_mode)
+        specs = tenant_entries(module)
+        return lambda cluster: ensure_tenants(cluster, specs, module.check_mode)
+    spec = TenantSpec.from_params(module.params)
+    ensure = ensure_tenant_present if spec.state == "present" else ensure_tenant_absent
+    return lambda cluster: ensure(cluster, spec, module.check_mode)
 
 
 if __name__ == "__main__":

@@ -1,37 +1,35 @@
 """What istio_revision renders, labels and refuses: pure logic, no cluster."""
 
+import dataclasses
+
 import pytest
 import yaml
 from ansible_collections.meshops.istio.plugins.module_utils.errors import Refusal
-from ansible_collections.meshops.istio.plugins.module_utils.revision import (
+from ansible_collections.meshops.istio.plugins.module_utils.revision import refusals
+from ansible_collections.meshops.istio.plugins.module_utils.revision_render import (
     CRD_VERSION_ANNOTATION,
     crds_to_apply,
     injector_webhook_name,
     operator_spec,
-    refusals,
     split_rendering,
     system_namespace,
-    validate,
 )
+from ansible_collections.meshops.istio.plugins.module_utils.revision_spec import RevisionSpec, validate
+from ansible_collections.meshops.istio.plugins.module_utils.runner import COMMON_ARG_SPEC
 from ansible_collections.meshops.istio.plugins.module_utils.vocabulary import installed_revisions
+from ansible_collections.meshops.istio.plugins.modules.istio_revision import ARGUMENT_SPEC
 
 
 def params(**overrides):
-    base = {
+    """The RevisionSpec istio_revision builds for these parameters, the others at the module's defaults."""
+    given = {
         "name": "usergroup-1",
         "namespace": "usergroup-1",
-        "profile": "minimal",
         "discovery_selectors": [{"matchLabels": {"usergroup": "usergroup-1"}}],
-        "mesh_config": {},
-        "values": {},
-        "pilot_env": {},
-        "revision_tags": [],
-        "default_revision": False,
-        "mesh_id": None,
-        "cluster_name": None,
-        "network": None,
+        **overrides,
     }
-    return {**base, **overrides}
+    defaults = {key: option.get("default") for key, option in {**COMMON_ARG_SPEC, **ARGUMENT_SPEC}.items()}
+    return RevisionSpec.from_params(defaults | given)
 
 
 def test_operator_spec_for_a_tenant_has_no_default_revision():
@@ -210,7 +208,7 @@ def test_a_canary_shares_its_revisions_namespace_and_selectors():
     assert refusals(canary, OTHERS, NAMESPACES) == []
     # Installed, the pair stays accepted on re-runs of either revision, with or without canary_of.
     pair = {**OTHERS, "usergroup-2-v2": {**OTHERS["usergroup-2"]}}
-    assert refusals({**canary, "canary_of": None}, pair, NAMESPACES) == []
+    assert refusals(dataclasses.replace(canary, canary_of=None), pair, NAMESPACES) == []
     old = params(name="usergroup-2", namespace="usergroup-2", discovery_selectors=OTHERS["usergroup-2"]["selectors"])
     assert refusals(old, pair, NAMESPACES) == []
 

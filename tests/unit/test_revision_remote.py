@@ -3,34 +3,29 @@ refusals that keep a remote's injector pointed somewhere (pure, no cluster)."""
 
 import pytest
 from ansible_collections.meshops.istio.plugins.module_utils.errors import Refusal
-from ansible_collections.meshops.istio.plugins.module_utils.revision import (
-    REMOVAL_ONLY_KINDS,
-    REVISION_KINDS,
+from ansible_collections.meshops.istio.plugins.module_utils.revision import REMOVAL_ONLY_KINDS, REVISION_KINDS
+from ansible_collections.meshops.istio.plugins.module_utils.revision_render import (
     injection_path,
     operator_spec,
     system_namespace,
-    validate,
 )
+from ansible_collections.meshops.istio.plugins.module_utils.revision_spec import RevisionSpec, validate
+from ansible_collections.meshops.istio.plugins.module_utils.runner import COMMON_ARG_SPEC
+from ansible_collections.meshops.istio.plugins.modules.istio_revision import ARGUMENT_SPEC
 
 
 def params(**overrides):
-    base = {
+    """The RevisionSpec istio_revision builds for a second cluster's parameters, the others at the module's defaults."""
+    given = {
         "name": "mesh",
         "namespace": "istio-system",
-        "profile": "minimal",
-        "discovery_selectors": [],
-        "mesh_config": {},
-        "values": {},
-        "pilot_env": {},
-        "revision_tags": [],
-        "default_revision": False,
         "mesh_id": "mesh1",
         "cluster_name": "cluster2",
         "network": "network2",
-        "remote_pilot_address": None,
-        "control_plane_clusters": [],
+        **overrides,
     }
-    return {**base, **overrides}
+    defaults = {key: option.get("default") for key, option in {**COMMON_ARG_SPEC, **ARGUMENT_SPEC}.items()}
+    return RevisionSpec.from_params(defaults | given)
 
 
 def remote(**overrides):

@@ -2,31 +2,29 @@
 
 import pytest
 from ansible_collections.meshops.istio.plugins.module_utils.errors import Refusal
-from ansible_collections.meshops.istio.plugins.module_utils.tenant import (
-    content_not_ours,
-    namespace_manifest,
-    policies,
-    refusals,
-    taken_over,
-    tenant_namespaces,
+from ansible_collections.meshops.istio.plugins.module_utils.runner import COMMON_ARG_SPEC
+from ansible_collections.meshops.istio.plugins.module_utils.tenant import content_not_ours, refusals, taken_over
+from ansible_collections.meshops.istio.plugins.module_utils.tenant_policies import namespace_manifest, policies
+from ansible_collections.meshops.istio.plugins.module_utils.tenant_spec import (
+    NamespaceSpec,
+    TenantSpec,
     validate,
     validate_tenants,
 )
+from ansible_collections.meshops.istio.plugins.modules.istio_tenant import ARGUMENT_SPEC
 
 
 def params(**overrides):
-    base = {
+    """The TenantSpec istio_tenant builds for these parameters, the others at the module's defaults."""
+    given = {
         "name": "usergroup-1",
         "revision": "usergroup-1",
         "namespaces": ["app-ns-1", {"name": "app-ns-4", "labels": {"team": "a"}, "annotations": {"owner": "x"}}],
-        "create_namespaces": True,
         "discovery_label": {"usergroup": "usergroup-1"},
-        "mtls": "STRICT",
-        "isolation": {},
-        "state": "present",
-        "takeover": False,
+        **overrides,
     }
-    return {**base, **overrides}
+    defaults = {key: option.get("default") for key, option in {**COMMON_ARG_SPEC, **ARGUMENT_SPEC}.items()}
+    return TenantSpec.from_params(defaults | given)
 
 
 REVISIONS = {
@@ -36,21 +34,21 @@ REVISIONS = {
 
 
 def test_namespaces_accept_names_and_dicts():
-    assert tenant_namespaces(params()) == [
-        {"name": "app-ns-1", "labels": {}, "annotations": {}},
-        {"name": "app-ns-4", "labels": {"team": "a"}, "annotations": {"owner": "x"}},
-    ]
+    assert params().namespaces == (
+        NamespaceSpec(name="app-ns-1", labels={}, annotations={}),
+        NamespaceSpec(name="app-ns-4", labels={"team": "a"}, annotations={"owner": "x"}),
+    )
 
 
 def test_namespace_labels_extra_labels_cannot_override_ours():
-    entry = {"name": "n", "labels": {"istio.io/rev": "other", "team": "a"}, "annotations": {}}
+    entry = NamespaceSpec(name="n", labels={"istio.io/rev": "other", "team": "a"})
     labels = namespace_manifest(params(), entry)["metadata"]["labels"]
     assert labels == {"team": "a", "usergroup": "usergroup-1", "istio.io/rev": "usergroup-1",
                       "meshops.io/tenant": "usergroup-1"}  # fmt: skip
 
 
 def test_default_discovery_label_is_the_tenant_label():
-    labels = namespace_manifest(params(discovery_label=None), tenant_namespaces(params())[0])["metadata"]["labels"]
+    labels = namespace_manifest(params(discovery_label=None), params().namespaces[0])["metadata"]["labels"]
     assert labels["meshops.io/tenant"] == "usergroup-1" and "usergroup" not in labels
 
 

@@ -1,0 +1,111 @@
+# Copyright: meshops.istio contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What one istio_revision task asks for: `RevisionSpec`, built once from the module's parameters, and `validate`,
+the rules its argument spec cannot express (names, selectors, cross-field rules). Pure."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+from .errors import refuse
+from .names import dns_label_errors
+from .selectors import selector_errors
+from .vocabulary import MAX_REVISION_LENGTH, MAX_TAG_LENGTH
+
+REMOTE_PROFILE = "remote"
+
+
+@dataclass(frozen=True)
+class RevisionSpec:
+    """One revision's parameters with every default resolved; builders, guards and ensure functions read only this."""
+
+    name: str
+    namespace: str
+    state: str
+    istio_version: str | None
+    istioctl_path: str
+    profile: str
+    discovery_selectors: tuple  # of LabelSelector dicts
+    mesh_config: dict
+    values: dict
+    pilot_env: dict
+    revision_tags: tuple
+    # Every tag the revision should carry: `default` when it is the default revision, then revision_tags.
+    tags: tuple
+    canary_of: str | None
+    default_revision: bool
+    mesh_id: str | None
+    cluster_name: str | None
+    network: str | None
+    remote_pilot_address: str | None
+    control_plane_clusters: tuple
+    wait: bool
+    wait_timeout: int
+    force: bool
+    force_conflicts: bool
+
+    @classmethod
+    def from_params(cls, params: dict) -> RevisionSpec:
+        revision_tags = tuple(params["revision_tags"] or ())
+        resolved = {
+            "discovery_selectors": tuple(params["discovery_selectors"] or ()),
+            "mesh_config": dict(params["mesh_config"] or {}),
+            "values": dict(params["values"] or {}),
+            "pilot_env": dict(params["pilot_env"] or {}),
+            "revision_tags": revision_tags,
+            "tags": (("default",) if params["default_revision"] else ()) + revision_tags,
+            "control_plane_clusters": tuple(params["control_plane_clusters"] or ()),
+        }
+        # Every other field is the parameter of the same name, as the argument spec left it.
+        return cls(**{f.name: params[f.name] for f in fields(cls) if f.name not in resolved}, **resolved)
+
+    @property
+    def remote(self) -> bool:
+        """A remote cluster of a primary-remote mesh: its injector calls the primary's istiod."""
+        return self.profile == REMOTE_PROFILE
+
+
+def validate(spec: RevisionSpec) -> None:
+    name, tags = spec.name, spec.revision_tags
+    errors = dns_label_errors(name, "name", MAX_REVISION_LENGTH) + dns_label_errors(spec.namespace, "namespace")
+    if name == "default":
+        errors.append("name 'default' is reserved for Istio's default revision; choose another revision name")
+    for tag in tags:
+        errors += dns_label_errors(tag, "revision_tags entry", MAX_TAG_LENGTH)
+        if tag == name:
+            errors.append(f"revision_tags entry {tag!r} equals the revision name; a tag must differ from revisions")
+    if spec.default_revision and "default" in tags:
+        errors.append("revision_tags holds 'default' and default_revision is true; keep only default_revision")
+    selectors = spec.discovery_selectors
+    for index, selector in enumerate(selectors):
+        errors += selector_errors(selector, f"discovery_selectors[{index}]")
+    if selectors and not any((s or {}).get("matchLabels") for s in selectors if isinstance(s, dict)):
+        errors.append(
+            "discovery_selectors need at least one matchLabels selector: its labels go on the system namespace "
+            "so the revision's istiod sees its own namespace"
+        )
+    errors += _remote_errors(spec)
+    refuse(errors)
+
+
+def _remote_errors(spec: RevisionSpec) -> list:
+    """A remote cluster's injector must know where the primary's istiod is and which cluster and network it serves."""
+    errors = []
+    if spec.remote:
+        missing = [key for key in ("cluster_name", "network", "remote_pilot_address") if not getattr(spec, key)]
+        if missing:
+            errors.append(
+                f"profile remote needs {', '.join(missing)}: the remote's injector calls the primary's istiod at "
+                "remote_pilot_address (its east-west gateway) on the path of cluster_name and network"
+            )
+    elif spec.remote_pilot_address:
+        errors.append(
+            "remote_pilot_address is only for profile remote (it would point this istiod's own proxies away from "
+            "it); remove it or set profile: remote"
+        )
+    for entry in spec.control_plane_clusters:
+        if not entry or "," in entry or entry != entry.strip():
+            errors.append(
+                f"control_plane_clusters entry {entry!r} must be a cluster name (or '*') without commas or spaces"
+            )
+    return errors
