@@ -180,10 +180,12 @@ class Engine:
 
     # What modules call
 
-    def ensure_present(self, manifests: list, prunable_kinds=(), owned: dict | None = None) -> Report:
+    def ensure_present(self, manifests: list, prunable_kinds=(), owned: dict | None = None, keep_live=None) -> Report:
         """Converge this owner's objects to `manifests`; delete its objects of `prunable_kinds` (and of the
         desired kinds) that are no longer desired. Nothing without this owner's labels is ever deleted.
-        `owned` ({identity: object}, every kind of those) is what the caller already listed for this owner."""
+        `owned` ({identity: object}, every kind of those) is what the caller already listed for this owner.
+        `keep_live(desired, live)` returns `desired` with the fields a controller manages after creation copied
+        from `live`, so that a re-run neither reverts them nor conflicts with that controller."""
         desired = [with_hash(with_labels(m, self.owner.labels)) for m in apply_order(manifests)]
         if owned is None:
             owned = self.list_owned({kind_of(m) for m in desired} | {KINDS[k] for k in prunable_kinds})
@@ -191,6 +193,8 @@ class Engine:
         for manifest in desired:
             key = identity(manifest)
             live = owned.pop(key) if key in owned else self.cluster.get(*_get_args(key))
+            if keep_live is not None and live is not None:
+                manifest = keep_live(manifest, live)
             self._converge(manifest, live)
         self._delete_all(owned.values())
         return self.report

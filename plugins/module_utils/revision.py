@@ -7,6 +7,8 @@ The spec and its validation are in revision_spec.py, the rendering in revision_r
 
 from __future__ import annotations
 
+import copy
+
 from .cluster import Cluster
 from .engine import Engine, Owner
 from .errors import Refusal, refuse
@@ -124,10 +126,23 @@ def ensure_revision_present(cluster: Cluster, run_command, spec: RevisionSpec, c
     for crd, live in to_apply:
         engine.ensure_shared(crd, live)
     engine.ensure_shared(system_namespace(spec))
-    report = engine.ensure_present(owned, REVISION_KINDS)
+    report = engine.ensure_present(owned, REVISION_KINDS, keep_live=keep_istiod_failure_policy)
     if spec.wait:
         engine.wait_for_rollout(owned, spec.wait_timeout)
     return _result(spec, version, report), warnings, report.diff
+
+
+def keep_istiod_failure_policy(desired: dict, live: dict) -> dict:
+    """istiod's validation controller switches its ValidatingWebhookConfiguration from the rendered
+    failurePolicy Ignore to Fail once it serves: keep what it chose, or every re-run would conflict with it."""
+    if desired["kind"] != "ValidatingWebhookConfiguration":
+        return desired
+    chosen = {hook["name"]: hook["failurePolicy"] for hook in live.get("webhooks") or [] if "failurePolicy" in hook}
+    kept = copy.deepcopy(desired)
+    for hook in kept.get("webhooks") or []:
+        if hook.get("name") in chosen:
+            hook["failurePolicy"] = chosen[hook["name"]]
+    return kept
 
 
 def ensure_revision_absent(cluster: Cluster, spec: RevisionSpec, check_mode: bool) -> tuple:

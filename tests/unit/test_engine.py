@@ -323,6 +323,22 @@ def test_drift_under_the_same_hash_is_written_back():
     assert report.diff[0]["after"]["data"] == {"mesh": "{}"}
 
 
+def test_fields_a_controller_manages_are_kept_from_live_and_not_written_back():
+    fake = FakeClient([istio_system()])
+    desired = [manifest("ConfigMap", "istio-usergroup-1", data={"mesh": "{}", "policy": "Ignore"})]
+    engine_on(fake).ensure_present(desired)
+    fake.store[("ConfigMap", "istio-system", "istio-usergroup-1")]["data"]["policy"] = "Fail"  # the controller's
+
+    def keep_policy(wanted, live):
+        return {**wanted, "data": {**wanted["data"], "policy": live["data"]["policy"]}}
+
+    fake.calls.clear()
+    assert engine_on(fake).ensure_present(desired, keep_live=keep_policy).changed is False
+    assert fake.writes() == []
+    # Without it the same run takes the field back: the drift repair the hook exists to avoid.
+    assert engine_on(fake).ensure_present(desired).objects[0]["action"] == "updated"
+
+
 def test_a_field_dropped_from_the_desired_state_is_written_although_live_still_holds_the_rest():
     fake = FakeClient([istio_system()])
     engine_on(fake).ensure_present([manifest("ConfigMap", "istio-usergroup-1", data={"mesh": "{}", "extra": "x"})])

@@ -5,7 +5,7 @@ import dataclasses
 import pytest
 import yaml
 from ansible_collections.meshops.istio.plugins.module_utils.errors import Refusal
-from ansible_collections.meshops.istio.plugins.module_utils.revision import refusals
+from ansible_collections.meshops.istio.plugins.module_utils.revision import keep_istiod_failure_policy, refusals
 from ansible_collections.meshops.istio.plugins.module_utils.revision_render import (
     CRD_VERSION_ANNOTATION,
     crds_to_apply,
@@ -224,3 +224,16 @@ def test_a_canary_of_a_revision_elsewhere_or_a_new_revision_without_canary_of_is
 def test_injector_webhook_name_drops_the_namespace_suffix_in_istio_system():
     assert injector_webhook_name("canary", "istio-system") == "istio-sidecar-injector-canary"
     assert injector_webhook_name("usergroup-1", "usergroup-1") == "istio-sidecar-injector-usergroup-1-usergroup-1"
+
+
+def test_istiods_failure_policy_is_kept_on_its_validator_and_nowhere_else():
+    rendered = {
+        "kind": "ValidatingWebhookConfiguration",
+        "webhooks": [{"name": "rev.validation.istio.io", "failurePolicy": "Ignore"}, {"name": "new.istio.io"}],
+    }
+    live = {"webhooks": [{"name": "rev.validation.istio.io", "failurePolicy": "Fail"}]}
+    kept = keep_istiod_failure_policy(rendered, live)
+    assert kept["webhooks"] == [{"name": "rev.validation.istio.io", "failurePolicy": "Fail"}, {"name": "new.istio.io"}]
+    assert rendered["webhooks"][0]["failurePolicy"] == "Ignore"  # the rendering itself is not changed
+    injector = {"kind": "MutatingWebhookConfiguration", "webhooks": [{"name": "x", "failurePolicy": "Fail"}]}
+    assert keep_istiod_failure_policy(injector, {"webhooks": [{"name": "x", "failurePolicy": "Ignore"}]}) is injector
