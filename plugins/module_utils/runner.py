@@ -13,17 +13,18 @@ from .errors import MeshopsError
 COMMON_ARG_SPEC = {**AUTH_ARG_SPEC, "force_conflicts": {"type": "bool", "default": False}}
 
 
-def run_module(module, action, needs_cluster: bool = True):
+def run_module(module, action, needs_cluster: bool = True, others=()):
     """Exit `module` with what `action(cluster)` returns as (result, warnings, diff).
 
     Every error of the collection's tree (errors.MeshopsError) becomes one fail_json sentence, with `changed` and
-    the `objects` written on the module's cluster before the failure. `needs_cluster=False` passes None instead
+    the `objects` written before the failure, on the module's cluster and on the `others` (second clusters from
+    other_cluster, their objects tagged with the option that names them). `needs_cluster=False` passes None instead
     of a Cluster."""
     cluster = Cluster(connect(module)) if needs_cluster else None
     try:
         result, warnings, diff = action(cluster)
     except MeshopsError as error:
-        module.fail_json(msg=str(error), **written_before_failure(cluster))
+        module.fail_json(msg=str(error), **written_before_failure(cluster, others))
     for warning in warnings:
         module.warn(warning)
     if module._diff:
@@ -31,9 +32,12 @@ def run_module(module, action, needs_cluster: bool = True):
     module.exit_json(**result)
 
 
-def written_before_failure(cluster: Cluster | None) -> dict:
-    """changed and objects of every Engine that wrote on `cluster`, for a failing module's result."""
-    report = Report.combined(cluster.reports if cluster else [])
+def written_before_failure(cluster: Cluster | None, others=()) -> dict:
+    """changed and objects of every Engine that wrote on `cluster` or on the `others`, for a failing module's
+    result."""
+    reports = list(cluster.reports if cluster else [])
+    reports += [report.tagged(other.parameter) for other in others for report in other.reports]
+    report = Report.combined(reports)
     return {"changed": report.changed, "objects": report.objects}
 
 

@@ -352,7 +352,7 @@ def main():
             return ensure_remote_secret_absent(primary, remote, spec, check_mode)
         return ensure_remote_secret_present(primary, remote, spec, check_mode, module.no_log_values.add)
 
-    run_module(module, ensure)
+    run_module(module, ensure, others=[remote])
 
 
 if __name__ == "__main__":

@@ -47,3 +47,17 @@ def test_a_failure_reports_what_every_engine_on_the_cluster_wrote():
         ],
     }
     assert written_before_failure(None) == {"changed": False, "objects": []}
+
+
+def test_a_failure_also_reports_what_was_written_on_a_second_cluster_naming_it():
+    primary, remote = Cluster(client=None), Cluster(client=None, parameter="remote")
+    Engine(remote, Owner("remote-reader", "r")).report.record(
+        {"kind": "ServiceAccount", "metadata": {"name": "reader", "namespace": "istio-system"}}, "created", None, {}
+    )
+    assert written_before_failure(primary, [remote]) == {
+        "changed": True,
+        "objects": [
+            {"kind": "ServiceAccount", "namespace": "istio-system", "name": "reader", "action": "created",
+             "cluster": "remote"},
+        ],
+    }  # fmt: skip
