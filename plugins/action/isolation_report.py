@@ -14,6 +14,7 @@ from pathlib import Path
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 from ansible_collections.meshops.istio.plugins.module_utils import report
+from ansible_collections.meshops.istio.plugins.module_utils.errors import Refusal
 
 TEMPLATE = Path(__file__).parents[2] / "roles" / "verify_report" / "templates" / "isolation_report.html.j2"
 ARGUMENT_SPEC = {
@@ -40,7 +41,7 @@ class ActionModule(ActionBase):
         try:
             document = build_document(args, utc_now())
             contents = render(document)
-        except report.ReportError as error:
+        except Refusal as error:
             raise AnsibleActionFail(str(error)) from error
         name = args["name"] or document["report"]
         paths = target_paths(args["dest"], name)

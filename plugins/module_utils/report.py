@@ -12,15 +12,13 @@ from __future__ import annotations
 import json
 import xml.etree.ElementTree as ET
 
+from .errors import Refusal
+
 KINDS = ("isolation", "multicluster")
 FILES = {"junit": "{name}.junit.xml", "json": "{name}.json", "html": "{name}.html"}
 TRAFFIC_KEYS = ("client", "server", "expected", "observed")
 CLUSTER_CLASS = "cluster"
 TRAFFIC_SUITE = "traffic"
-
-
-class ReportError(Exception):
-    """Bad input: the message names the option and the fix."""
 
 
 def cluster_entry(name: str, **facts) -> dict:
@@ -53,11 +51,11 @@ def validate_traffic(cells) -> list:
     if cells is None:
         return []
     if not isinstance(cells, list):
-        raise ReportError("traffic must be a list of {client, server, expected, observed}; give a list or omit it")
+        raise Refusal("traffic must be a list of {client, server, expected, observed}; give a list or omit it")
     for index, cell in enumerate(cells):
         missing = [key for key in TRAFFIC_KEYS if not isinstance(cell, dict) or cell.get(key) in (None, "")]
         if missing:
-            raise ReportError(f"traffic[{index}] lacks {', '.join(missing)}; give each cell {', '.join(TRAFFIC_KEYS)}")
+            raise Refusal(f"traffic[{index}] lacks {', '.join(missing)}; give each cell {', '.join(TRAFFIC_KEYS)}")
     return cells
 
 
@@ -134,7 +132,7 @@ def _namespace_entry(name: str, tenant: str, facts: dict, gateways: dict) -> tup
 def isolation_document(facts: dict, cluster: str | None, traffic: list, generated: str) -> dict:
     """The report document of one cluster's tenants, from istio_isolation_info's result."""
     if not isinstance(facts, dict) or not isinstance(facts.get("tenants"), dict):
-        raise ReportError("isolation must be the registered result of meshops.istio.istio_isolation_info")
+        raise Refusal("isolation must be the registered result of meshops.istio.istio_isolation_info")
     cluster = cluster or "cluster"  # JUnit readers split class names at dots: not the server's address
     cases, tenants, namespaces = [], [], []
     for tenant, entry in sorted(facts["tenants"].items()):
@@ -193,7 +191,7 @@ def multicluster_document(results: dict, traffic: list, generated: str) -> dict:
     """The report document of a mesh, from each host's istio_multicluster_info result ({host: result}). A host
     whose result is missing or failed is a failed test case, not a crash."""
     if not isinstance(results, dict) or not results:
-        raise ReportError(
+        raise Refusal(
             "multicluster must map each inventory host to its registered meshops.istio.istio_multicluster_info result"
         )
     clusters, cases, problems = [], [], []

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import xmlschema
 from ansible_collections.meshops.istio.plugins.module_utils import report
+from ansible_collections.meshops.istio.plugins.module_utils.errors import Refusal
 from ansible_collections.meshops.istio.plugins.module_utils.isolation import analyze
 
 REPO = Path(__file__).resolve().parents[2]
@@ -143,14 +144,14 @@ def test_traffic_matrix_every_client_by_every_server():
     ],
 )
 def test_bad_traffic_names_the_cell_and_the_fix(cells, message):
-    with pytest.raises(report.ReportError, match=re.escape(message)):
+    with pytest.raises(Refusal, match=re.escape(message)):
         report.validate_traffic(cells)
 
 
 def test_wrong_facts_are_refused_with_the_option_name():
-    with pytest.raises(report.ReportError, match="isolation must be the registered result"):
+    with pytest.raises(Refusal, match="isolation must be the registered result"):
         report.isolation_document({"problems": []}, None, [], GENERATED)
-    with pytest.raises(report.ReportError, match="multicluster must map each inventory host"):
+    with pytest.raises(Refusal, match="multicluster must map each inventory host"):
         report.multicluster_document([], [], GENERATED)
 
 
