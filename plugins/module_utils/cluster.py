@@ -43,6 +43,8 @@ class Cluster:
         self.parameter = parameter
         # The report of every Engine writing here, so that a failure after some writes still reports them.
         self.reports = []
+        # True while a module rehearses its plan as a dry run before running it (runner.rehearse_then_run).
+        self.rehearsing = False
 
     @property
     def host(self) -> str:

@@ -10,11 +10,12 @@ policies carry the owner labels and are pruned by them."""
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 from .cluster import Cluster
 from .engine import Engine, Owner, Report, identity
-from .errors import Refusal, refuse
+from .errors import EngineError, Refusal, refuse
 from .selectors import any_matches
 from .tenant_policies import namespace_manifest, policies
 from .tenant_spec import OWNER_KIND, TENANT_LABEL, TenantSpec, validate, validate_tenants
@@ -246,15 +247,26 @@ def ensure_tenants(cluster: Cluster, specs: list, check_mode: bool) -> tuple:
         view = _read_view(cluster, [spec.name for spec in specs])
         _refuse(specs, view)
         claimed = set().union(*(spec.namespace_names for spec in specs))
-        for engine, spec in zip(engines, specs, strict=True):
-            result, more = _onboard(engine, spec, view, claimed)
+        for index, (engine, spec) in enumerate(zip(engines, specs, strict=True)):
+            with _naming_entry(index, spec):
+                result, more = _onboard(engine, spec, view, claimed)
             tenants.append(_tenant_summary(spec, result))
             warnings += more
     else:
-        for engine, spec in zip(engines, specs, strict=True):
-            tenants.append(_tenant_summary(spec, _offboard(engine, spec)))
+        for index, (engine, spec) in enumerate(zip(engines, specs, strict=True)):
+            with _naming_entry(index, spec):
+                tenants.append(_tenant_summary(spec, _offboard(engine, spec)))
     report = Report.combined(engine.report for engine in engines)
     return {"changed": report.changed, "tenants": tenants, "objects": report.objects}, warnings, report.diff
+
+
+@contextlib.contextmanager
+def _naming_entry(index: int, spec: TenantSpec):
+    """An API server's refusal of one tenant's object names the `tenants` entry it came from."""
+    try:
+        yield
+    except (Refusal, EngineError) as error:
+        raise type(error)(f"tenants[{index}] ({spec.name}): {error}") from error
 
 
 def _tenant_summary(spec: TenantSpec, result: dict) -> dict:

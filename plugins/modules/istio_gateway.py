@@ -389,7 +389,7 @@ def main():
     )
     spec = GatewaySpec.from_params(module.params)
     ensure = ensure_gateway_present if spec.state == "present" else ensure_gateway_absent
-    run_module(module, lambda cluster: ensure(cluster, spec, module.check_mode))
+    run_module(module, lambda cluster, check_mode: ensure(cluster, spec, check_mode))
 
 
 if __name__ == "__main__":

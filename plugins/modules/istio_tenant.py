@@ -326,10 +326,10 @@ def main():
 def _action(module):
     if module.params["tenants"] is not None:
         specs = tenant_entries(module)
-        return lambda cluster: ensure_tenants(cluster, specs, module.check_mode)
+        return lambda cluster, check_mode: ensure_tenants(cluster, specs, check_mode)
     spec = TenantSpec.from_params(module.params)
     ensure = ensure_tenant_present if spec.state == "present" else ensure_tenant_absent
-    return lambda cluster: ensure(cluster, spec, module.check_mode)
+    return lambda cluster, check_mode: ensure(cluster, spec, check_mode)
 
 
 if __name__ == "__main__":
