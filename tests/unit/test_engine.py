@@ -189,9 +189,20 @@ class FakeClient:
 
 
 def _selects(selector: str | None, obj: dict, fields: bool = False) -> bool:
-    """Equality label selectors, or with `fields` equality field selectors on top-level fields (type=Warning)."""
+    """Label selectors of `key=value`, `key!=value` and `key` terms, or with `fields` equality field selectors on
+    top-level fields (type=Warning)."""
     values = obj if fields else obj["metadata"].get("labels") or {}
-    return not selector or all(values.get(k) == v for k, v in (term.split("=") for term in selector.split(",")))
+    return not selector or all(_term_holds(term, values) for term in selector.split(","))
+
+
+def _term_holds(term: str, values: dict) -> bool:
+    if "!=" in term:
+        key, value = term.split("!=")
+        return values.get(key) != value
+    if "=" in term:
+        key, value = term.split("=")
+        return values.get(key) == value
+    return term in values
 
 
 def _without_type(obj: dict) -> dict:
