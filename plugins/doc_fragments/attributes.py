@@ -8,6 +8,21 @@ class ModuleDocFragment:
     # What every module gets from the shared apply engine.
     DOCUMENTATION = r"""
 options:
+  request_timeout:
+    description:
+      - Seconds to wait for the API server's answer to one request (connecting may take 10 more). A request that
+        times out is retried like a dropped connection.
+    type: int
+    default: 30
+  request_retries:
+    description:
+      - How many times a request is retried when the API server throttles (429, after its Retry-After), fails
+        (500, 502, 503, 504), drops the connection or does not answer in time; with exponential backoff from 0.5 s
+        (up to 30 s) and jitter. Writes are retried too; server-side apply sets the same fields again.
+      - The error after the last try says whether no connection could be made or the connection was dropped or
+        timed out, and after how many attempts.
+    type: int
+    default: 4
   force_conflicts:
     description:
       - Take over fields that another field manager owns (for example labels set with kubectl) instead of failing
@@ -30,6 +45,22 @@ attributes:
 
     # What the read-only *_info modules get instead.
     INFO_MODULE = r"""
+options:
+  request_timeout:
+    description:
+      - Seconds to wait for the API server's answer to one request (connecting may take 10 more). A request that
+        times out is retried like a dropped connection.
+    type: int
+    default: 30
+  request_retries:
+    description:
+      - How many times a request is retried when the API server throttles (429, after its Retry-After), fails
+        (500, 502, 503, 504), drops the connection or does not answer in time; with exponential backoff from 0.5 s
+        (up to 30 s) and jitter. Writes are retried too; server-side apply sets the same fields again.
+      - The error after the last try says whether no connection could be made or the connection was dropped or
+        timed out, and after how many attempts.
+    type: int
+    default: 4
 attributes:
   check_mode:
     description: Can run in check_mode and return changed status prediction without modifying target.

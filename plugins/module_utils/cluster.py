@@ -6,15 +6,19 @@ the translation of client errors into the collection's error tree. The writing E
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 
 from .client import ApiError, NotFoundError, Resource, TransportError
-from .errors import ClusterUnreachable, EngineError
+from .errors import EngineError
 from .kinds import KINDS, Kind
+from .transport import unreachable
 
 # Polls are quick at first (a new CRD is Established within milliseconds, a Deployment within seconds), then
 # once a second.
 POLL_SECONDS = (0.05, 0.1, 0.2, 0.5, 1.0)
+# The process that started this module (ansible's worker): when it is gone, nobody waits for our answer.
+_STARTED_BY = os.getppid()
 
 
 def api_message(error) -> str:
@@ -56,7 +60,7 @@ class Cluster:
         try:
             yield
         except TransportError as error:
-            raise ClusterUnreachable(self.host, error, self.parameter) from error
+            raise unreachable(self.host, error, self.parameter) from error
 
     def get(self, kind_name: str, name: str, namespace: str | None = None) -> dict | None:
         """The object, or None when it does not exist."""
@@ -121,13 +125,16 @@ class Cluster:
 
     @staticmethod
     def poll(predicate, timeout: float) -> bool:
-        """Call `predicate` until it returns true (True) or `timeout` seconds have passed (False)."""
+        """Call `predicate` until it returns true (True) or `timeout` seconds have passed (False). Stops with an
+        EngineError when the ansible-playbook that started the module is gone."""
         deadline, delays = time.monotonic() + timeout, _delays()
         while True:
             if predicate():
                 return True
             if time.monotonic() >= deadline:
                 return False
+            if os.getppid() != _STARTED_BY:
+                raise EngineError("the ansible process that started this module is gone; stopped waiting")
             time.sleep(next(delays))
 
 

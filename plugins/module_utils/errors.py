@@ -23,9 +23,10 @@ class UnknownKindError(EngineError):
 
 
 class ClusterUnreachable(MeshopsError):
-    """The API server at `host` did not answer. `parameter` names the option that points at a second cluster."""
+    """The API server at `host` did not answer, after `attempts` tries. `parameter` names the option that points at
+    a second cluster."""
 
-    def __init__(self, host: str, error: Exception, parameter: str | None = None):
+    def __init__(self, host: str, error: Exception, parameter: str | None = None, attempts: int = 1):
         self.host = host
         if parameter:
             where = f"of {parameter} at {host}"
@@ -33,9 +34,27 @@ class ClusterUnreachable(MeshopsError):
         else:
             where = f"at {host}"
             fix = "check host, kubeconfig and context"
-        super().__init__(
-            f"Cannot reach the Kubernetes API {where} ({type(error).__name__}); {fix}, and that the API server is up"
-        )
+        tries = f" after {attempts} attempts" if attempts > 1 else ""
+        super().__init__(f"Cannot reach the Kubernetes API {where}: {_failure(error)}{tries}; {fix}, {_advice(error)}")
+
+
+def _failure(error: Exception) -> str:
+    """What went wrong on the wire, from urllib3's error types (by name: this module imports nothing)."""
+    chain = f"{type(error).__name__} {type(getattr(error, 'reason', None)).__name__} {error}"
+    if "Timeout" in chain or "timed out" in chain:
+        return "no answer within the timeout (ReadTimeout)" if "Read" in chain else "connection timed out"
+    if "NewConnectionError" in chain or "Connection refused" in chain or "NameResolution" in chain:
+        return f"no connection ({type(error).__name__})"
+    if "ProtocolError" in chain or "reset" in chain.lower() or "RemoteDisconnected" in chain:
+        return "the connection was dropped (reset)"
+    return type(error).__name__
+
+
+def _advice(error: Exception) -> str:
+    chain = f"{type(error).__name__} {error}"
+    if "Timeout" in chain or "timed out" in chain:
+        return "and that the API server is not overloaded (request_timeout raises the read timeout)"
+    return "and that the API server is up"
 
 
 def refuse(problems: list) -> None:

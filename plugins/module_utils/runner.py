@@ -9,8 +9,12 @@ from .client import AUTH_ARG_SPEC, connect, connect_other
 from .cluster import Cluster
 from .engine import Report
 from .errors import MeshopsError
+from .transport import TRANSPORT_ARG_SPEC, RetryingClient
 
-COMMON_ARG_SPEC = {**AUTH_ARG_SPEC, "force_conflicts": {"type": "bool", "default": False}}
+# What every module that talks to a cluster takes (doc fragment meshops.istio.attributes); writers add
+# force_conflicts.
+CLUSTER_ARG_SPEC = {**AUTH_ARG_SPEC, **TRANSPORT_ARG_SPEC}
+COMMON_ARG_SPEC = {**CLUSTER_ARG_SPEC, "force_conflicts": {"type": "bool", "default": False}}
 
 
 def run_module(module, action, needs_cluster: bool = True, others=()):
@@ -24,7 +28,7 @@ def run_module(module, action, needs_cluster: bool = True, others=()):
     the `objects` written before the failure, on the module's cluster and on the `others` (second clusters from
     other_cluster, their objects tagged with the option that names them). `needs_cluster=False` passes None instead
     of a Cluster."""
-    cluster = Cluster(connect(module)) if needs_cluster else None
+    cluster = Cluster(retrying(module, connect(module))) if needs_cluster else None
     clusters = [c for c in (cluster, *others) if c is not None]
     try:
         result, warnings, diff = rehearse_then_run(action, cluster, clusters, module.check_mode)
@@ -78,4 +82,9 @@ def written_before_failure(cluster: Cluster | None, others=()) -> dict:
 def other_cluster(module, auth: dict, parameter: str) -> Cluster:
     """The Cluster a module option (`parameter`, a dict of kubernetes.core's auth options) points at; errors on it
     name that option."""
-    return Cluster(connect_other(module, auth, parameter), parameter)
+    return Cluster(retrying(module, connect_other(module, auth, parameter)), parameter)
+
+
+def retrying(module, client) -> RetryingClient:
+    """`client` with the module's request_timeout and request_retries on every request."""
+    return RetryingClient(client, module.params["request_timeout"], module.params["request_retries"])

@@ -108,14 +108,13 @@ problems:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.meshops.istio.plugins.module_utils.client import AUTH_ARG_SPEC
 from ansible_collections.meshops.istio.plugins.module_utils.isolation import gather_isolation_report
-from ansible_collections.meshops.istio.plugins.module_utils.runner import run_module
+from ansible_collections.meshops.istio.plugins.module_utils.runner import CLUSTER_ARG_SPEC, run_module
 
 
 def main():
     module = AnsibleModule(
-        argument_spec={**AUTH_ARG_SPEC, "tenants": dict(type="list", elements="dict", required=True)},
+        argument_spec={**CLUSTER_ARG_SPEC, "tenants": dict(type="list", elements="dict", required=True)},
         supports_check_mode=True,
     )
     run_module(

@@ -171,13 +171,12 @@ problems:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.meshops.istio.plugins.module_utils.client import AUTH_ARG_SPEC
 from ansible_collections.meshops.istio.plugins.module_utils.multicluster import (
     MulticlusterInfoSpec,
     gather_multicluster_report,
 )
 from ansible_collections.meshops.istio.plugins.module_utils.pki import IMPORT_ERROR as CRYPTOGRAPHY_IMPORT_ERROR
-from ansible_collections.meshops.istio.plugins.module_utils.runner import other_cluster, run_module
+from ansible_collections.meshops.istio.plugins.module_utils.runner import CLUSTER_ARG_SPEC, other_cluster, run_module
 
 PEER_SPEC = dict(
     cluster_name=dict(type="str", required=True),
@@ -196,7 +195,7 @@ ARGUMENT_SPEC = dict(
 
 
 def main():
-    module = AnsibleModule(argument_spec={**AUTH_ARG_SPEC, **ARGUMENT_SPEC}, supports_check_mode=True)
+    module = AnsibleModule(argument_spec={**CLUSTER_ARG_SPEC, **ARGUMENT_SPEC}, supports_check_mode=True)
     if CRYPTOGRAPHY_IMPORT_ERROR is not None:
         module.fail_json(msg=f"The cryptography Python library is required: {CRYPTOGRAPHY_IMPORT_ERROR}. Install it.")
     spec = MulticlusterInfoSpec.from_params(module.params)

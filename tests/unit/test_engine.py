@@ -593,8 +593,8 @@ def test_a_transport_error_on_write_is_cluster_unreachable_naming_the_host():
         engine_on(fake).ensure_present([manifest("ConfigMap", "x")])
     assert raised.value.host == HOST
     assert str(raised.value) == (
-        f"Cannot reach the Kubernetes API at {HOST} (ProtocolError); check host, kubeconfig and context, "
-        "and that the API server is up"
+        f"Cannot reach the Kubernetes API at {HOST}: the connection was dropped (reset); check host, kubeconfig and "
+        "context, and that the API server is up"
     )
 
 
@@ -612,7 +612,7 @@ def test_a_transport_error_on_read_names_the_second_clusters_parameter_and_host(
     fake.failures[(verb, name)] = ProtocolError("Connection aborted.", ConnectionResetError(104, "reset"))
     with pytest.raises(ClusterUnreachable) as raised:
         read(Cluster(fake, "remote"))
-    assert str(raised.value).startswith(f"Cannot reach the Kubernetes API of remote at {HOST} (ProtocolError)")
+    assert str(raised.value).startswith(f"Cannot reach the Kubernetes API of remote at {HOST}: the connection was")
     assert "check remote.kubeconfig, remote.context and remote.host" in str(raised.value)
 
 
