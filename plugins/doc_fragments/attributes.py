@@ -23,6 +23,16 @@ options:
         timed out, and after how many attempts.
     type: int
     default: 4
+  lock_timeout:
+    description:
+      - Seconds to wait for the cluster's claims lock, the Lease C(kube-system/meshops-istio-claims), while another
+        meshops.istio run holds it. A run that would change something holds it from its last check to its last
+        write (rollout waits included), so two runs in parallel never both pass a guard (one namespace per tenant,
+        no overlapping selectors, one revision per tag) before the other wrote. A run that changes nothing never
+        takes it. A holder that died leaves it to expire 60 s after its last renewal.
+      - The collection's account needs get, create, update and delete on leases in kube-system.
+    type: int
+    default: 300
   force_conflicts:
     description:
       - Take over fields that another field manager owns (for example labels set with kubectl) instead of failing

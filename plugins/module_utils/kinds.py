@@ -41,6 +41,7 @@ KINDS = {
         Kind("RoleBinding", "rbac.authorization.k8s.io/v1", "rolebindings", True, _RBAC),
         Kind("ConfigMap", "v1", "configmaps", True, _CONFIG),
         Kind("Secret", "v1", "secrets", True, _CONFIG),
+        Kind("Lease", "coordination.k8s.io/v1", "leases", True, _CONFIG),
         Kind("Service", "v1", "services", True, _SERVICES),
         # A remote cluster's istiod Service points at the primary through it (remote profile, IP address).
         Kind("EndpointSlice", "discovery.k8s.io/v1", "endpointslices", True, _SERVICES),

@@ -5,6 +5,9 @@ failure the user can act on into one fail_json sentence."""
 
 from __future__ import annotations
 
+import contextlib
+
+from .claims import ClaimsLock, holder_identity
 from .client import AUTH_ARG_SPEC, connect, connect_other
 from .cluster import Cluster
 from .engine import Report
@@ -14,15 +17,20 @@ from .transport import TRANSPORT_ARG_SPEC, RetryingClient
 # What every module that talks to a cluster takes (doc fragment meshops.istio.attributes); writers add
 # force_conflicts.
 CLUSTER_ARG_SPEC = {**AUTH_ARG_SPEC, **TRANSPORT_ARG_SPEC}
-COMMON_ARG_SPEC = {**CLUSTER_ARG_SPEC, "force_conflicts": {"type": "bool", "default": False}}
+COMMON_ARG_SPEC = {
+    **CLUSTER_ARG_SPEC,
+    "force_conflicts": {"type": "bool", "default": False},
+    "lock_timeout": {"type": "int", "default": 300},
+}
 
 
 def run_module(module, action, needs_cluster: bool = True, others=()):
     """Exit `module` with what `action(cluster, check_mode)` returns as (result, warnings, diff).
 
     The whole plan is checked before the first real write: `action` first runs as a dry run (every write sent
-    with dryRun=All, so the API server validates each object), and only when that rehearsal succeeds and would
-    change something does it run for real. A no-op run is the rehearsal alone.
+    with dryRun=All, so the API server validates each object). A no-op run is that rehearsal alone. A run that
+    would change something takes the cluster's claims lock (claims.py), rehearses again under it, so that what it
+    checked still holds, and then runs for real.
 
     Every error of the collection's tree (errors.MeshopsError) becomes one fail_json sentence, with `changed` and
     the `objects` written before the failure, on the module's cluster and on the `others` (second clusters from
@@ -31,7 +39,7 @@ def run_module(module, action, needs_cluster: bool = True, others=()):
     cluster = Cluster(retrying(module, connect(module))) if needs_cluster else None
     clusters = [c for c in (cluster, *others) if c is not None]
     try:
-        result, warnings, diff = rehearse_then_run(action, cluster, clusters, module.check_mode)
+        result, warnings, diff = rehearse_then_run(action, cluster, clusters, module.check_mode, _locking(module))
     except Rehearsal as failed:
         module.fail_json(msg=f"{failed} (Found by a dry run of the whole plan: nothing was written.)", changed=False)
     except MeshopsError as error:
@@ -50,12 +58,25 @@ class Rehearsal(Exception):
         super().__init__(str(error).rstrip("."))
 
 
-def rehearse_then_run(action, cluster, clusters: list, check_mode: bool) -> tuple:
-    """`action` as a dry run; then, unless in check mode or nothing would change, for real."""
+def rehearse_then_run(action, cluster, clusters: list, check_mode: bool, locked=None) -> tuple:
+    """`action` as a dry run; then, unless in check mode or nothing would change, again as a dry run and for real
+    inside `locked(cluster)` (a context manager), when given."""
+    planned = _rehearse(action, cluster, clusters, check_mode)
+    if check_mode or not planned[0].get("changed"):
+        return planned
+    with locked(cluster) if locked and cluster else contextlib.nullcontext():
+        _rehearse(action, cluster, clusters, check_mode)
+        for each in clusters:
+            each.reports.clear()
+        return action(cluster, False)
+
+
+def _rehearse(action, cluster, clusters: list, check_mode: bool) -> tuple:
     for each in clusters:
+        each.reports.clear()
         each.rehearsing = not check_mode
     try:
-        planned = action(cluster, True)
+        return action(cluster, True)
     except MeshopsError as error:
         if check_mode:
             raise
@@ -63,11 +84,14 @@ def rehearse_then_run(action, cluster, clusters: list, check_mode: bool) -> tupl
     finally:
         for each in clusters:
             each.rehearsing = False
-    if check_mode or not planned[0].get("changed"):
-        return planned
-    for each in clusters:
-        each.reports.clear()
-    return action(cluster, False)
+
+
+def _locking(module):
+    """The claims lock for writing modules (those with lock_timeout), else None."""
+    if "lock_timeout" not in module.params:
+        return None
+    identity = holder_identity(module._name)
+    return lambda cluster: ClaimsLock(cluster, identity, module.params["lock_timeout"])
 
 
 def written_before_failure(cluster: Cluster | None, others=()) -> dict:

@@ -4,8 +4,9 @@
 server throttles (429, honouring Retry-After), fails (500, 502, 503, 504) or drops the connection.
 
 Retrying writes is safe for what the collection sends: server-side apply and merge patches set the same fields
-again, a delete of an object already gone is taken as done, reviews only read. A TokenRequest retried after a lost
-answer issues a second token; the first expires unused."""
+again, a delete of an object already gone is taken as done, reviews only read, and the lock Lease is written
+conditionally on the version read (claims.py). A TokenRequest retried after a lost answer issues a second token;
+the first expires unused."""
 
 from __future__ import annotations
 
@@ -27,10 +28,10 @@ TRANSPORT_ARG_SPEC = {
 
 
 class RetryingClient:
-    """A kubernetes DynamicClient whose calls the collection makes (get, server_side_apply, delete, patch, request)
-    carry a timeout and are retried up to `retries` times; every other attribute is the client's own."""
+    """A kubernetes DynamicClient whose calls the collection makes (`CALLS`) carry a timeout and are retried up to
+    `retries` times; every other attribute is the client's own."""
 
-    CALLS = frozenset({"get", "server_side_apply", "delete", "patch", "request"})
+    CALLS = frozenset({"get", "server_side_apply", "delete", "patch", "request", "create", "replace"})
 
     def __init__(self, client, timeout: int = 30, retries: int = 4, sleep=time.sleep, jitter=random.random):
         self.client = client

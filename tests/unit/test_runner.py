@@ -26,17 +26,45 @@ class RecordingAction:
         return {"changed": self.changed, "pass": "dry" if check_mode else "real"}, [], []
 
 
-def run(action, check_mode=False, clusters=None):
+class RecordingLock:
+    """Records when the lock is taken and given back, among the action's calls."""
+
+    def __init__(self, action):
+        self.action = action
+
+    def __call__(self, cluster):
+        return self
+
+    def __enter__(self):
+        self.action.calls.append("locked")
+
+    def __exit__(self, *_):
+        self.action.calls.append("unlocked")
+
+
+def run(action, check_mode=False, clusters=None, locked=None):
     clusters = clusters or [FakeCluster()]
-    return rehearse_then_run(action, clusters[0], clusters, check_mode), clusters
+    return rehearse_then_run(action, clusters[0], clusters, check_mode, locked), clusters
 
 
 def test_a_change_is_rehearsed_as_a_dry_run_then_run_for_real():
     action = RecordingAction(changed=True)
     (result, _, _), clusters = run(action)
-    assert action.calls == [(True, True), (False, False)]
+    assert action.calls == [(True, True), (True, True), (False, False)]
     assert result["pass"] == "real"
     assert clusters[0].reports == []  # the rehearsal's would-be writes are not reported as written
+
+
+def test_a_change_is_rehearsed_again_and_run_under_the_lock():
+    action = RecordingAction(changed=True)
+    run(action, locked=RecordingLock(action))
+    assert action.calls == [(True, True), "locked", (True, True), (False, False), "unlocked"]
+
+
+def test_a_no_op_never_takes_the_lock():
+    action = RecordingAction(changed=False)
+    run(action, locked=RecordingLock(action))
+    assert "locked" not in action.calls
 
 
 def test_a_no_op_is_the_rehearsal_alone():
@@ -72,4 +100,4 @@ def test_a_failure_of_the_real_pass_is_the_error_itself():
     action = RecordingAction(fail_when_check_mode=False)
     with pytest.raises(Refusal):
         run(action)
-    assert action.calls == [(True, True), (False, False)]
+    assert action.calls == [(True, True), (True, True), (False, False)]
