@@ -56,8 +56,10 @@ def render(run_command, istioctl: str, operator_spec: dict) -> list:
 
 def _generate(run_command, istioctl: str, operator_spec: dict) -> list:
     document = {"apiVersion": "install.istio.io/v1alpha1", "kind": "IstioOperator", "spec": operator_spec}
-    with tempfile.NamedTemporaryFile("w", suffix=".yaml", prefix="meshops-iop-", delete=False) as handle:
-        yaml.safe_dump(document, handle)
+    # JSON, which istioctl reads as YAML: every string quoted, so a value like `y` or `n` (a bool to istioctl's
+    # YAML 1.1 parser, a string to PyYAML, which leaves it unquoted) stays a string.
+    with tempfile.NamedTemporaryFile("w", suffix=".json", prefix="meshops-iop-", delete=False) as handle:
+        json.dump(document, handle)
     try:
         rc, out, err = run_command([istioctl, "manifest", "generate", "-f", handle.name])
     finally:

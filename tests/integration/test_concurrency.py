@@ -14,6 +14,8 @@ ROUNDS = 5
 
 def in_parallel(cluster, tmp_path, tasks: list) -> list:
     """Each (module, args) run by its own ansible-playbook, all started together."""
+    for index in range(len(tasks)):
+        (tmp_path / str(index)).mkdir()
     with ThreadPoolExecutor(len(tasks)) as pool:
         futures = [
             pool.submit(run_task, cluster.kubeconfig, module, args, tmp_path=tmp_path / str(index))
