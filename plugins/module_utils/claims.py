@@ -5,9 +5,10 @@ tag has one revision, a nodePort one gateway) check and then write, so two runs 
 the other wrote. A run that would change something holds the Lease `kube-system/meshops-istio-claims` from its last
 check to its last write; another run waits for it, then checks against what the first one wrote.
 
-The holder renews the Lease every RENEW_SECONDS; a run that died leaves it to expire LEASE_SECONDS after its last
-renewal, and the next run takes it over (an update conditional on the resourceVersion it read, so two waiting runs
-never both take it). A run that changes nothing never takes the lock, so a no-op run still writes nothing."""
+The holder renews the Lease every RENEW_SECONDS. A run that died leaves it to expire LEASE_SECONDS after its last
+renewal, or at once when it ran on the same host and its process is gone; the next run then takes it over with an
+update conditional on the resourceVersion it read, so two waiting runs never both take it. A run that changes
+nothing never takes the lock, so a no-op run still writes nothing."""
 
 from __future__ import annotations
 
@@ -26,6 +27,8 @@ LEASE_NAME = "meshops-istio-claims"
 LEASE_NAMESPACE = "kube-system"
 LEASE_SECONDS = 60
 RENEW_SECONDS = 15
+HOST_ANNOTATION = "meshops.io/holder-host"
+PID_ANNOTATION = "meshops.io/holder-pid"
 
 
 def holder_identity(module_name: str) -> str:
@@ -66,7 +69,7 @@ class ClaimsLock:
         spec = live.get("spec") or {}
         if spec.get("holderIdentity") == self.identity:
             return True
-        if spec.get("holderIdentity") and not self._expired(spec):
+        if spec.get("holderIdentity") and not self._expired(spec) and not _holder_gone(live):
             self.other = spec
             return False
         return self._write("replace", self._lease(live))
@@ -102,7 +105,7 @@ class ClaimsLock:
         if not renewing:
             spec["acquireTime"] = now
             spec["leaseTransitions"] = ((live or {}).get("spec") or {}).get("leaseTransitions", 0) + (1 if live else 0)
-        metadata = {"name": LEASE_NAME, "namespace": LEASE_NAMESPACE}
+        metadata = {"name": LEASE_NAME, "namespace": LEASE_NAMESPACE, "annotations": _holder_process()}
         if live is not None:
             metadata["resourceVersion"] = live["metadata"]["resourceVersion"]
         return {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": metadata, "spec": spec}
@@ -140,6 +143,26 @@ class ClaimsLock:
             f"waited {self.timeout:.0f} s (lock_timeout). Run again when it has finished; if that run is gone, the "
             f"Lease expires {LEASE_SECONDS} s after its last renewal"
         )
+
+
+def _holder_process() -> dict:
+    return {HOST_ANNOTATION: socket.gethostname(), PID_ANNOTATION: str(os.getpid())}
+
+
+def _holder_gone(lease: dict) -> bool:
+    """The holder ran on this host and its process has exited (it failed or was killed without giving the lock
+    back): no need to wait for the Lease to expire."""
+    annotations = lease["metadata"].get("annotations") or {}
+    pid = annotations.get(PID_ANNOTATION) or ""
+    if annotations.get(HOST_ANNOTATION) != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 def _lease_resource():

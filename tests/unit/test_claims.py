@@ -114,3 +114,29 @@ def test_release_leaves_a_lock_another_run_took_meanwhile():
     server.lease = held_by("them", renewed_ago=0)
     held.release()
     assert server.lease["spec"]["holderIdentity"] == "them"
+
+
+def test_a_lock_whose_holder_process_on_this_host_is_gone_is_taken_at_once():
+    import os
+    import socket
+
+    gone = held_by("a run that was killed", renewed_ago=1)
+    dead_pid = _exited_pid()
+    gone["metadata"]["annotations"] = {
+        "meshops.io/holder-host": socket.gethostname(),
+        "meshops.io/holder-pid": dead_pid,
+    }
+    server = LeaseServer(gone)
+    assert lock(server).try_acquire()
+    alive = held_by("a run still going", renewed_ago=1)
+    alive["metadata"]["annotations"] = {"meshops.io/holder-host": socket.gethostname(),
+                                        "meshops.io/holder-pid": str(os.getpid())}  # fmt: skip
+    assert not lock(LeaseServer(alive)).try_acquire()
+
+
+def _exited_pid() -> str:
+    import subprocess
+
+    process = subprocess.Popen(["true"])
+    process.wait()
+    return str(process.pid)

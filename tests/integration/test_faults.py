@@ -1,0 +1,145 @@
+"""istio_tenant through a fault-injecting proxy in front of the real API server (tests/faultproxy.py): throttling,
+server errors and dropped connections on reads and writes are retried until the run succeeds; faults that last
+fail the task with a sentence saying what happened and after how many attempts. Faults aim at real writes (not
+the dry run every run sends first) unless a test says otherwise."""
+
+import pytest
+from faultproxy import Fault, FaultProxy
+from kubernetes import client
+from playbook import run_task
+
+MODULE = "meshops.istio.istio_tenant"
+REAL = r"(?!.*dryRun)"  # a path pattern suffix: only requests that are not dry runs
+
+
+@pytest.fixture(scope="module")
+def revision(run, binaries):
+    result = run(
+        {
+            "name": "faulty",
+            "namespace": "istio-faulty",
+            "istioctl_path": str(binaries / "istioctl"),
+            "discovery_selectors": [{"matchLabels": {"team": "f"}}],
+            "wait": False,
+        },
+        module="meshops.istio.istio_revision",
+    )
+    assert not result.get("failed"), result["msg"]
+
+
+@pytest.fixture
+def proxy(cluster, tmp_path, revision):
+    proxy = FaultProxy(cluster.kubeconfig)
+    kubeconfig = proxy.start(tmp_path)
+    yield proxy, kubeconfig
+    proxy.stop()
+
+
+def tenant(name, **options):
+    return {"name": name, "revision": "faulty", "namespaces": [name], "discovery_label": {"team": "f"}, **options}
+
+
+def test_throttling_server_errors_and_resets_on_reads_and_writes_are_retried(proxy, api, tmp_path):
+    faults, kubeconfig = proxy
+    faults.faults = [
+        Fault("GET", r"/api/v1/namespaces(\?|$)", 500),
+        Fault("GET", r"/peerauthentications(\?|$)", "reset"),
+        Fault("PATCH", r"/namespaces/tf-1/peerauthentications/default\?" + REAL, 429),
+        Fault("PATCH", r"/authorizationpolicies/meshops-tenant-isolation\?" + REAL, 429, retry_after="1"),
+        Fault("PATCH", r"/sidecars/default\?" + REAL, 503),
+        Fault("PATCH", r"/networkpolicies/meshops-tenant-isolation\?" + REAL, "reset"),
+    ]
+    result = run_task(kubeconfig, MODULE, tenant("tf-1"), tmp_path=tmp_path)
+
+    assert not result.get("failed"), result.get("msg")
+    assert [fault.served for fault in faults.faults] == [1] * len(faults.faults)
+    for fault in faults.faults[2:]:  # each write was sent again and then stored
+        answers = faults.answered("PATCH", fault.path)
+        assert answers[0] == fault.kind and answers[1] in (200, 201), (fault.path, answers)
+    policy = client.NetworkingV1Api(api).read_namespaced_network_policy("meshops-tenant-isolation", "tf-1")
+    assert policy.metadata.labels["meshops.io/tenant"] == "tf-1"
+
+
+def test_a_connection_reset_on_every_try_fails_saying_so_after_the_retries(proxy, tmp_path):
+    faults, kubeconfig = proxy
+    path = r"/namespaces/tf-2/peerauthentications/default\?"
+    faults.faults = [Fault("PATCH", path, "reset", times=100)]
+    result = run_task(kubeconfig, MODULE, tenant("tf-2", request_retries=2), tmp_path=tmp_path)
+
+    assert result.get("failed")
+    assert "the connection was dropped (reset) after 3 attempts" in result["msg"], result["msg"]
+    assert "nothing was written" in result["msg"]
+    assert faults.answered("PATCH", path) == ["reset"] * 3
+
+
+def test_a_server_that_keeps_throttling_fails_with_its_answer_after_the_retries(proxy, tmp_path):
+    faults, kubeconfig = proxy
+    path = r"/namespaces/tf-3/sidecars/default\?"
+    faults.faults = [Fault("PATCH", path, 429, times=100, retry_after="0")]
+    result = run_task(kubeconfig, MODULE, tenant("tf-3", request_retries=2), tmp_path=tmp_path)
+
+    assert result.get("failed")
+    assert "injected 429" in result["msg"], result["msg"]
+    assert faults.answered("PATCH", path) == [429] * 3
+
+
+def test_a_stalled_server_fails_the_run_with_a_timeout_instead_of_hanging(proxy, tmp_path):
+    faults, kubeconfig = proxy
+    faults.faults = [Fault("GET", r"/api/v1/namespaces(\?|$)", "stall", times=100, stall_seconds=5)]
+    result = run_task(kubeconfig, MODULE, tenant("tf-4", request_timeout=1, request_retries=1), tmp_path=tmp_path)
+
+    assert result.get("failed")
+    assert "no answer within the timeout (ReadTimeout) after 2 attempts" in result["msg"], result["msg"]
+    assert "request_timeout" in result["msg"]
+
+
+@pytest.mark.parametrize("cut_after", [1, 2, 3, 5, 8])
+def test_a_run_cut_at_any_write_leaves_no_namespace_injected_without_strict_mtls_and_a_re_run_converges(
+    proxy, run, api, tmp_path, cut_after
+):
+    """The API server gone after `cut_after` real writes of a two-tenant run: at that point no namespace carries
+    the revision label without its STRICT PeerAuthentication; a re-run converges, the next writes nothing, and no
+    object of the tenants is left over."""
+    faults, kubeconfig = proxy
+    faults.cut_after_writes = cut_after
+    names = [f"cut{cut_after}-a", f"cut{cut_after}-b"]
+    tenants = {"tenants": [tenant(name) for name in names], "request_retries": 0}
+    result = run_task(kubeconfig, MODULE, tenants, tmp_path=tmp_path)
+    assert result.get("failed") and faults.writes == cut_after, (faults.writes, result.get("msg"))
+
+    assert injected_without_strict(api, names) == []
+    assert not run(tenants).get("failed")
+    again = run(tenants)
+    assert not again.get("failed") and not again["changed"], again.get("objects")
+    assert leftovers(api, names) == []
+
+
+def injected_without_strict(api, names: list) -> list:
+    found = []
+    for namespace in client.CoreV1Api(api).list_namespace().items:
+        if namespace.metadata.name not in names or not (namespace.metadata.labels or {}).get("istio.io/rev"):
+            continue
+        modes = [
+            p["spec"].get("mtls", {}).get("mode")
+            for p in client.CustomObjectsApi(api).list_namespaced_custom_object(
+                "security.istio.io", "v1", namespace.metadata.name, "peerauthentications"
+            )["items"]
+        ]
+        if "STRICT" not in modes:
+            found.append(namespace.metadata.name)
+    return found
+
+
+def leftovers(api, names: list) -> list:
+    """Objects labelled for these tenants outside their own namespaces."""
+    found = []
+    for group, version, plural in (
+        ("security.istio.io", "v1", "peerauthentications"),
+        ("security.istio.io", "v1", "authorizationpolicies"),
+        ("networking.istio.io", "v1", "sidecars"),
+    ):
+        for item in client.CustomObjectsApi(api).list_cluster_custom_object(group, version, plural)["items"]:
+            tenant_label = item["metadata"].get("labels", {}).get("meshops.io/tenant")
+            if tenant_label in names and item["metadata"]["namespace"] != tenant_label:
+                found.append((plural, item["metadata"]["namespace"], item["metadata"]["name"]))
+    return found
