@@ -20,7 +20,7 @@ import uuid
 
 from .client import ApiError
 from .cluster import Cluster, api_message, resource
-from .errors import EngineError, Refusal
+from .errors import EngineError, MeshopsError, Refusal
 from .kinds import KINDS
 
 LEASE_NAME = "meshops-istio-claims"
@@ -55,11 +55,15 @@ class ClaimsLock:
         self._renewer.start()
         return self
 
-    def __exit__(self, *_exc):
+    def __exit__(self, exc_type, *_):
         self._stop.set()
         if self._renewer is not None:
             self._renewer.join()
-        self.release()
+        try:
+            self.release()
+        except MeshopsError:
+            if exc_type is None:
+                raise  # else the run's own error says more; the Lease expires on its own
 
     def try_acquire(self) -> bool:
         """Take the Lease if it is free, expired or ours; False while another run holds it."""
