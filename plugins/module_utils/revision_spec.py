@@ -10,6 +10,7 @@ from dataclasses import dataclass, fields
 from .errors import refuse
 from .names import dns_label_errors
 from .selectors import selector_errors
+from .values import cluster_name_errors, plain_string_errors
 from .vocabulary import MAX_REVISION_LENGTH, MAX_TAG_LENGTH
 
 REMOTE_PROFILE = "remote"
@@ -68,10 +69,12 @@ class RevisionSpec:
 def validate(spec: RevisionSpec) -> None:
     name, tags = spec.name, spec.revision_tags
     errors = dns_label_errors(name, "name", MAX_REVISION_LENGTH) + dns_label_errors(spec.namespace, "namespace")
+    errors += plain_string_errors(name, "name")
     if name == "default":
         errors.append("name 'default' is reserved for Istio's default revision; choose another revision name")
     for tag in tags:
         errors += dns_label_errors(tag, "revision_tags entry", MAX_TAG_LENGTH)
+        errors += plain_string_errors(tag, "revision_tags entry")
         if tag == name:
             errors.append(f"revision_tags entry {tag!r} equals the revision name; a tag must differ from revisions")
     if spec.default_revision and "default" in tags:
@@ -85,7 +88,60 @@ def validate(spec: RevisionSpec) -> None:
             "so the revision's istiod sees its own namespace"
         )
     errors += _remote_errors(spec)
+    if spec.cluster_name is not None:
+        errors += cluster_name_errors(spec.cluster_name)
+    errors += value_type_errors(spec.values, "values")
     refuse(errors)
+
+
+# Where the Istio charts' values must hold a mapping: istioctl stops with a Go unmarshal error naming no key when
+# one of these is a string, a number or a list.
+_MAPPINGS = (
+    "global",
+    "global.proxy",
+    "global.proxy.resources",
+    "global.proxy_init",
+    "global.multiCluster",
+    "global.meshNetworks",
+    "global.logging",
+    "global.tracer",
+    "pilot",
+    "pilot.env",
+    "pilot.resources",
+    "pilot.autoscaleBehavior",
+    "pilot.podAnnotations",
+    "pilot.podLabels",
+    "pilot.nodeSelector",
+    "pilot.cni",
+    "gateways",
+    "meshConfig",
+    "sidecarInjectorWebhook",
+    "telemetry",
+    "istiodRemote",
+    "base",
+    "cni",
+    "ztunnel",
+)
+
+
+def value_type_errors(values, parameter: str) -> list:
+    """The keys of `values` given a scalar or a list where the charts take a mapping, named by their path."""
+    if not isinstance(values, dict):
+        return [f"{parameter} must be a mapping (the IstioOperator spec.values), got {type(values).__name__}"]
+    errors = []
+    for path in _MAPPINGS:
+        value, found = values, True
+        for key in path.split("."):
+            if not isinstance(value, dict) or key not in value:
+                found = False
+                break
+            value = value[key]
+        if found and value is not None and not isinstance(value, dict):
+            errors.append(
+                f"{parameter}.{path} must be a mapping, got {type(value).__name__} {value!r}; give its keys, as in "
+                f"{parameter}.{path}: {{key: value}}"
+            )
+    return errors
 
 
 def _remote_errors(spec: RevisionSpec) -> list:
