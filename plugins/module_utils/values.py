@@ -42,17 +42,18 @@ def label_errors(labels, parameter: str) -> list:
     return errors
 
 
-def annotation_errors(annotations, parameter: str) -> list:
-    """Keys as label keys (case aside), string values, and at most 256 KiB of keys and values together."""
+def annotation_errors(annotations, parameter: str, strings_only: bool = True) -> list:
+    """Keys as label keys (case aside), string values, and at most 256 KiB of keys and values together.
+    `strings_only=False` where the module turns the values into strings itself."""
     if not isinstance(annotations, dict):
         return [f"{parameter} must be a mapping of annotation keys to values, got {annotations!r}"]
     errors, size = [], 0
     for key, value in annotations.items():
         errors += _qualified_key_errors(key.lower() if isinstance(key, str) else key, parameter, "annotation", key)
-        if not isinstance(value, str):
+        if not isinstance(value, str) and strings_only:
             errors.append(f"{parameter}.{key} is {value!r}, not a string; quote it (annotation values are strings)")
             continue
-        size += len(str(key).encode()) + len(value.encode())
+        size += len(str(key).encode()) + len(str(value).encode())
     if size > MAX_ANNOTATIONS_BYTES:
         errors.append(
             f"{parameter} hold {size} bytes of keys and values; Kubernetes allows {MAX_ANNOTATIONS_BYTES} (256 KiB) "
@@ -91,6 +92,15 @@ def cidr_errors(value, parameter: str) -> list:
         except ValueError:
             return [f"{parameter} {value!r} is not a CIDR ({error}); give a network like 10.0.0.0/8 or 2001:db8::/32"]
         return [f"{parameter} {value!r} has host bits set; give the network address {network}"]
+    return []
+
+
+def ip_address_errors(value, parameter: str) -> list:
+    """One IPv4 or IPv6 address."""
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return [f"{parameter} {value!r} is not an IP address; give one like 203.0.113.10 or 2001:db8::10"]
     return []
 
 
