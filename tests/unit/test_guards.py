@@ -233,7 +233,8 @@ def test_an_istioctl_unmarshal_error_becomes_a_sentence_naming_the_key():
     spec = {"values": {"pilot": {"replicaCount": 1}, "global": {"tag": "1.31", "hub": 5}}, "meshConfig": {}}
     sentence = istioctl.failure_sentence(error, probe, spec)
     assert sentence == (
-        "values.global.hub is 5, which istioctl cannot read: it expects a string there; fix the type of values.global.hub"
+        "values.global.hub is 5, which istioctl cannot read: it expects a string there; fix the type of "
+        "values.global.hub"
     )
     assert "Go value" not in sentence and all(call["profile"] == "empty" for call in calls)
 
@@ -368,7 +369,8 @@ def _policy(kind, name, spec=None, subjects=None):
 def test_verify_reports_wildcard_sources_egress_and_broad_bindings():
     objects = [
         _policy("AuthorizationPolicy", "open", {"rules": [{"from": [{"source": {"namespaces": ["*"]}}]}]}),
-        _policy("AuthorizationPolicy", "deny", {"action": "DENY", "rules": [{"from": [{"source": {"namespaces": ["*"]}}]}]}),
+        _policy("AuthorizationPolicy", "deny", {"action": "DENY",
+                                                "rules": [{"from": [{"source": {"namespaces": ["*"]}}]}]}),
         _policy("AuthorizationPolicy", "gateway", {"rules": [{}]}),
         _policy("Sidecar", "default", {"egress": [{"hosts": ["*/*", "a/*"]}]}),
         _policy("RoleBinding", "everyone", subjects=[{"kind": "Group", "name": "system:authenticated"}]),
