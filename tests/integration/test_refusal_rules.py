@@ -247,7 +247,8 @@ def test_verify_reports_wildcards_and_broad_bindings_created_by_hand(run, api):
     assert report["problems"] == [
         f"{where}: AuthorizationPolicy open allows callers from namespaces '*', a wildcard; allow the tenant's "
         "namespaces by name instead",
-        f"{where}: Sidecar wide has egress hosts */*, which reach every namespace; list the tenant's namespaces instead",
+        f"{where}: Sidecar wide has egress hosts */*, which reach every namespace; list the tenant's namespaces "
+        "instead",
         f"{where}: RoleBinding everyone binds group system:authenticated (every user or ServiceAccount of the "
         "cluster, or every anonymous caller); remove that subject, or set the tenant's "
         "isolation.allow_broad_admins: true if that is meant",
