@@ -5,13 +5,17 @@ the rules its argument spec cannot express (names, selectors, cross-field rules)
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, fields
 
 from .errors import refuse
-from .names import dns_label_errors
+from .names import dns_label_errors, is_label_value
 from .selectors import selector_errors
-from .values import cluster_name_errors, plain_string_errors
-from .vocabulary import MAX_REVISION_LENGTH, MAX_TAG_LENGTH
+from .values import cluster_name_errors, label_errors, plain_string_errors
+from .vocabulary import MAX_REVISION_LENGTH, MAX_TAG_LENGTH, NETWORK_LABEL
+
+# What Kubernetes accepts as a container's environment variable name.
+_ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
 
 REMOTE_PROFILE = "remote"
 
@@ -82,6 +86,9 @@ def validate(spec: RevisionSpec) -> None:
     selectors = spec.discovery_selectors
     for index, selector in enumerate(selectors):
         errors += selector_errors(selector, f"discovery_selectors[{index}]")
+        if isinstance(selector, dict) and isinstance(selector.get("matchLabels"), dict):
+            # They become the system namespace's labels.
+            errors += label_errors(selector["matchLabels"], f"discovery_selectors[{index}].matchLabels")
     if selectors and not any((s or {}).get("matchLabels") for s in selectors if isinstance(s, dict)):
         errors.append(
             "discovery_selectors need at least one matchLabels selector: its labels go on the system namespace "
@@ -90,6 +97,17 @@ def validate(spec: RevisionSpec) -> None:
     errors += _remote_errors(spec)
     if spec.cluster_name is not None:
         errors += cluster_name_errors(spec.cluster_name)
+    if spec.network is not None and not is_label_value(spec.network):
+        errors.append(
+            f"network {spec.network!r} becomes the label value {NETWORK_LABEL}; give at most 63 letters, digits, '-', "
+            "'_' or '.', starting and ending with a letter or digit"
+        )
+    errors += [
+        f"pilot_env key {key!r} is not an environment variable name; use letters, digits, '_', '-' and '.', not "
+        "starting with a digit"
+        for key in spec.pilot_env
+        if not isinstance(key, str) or not _ENV_NAME.match(key)
+    ]
     errors += value_type_errors(spec.values, "values")
     refuse(errors)
 

@@ -275,13 +275,14 @@ objects:
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.module_utils.errors import UnsupportedError
+from ansible_collections.meshops.istio.plugins.module_utils.errors import Refusal
 from ansible_collections.meshops.istio.plugins.module_utils.runner import COMMON_ARG_SPEC, run_module
 from ansible_collections.meshops.istio.plugins.module_utils.tenant import (
     ensure_tenant_absent,
     ensure_tenant_present,
     ensure_tenants,
 )
-from ansible_collections.meshops.istio.plugins.module_utils.tenant_spec import TenantSpec
+from ansible_collections.meshops.istio.plugins.module_utils.tenant_spec import TenantSpec, validate, validate_tenants
 
 ISOLATION_SPEC = dict(
     authorization=dict(type="bool", default=True),
@@ -353,10 +354,17 @@ def main():
 
 
 def _action(module):
-    if module.params["tenants"] is not None:
-        specs = tenant_entries(module)
-        return lambda cluster, check_mode: ensure_tenants(cluster, specs, check_mode)
-    spec = TenantSpec.from_params(module.params)
+    """The ensure function to run, once every tenant's parameters are checked (before the cluster is even
+    contacted)."""
+    try:
+        if module.params["tenants"] is not None:
+            specs = tenant_entries(module)
+            validate_tenants(specs)
+            return lambda cluster, check_mode: ensure_tenants(cluster, specs, check_mode)
+        spec = TenantSpec.from_params(module.params)
+        validate(spec)
+    except Refusal as error:
+        module.fail_json(msg=str(error))
     ensure = ensure_tenant_present if spec.state == "present" else ensure_tenant_absent
     return lambda cluster, check_mode: ensure(cluster, spec, check_mode)
 

@@ -400,3 +400,18 @@ def test_verify_counts_broad_access_as_an_isolation_problem():
         "tenant's namespaces by name instead"
     ]
     assert report["problems"] == facts["invariants"]["no wildcard or broad access"]
+
+
+def test_revision_values_that_become_labels_or_env_are_checked():
+    message = refusal(
+        validate_revision,
+        revision_params(
+            discovery_selectors=[{"matchLabels": {"usergroup": "x" * 64}}],
+            network="net work",
+            pilot_env={"1BAD": "x", "PILOT_SCOPE_GATEWAY_TO_NAMESPACE": "true"},
+        ),
+    )
+    assert "discovery_selectors[0].matchLabels.usergroup value '" + "x" * 64 + "' is not a valid label value" in message
+    assert "network 'net work' becomes the label value topology.istio.io/network" in message
+    assert "pilot_env key '1BAD' is not an environment variable name" in message
+    assert "PILOT_SCOPE" not in message
