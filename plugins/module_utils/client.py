@@ -148,7 +148,7 @@ def kubeconfig_problem(kubeconfig, parameter: str) -> str | None:
                 f"{parameter} holds text, not a path: give the path of a kubeconfig file, or the kubeconfig as a "
                 "mapping (for example with the from_yaml filter)"
             )
-        return None  # the client factory names the missing file
+        return f"{parameter} {kubeconfig} does not exist; give the path of a kubeconfig file on the controller"
     try:
         with open(path, encoding="utf-8") as handle:
             config = yaml.safe_load(handle)

@@ -90,6 +90,8 @@ def weak_root_pem() -> dict:
     return {"root_cert": certificate.public_bytes(serialization.Encoding.PEM).decode(), "root_key": key_pem.decode()}
 
 
+# A revision that would install if nothing else were wrong.
+R3 = {"name": "r3", "namespace": "r3", "discovery_selectors": [{"matchLabels": {"usergroup": "r3"}}]}
 BAD_KUBECONFIG = "apiVersion: v1\nclusters: [\n  - name: x\n  token: not-shown\n"
 
 # case: (module, args, what the message must hold); {bad_kubeconfig} is a file holding BAD_KUBECONFIG.
@@ -147,16 +149,16 @@ CASES = {
         "istio_tenant", many_tenants({"namespaces": [{"name": "many-19", "labels": {"shared-ops": "true"}}]}),
         "tenant t-19: tenants[19].namespaces[0] many-19: revision usergroup-2 would select it too"),
     # Class 6: messages
-    "numeric revision name": ("istio_revision", {"name": "123", "namespace": "r-123"}, "name '123' reads as a number"),
-    "inf as a revision name": ("istio_revision", {"name": "inf", "namespace": "r-inf"}, "name 'inf' reads as a number"),
+    "numeric revision name": ("istio_revision", {**R3, "name": "123"}, "name '123' reads as a number"),
+    "inf as a revision name": ("istio_revision", {**R3, "name": "inf"}, "name 'inf' reads as a number"),
     "a mapping given a string in values": (
-        "istio_revision", {"name": "r3", "namespace": "r3", "values": {"global": {"proxy": "big"}}},
+        "istio_revision", {**R3, "values": {"global": {"proxy": "big"}}},
         "values.global.proxy must be a mapping, got str 'big'"),
     "a number given text deep in values": (
-        "istio_revision", {"name": "r3", "namespace": "r3", "values": {"pilot": {"replicaCount": "two"}}},
+        "istio_revision", {**R3, "values": {"pilot": {"replicaCount": "two"}}},
         "values.pilot.replicaCount is 'two', which istioctl cannot read"),
     "revision cluster_name": (
-        "istio_revision", {"name": "r3", "namespace": "r3", "cluster_name": "Cluster_3"},
+        "istio_revision", {**R3, "cluster_name": "Cluster_3"},
         "cluster_name 'Cluster_3' must be a DNS-1123 label"),
     "invalid YAML kubeconfig": (
         "istio_tenant", tenant(kubeconfig="{bad_kubeconfig}"), "kubeconfig {bad_kubeconfig} is not valid YAML (line 3"),
@@ -177,8 +179,8 @@ def _filled(value, replacements: dict):
         return value.format(**replacements) if "{bad_kubeconfig}" in value else value
     if isinstance(value, dict):
         return {key: _filled(item, replacements) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_filled(item, replacements) for item in value]
+    if isinstance(value, (list, tuple)):
+        return type(value)(_filled(item, replacements) for item in value)
     return value
 
 
@@ -205,7 +207,7 @@ def test_refused_naming_the_parameter_with_no_write(case, run, cluster, binaries
 
 def test_nothing_of_the_refused_runs_exists(api):
     names = {ns.metadata.name for ns in client.CoreV1Api(api).list_namespace().items}
-    assert not names & {"ok-ns", "gw-ns", "r-123", "r-inf", "r3", *(f"many-{i}" for i in range(20))}
+    assert not names & {"ok-ns", "gw-ns", "r3", *(f"many-{i}" for i in range(20))}
 
 
 def test_an_explicit_opt_in_allows_a_broad_admin_group(run, api):

@@ -415,3 +415,10 @@ def test_revision_values_that_become_labels_or_env_are_checked():
     assert "network 'net work' becomes the label value topology.istio.io/network" in message
     assert "pilot_env key '1BAD' is not an environment variable name" in message
     assert "PILOT_SCOPE" not in message
+
+
+def test_a_missing_kubeconfig_file_is_named(tmp_path):
+    missing = str(tmp_path / "nowhere")
+    assert client.kubeconfig_problem(missing, "remote.kubeconfig") == (
+        f"remote.kubeconfig {missing} does not exist; give the path of a kubeconfig file on the controller"
+    )
