@@ -12,7 +12,6 @@ import contextlib
 import datetime
 import fcntl
 import os
-import re
 import stat
 from dataclasses import dataclass, field, fields
 
@@ -21,6 +20,7 @@ from .cluster import Cluster
 from .engine import Engine, Owner
 from .errors import Refusal, refuse
 from .names import dns_label_errors
+from .values import cluster_name_errors
 from .vocabulary import MAX_REVISION_LENGTH
 
 OWNER_KIND = "cacerts"
@@ -31,7 +31,6 @@ LOCK_FILE = ".lock"
 SECRET_TYPES = {"istio": "Opaque", "tls": "kubernetes.io/tls"}
 # (certificate, key, root bundle) file names per Secret layout.
 FILES = {"istio": ("ca-cert.pem", "ca-key.pem", "root-cert.pem"), "tls": ("tls.crt", "tls.key", "ca.crt")}
-CLUSTER_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,62}[A-Za-z0-9])?$")
 
 
 @dataclass(frozen=True)
@@ -77,11 +76,8 @@ def validate(spec: CacertsSpec) -> None:
     errors = []
     if not spec.root_only and not spec.cluster_name:
         errors.append("cluster_name is required unless root_only is true; give the cluster's Istio cluster ID")
-    elif spec.cluster_name and not CLUSTER_NAME.match(spec.cluster_name):
-        errors.append(
-            f"cluster_name {spec.cluster_name!r} must be 1-64 letters, digits, '-', '_' or '.'; "
-            "use the cluster's Istio cluster ID (values.global.multiCluster.clusterName)"
-        )
+    elif spec.cluster_name:
+        errors += cluster_name_errors(spec.cluster_name)
     errors += dns_label_errors(spec.namespace, "namespace")
     if spec.revision:
         errors += dns_label_errors(spec.revision, "revision", MAX_REVISION_LENGTH)
@@ -129,6 +125,9 @@ def root_problems(root: RootCA, now: datetime.datetime) -> list:
         problems.append(f"{source} lacks the keyCertSign key usage, so it may not sign an intermediate; give a root CA")
     if not pki.key_matches(cert, root.key):
         problems.append(f"the root key does not match {source}; give the key that belongs to this certificate")
+    weak = pki.weak_key_problem(cert)
+    if weak:
+        problems.append(f"{source} {weak}; give (or generate) a root with a stronger key")
     if pki.not_after(cert) <= now:
         problems.append(
             f"{source} expired on {pki.not_after(cert).date().isoformat()}; rotate to a new root "
@@ -160,6 +159,11 @@ def additional_root_certificates(values: list, now: datetime.datetime) -> list:
                 raise Refusal(
                     f"{parameter} holds {pki.subject(certificate)}, which is not a CA; give only root certificates"
                 )
+            weak = pki.weak_key_problem(certificate)
+            if weak:
+                raise Refusal(
+                    f"{parameter} holds {pki.subject(certificate)}, which {weak}; remove it from additional_roots"
+                )
             if pki.not_after(certificate) <= now:
                 raise Refusal(
                     f"{parameter} holds {pki.subject(certificate)}, which expired on "
@@ -177,6 +181,9 @@ def intermediate_problem(certificate, key, root_certificate, spec: CacertsSpec, 
         return "it is not signed by the root"
     if not (pki.is_ca(certificate) and pki.can_sign_certificates(certificate)):
         return "it is not a CA allowed to sign certificates"
+    weak = pki.weak_key_problem(certificate)
+    if weak:
+        return f"it {weak}"
     left = pki.remaining(certificate, now)
     if left <= datetime.timedelta(days=spec.renew_before):
         return f"it expires in {max(left.days, 0)} days, within renew_before ({spec.renew_before} days)"

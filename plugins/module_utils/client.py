@@ -5,9 +5,16 @@ major version). Everything else talks to the cluster through `connect()`, `conne
 
 from __future__ import annotations
 
+import os
+
 from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
 
 from .errors import ClusterUnreachable
+
+try:
+    import yaml
+except ImportError:  # PyYAML comes with ansible-core; the import sanity test runs without it
+    yaml = None
 
 try:
     from ansible_collections.kubernetes.core.plugins.module_utils.args_common import (
@@ -78,8 +85,16 @@ def connect(module):
     # kubernetes.core's factory wants its own module class; the auth options as keywords need no such thing,
     # and it still falls back to the K8S_AUTH_* environment variables for those not set.
     auth = {name: module.params.get(name) for name in AUTH_ARG_SPEC}
+    kubeconfig, parameter = auth.get("kubeconfig"), "kubeconfig"
+    if kubeconfig is None and os.environ.get("K8S_AUTH_KUBECONFIG"):
+        kubeconfig, parameter = os.environ["K8S_AUTH_KUBECONFIG"], "K8S_AUTH_KUBECONFIG"
+    problem = kubeconfig_problem(kubeconfig, parameter)
+    if problem:
+        module.fail_json(msg=problem)
     try:
         return get_api_client(**auth).client
+    except yaml.YAMLError as error:  # the default kubeconfig (~/.kube/config), read by the factory
+        module.fail_json(msg=f"The kubeconfig is not valid YAML ({_yaml_problem(error)}); fix it or set kubeconfig.")
     except CoreException as error:
         module.fail_json(msg=f"Cannot configure the Kubernetes client: {error}. Check kubeconfig, context or host.")
     except TransportError as error:  # the factory already asks the server for its version
@@ -98,6 +113,9 @@ def connect_other(module, auth: dict, parameter: str):
             msg=f"{parameter} needs kubeconfig or host: the second cluster's credentials are never taken from "
             "K8S_AUTH_* variables, the in-cluster config or the default kubeconfig"
         )
+    problem = kubeconfig_problem(auth.get("kubeconfig"), f"{parameter}.kubeconfig")
+    if problem:
+        module.fail_json(msg=problem)
     if isinstance(auth.get("kubeconfig"), dict) and extract_sensitive_values_from_kubeconfig:
         module.no_log_values.update(extract_sensitive_values_from_kubeconfig(auth["kubeconfig"]))
     try:
@@ -113,6 +131,44 @@ def connect_other(module, auth: dict, parameter: str):
             msg=f"The API server of {parameter} at {configuration.host} answered {error.status} ({error.reason}); "
             f"check the credentials in {parameter}"
         )
+
+
+def kubeconfig_problem(kubeconfig, parameter: str) -> str | None:
+    """One sentence naming `parameter` when a kubeconfig option cannot be read as a kubeconfig (content given where
+    a path is expected, a missing file, invalid YAML, not a mapping); None when it can, or when it is not set.
+    Never quotes the content, which holds credentials."""
+    if kubeconfig is None or isinstance(kubeconfig, dict):
+        return None
+    if not isinstance(kubeconfig, str):
+        return f"{parameter} must be the path of a kubeconfig file or a kubeconfig as a mapping"
+    path = os.path.expanduser(kubeconfig)
+    if not os.path.exists(path):
+        if "\n" in kubeconfig or "apiVersion" in kubeconfig:
+            return (
+                f"{parameter} holds text, not a path: give the path of a kubeconfig file, or the kubeconfig as a "
+                "mapping (for example with the from_yaml filter)"
+            )
+        return f"{parameter} {kubeconfig} does not exist; give the path of a kubeconfig file on the controller"
+    try:
+        with open(path, encoding="utf-8") as handle:
+            config = yaml.safe_load(handle)
+    except yaml.YAMLError as error:
+        return f"{parameter} {kubeconfig} is not valid YAML ({_yaml_problem(error)}); fix the file or give another"
+    except (OSError, UnicodeDecodeError) as error:
+        return f"{parameter} {kubeconfig} cannot be read ({type(error).__name__}); give a readable kubeconfig file"
+    if not isinstance(config, dict):
+        return (
+            f"{parameter} {kubeconfig} is not a kubeconfig: its YAML is not a mapping with clusters, contexts and "
+            "users; give a kubeconfig file"
+        )
+    return None
+
+
+def _yaml_problem(error) -> str:
+    """Where and what, without the parser's trace or the file's content."""
+    mark = getattr(error, "problem_mark", None)
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    return f"{where}{getattr(error, 'problem', None) or type(error).__name__}"
 
 
 def configuration_for(auth: dict):

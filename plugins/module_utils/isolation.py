@@ -14,7 +14,7 @@ from .engine import rollout_problem
 from .gateway.spec import OWNER_LABEL as GATEWAY_LABEL
 from .selectors import any_matches, matches
 from .tenant_policies import ISOLATION_NAME
-from .tenant_spec import TENANT_LABEL, IsolationSpec, NamespaceSpec
+from .tenant_spec import TENANT_LABEL, AdminsSpec, IsolationSpec, NamespaceSpec, broad_subjects
 from .vocabulary import FIELD_MANAGER, MANAGED_BY_LABEL, REV_LABEL, installed_revisions
 
 # (kind, name, isolation option that turns it off)
@@ -30,6 +30,7 @@ NAMESPACE_INVARIANTS = (
     "exactly one injector",
     "mTLS as desired",
     "isolation policies in place",
+    "no wildcard or broad access",
 )
 NO_OVERLAP = "no two revisions select the same namespace"
 
@@ -114,8 +115,57 @@ def _namespace_checks(tenant: dict, namespace: str, state: dict) -> tuple:
     for kind, name, option in EXPECTED_POLICIES:
         if getattr(isolation, option) and (kind, name) not in policies:
             found["isolation policies in place"].append(f"{where} lacks {kind} {name}")
+    access = state.get("access", {}).get(namespace, [])
+    found["no wildcard or broad access"] = [
+        f"{where}: {problem}" for problem in access_problems(access, set(tenant["namespaces"]), isolation)
+    ]
     facts["invariants"] = found
     return facts, [problem for problems in found.values() for problem in problems]
+
+
+def access_problems(objects: list, tenant_namespaces: set, isolation: IsolationSpec) -> list:
+    """What in a tenant namespace opens it to everyone, whoever wrote it (a user can create these by hand):
+    an AuthorizationPolicy allowing any namespace or principal, a Sidecar whose egress reaches every namespace,
+    a RoleBinding to a group of the whole cluster (unless the tenant opted in with allow_broad_admins)."""
+    problems = []
+    for obj in objects:
+        kind, name, spec = obj["kind"], obj["metadata"]["name"], obj.get("spec") or {}
+        if kind == "AuthorizationPolicy":
+            problems += [f"AuthorizationPolicy {name} {problem}" for problem in _policy_wildcards(spec)]
+        elif kind == "Sidecar":
+            hosts = [h for egress in spec.get("egress") or [] for h in egress.get("hosts") or []]
+            wide = [h for h in hosts if isinstance(h, str) and h.split("/", 1)[0] == "*"]
+            if wide:
+                problems.append(
+                    f"Sidecar {name} has egress hosts {', '.join(wide)}, which reach every namespace; list the "
+                    "tenant's namespaces instead"
+                )
+        elif kind == "RoleBinding" and not isolation.allow_broad_admins:
+            subjects = obj.get("subjects") or []
+            admins = AdminsSpec(
+                users=tuple(s.get("name") for s in subjects if s.get("kind") == "User"),
+                groups=tuple(s.get("name") for s in subjects if s.get("kind") == "Group"),
+            )
+            problems += [
+                f"RoleBinding {name} binds {field[:-1]} {subject} ({who}); remove that subject, or set the "
+                "tenant's isolation.allow_broad_admins: true if that is meant"
+                for field, subject, who in broad_subjects(admins, tenant_namespaces)
+            ]
+    return problems
+
+
+def _policy_wildcards(spec: dict) -> list:
+    """Sources of an ALLOW AuthorizationPolicy that match any namespace or principal."""
+    if (spec.get("action") or "ALLOW") != "ALLOW":
+        return []
+    found = []
+    for rule in spec.get("rules") or []:
+        for source in (entry.get("source") or {} for entry in rule.get("from") or []):
+            for field in ("namespaces", "principals"):
+                found += [f"{field} {value!r}" for value in source.get(field) or [] if "*" in str(value)]
+    if not found:
+        return []
+    return [f"allows callers from {', '.join(found)}, a wildcard; allow the tenant's namespaces by name instead"]
 
 
 def _ca_of(revision: str | None, state: dict) -> str | None:
@@ -200,8 +250,24 @@ def gather_isolation_report(cluster: Cluster, tenants: list) -> dict:
         "webhooks": cluster.list_objects("MutatingWebhookConfiguration", label_selector=REV_LABEL),
         "policies": policies,
         "gateways": cluster.list_objects("Deployment", label_selector=GATEWAY_LABEL),
+        "access": _access_objects(cluster, {ns for t in tenants for ns in _normalized(t)["namespaces"]}),
     }
     return {"server": cluster.host, **analyze([_normalized(t) for t in tenants], state)}
+
+
+ACCESS_KINDS = ("AuthorizationPolicy", "Sidecar", "RoleBinding")
+
+
+def _access_objects(cluster: Cluster, tenant_namespaces: set) -> dict:
+    """{namespace: objects} of every AuthorizationPolicy, Sidecar and RoleBinding in the tenant namespaces, ours or
+    not: one LIST per kind."""
+    found = {}
+    for kind in ACCESS_KINDS:
+        for obj in cluster.list_objects(kind):
+            namespace = obj["metadata"].get("namespace")
+            if namespace in tenant_namespaces:
+                found.setdefault(namespace, []).append(obj)
+    return found
 
 
 def _cacerts_files(cluster: Cluster, system_namespaces: set) -> dict:

@@ -65,10 +65,98 @@ def _generate(run_command, istioctl: str, operator_spec: dict) -> list:
     finally:
         os.unlink(handle.name)
     if rc != 0:
-        raise Refusal(f"istioctl manifest generate failed: {err.strip() or out.strip()}")
+        raise Refusal(failure_sentence(err.strip() or out.strip(), lambda spec: _probe(run_command, istioctl, spec),
+                                       operator_spec))  # fmt: skip
     # About 1 MB of YAML (mostly CRD schemas): libyaml's loader parses it in a tenth of the pure-Python one's time.
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     return [doc for doc in yaml.load_all(out, Loader=loader) if doc]
+
+
+# The module option each part of the IstioOperator spec comes from.
+_OPTIONS = {"values": "values", "meshConfig": "mesh_config"}
+# A wrong type in a long values tree costs one quick istioctl run per key tried along the way; stop somewhere.
+_MAX_PROBES = 40
+_GO_TYPES = (("map[", "a mapping"), ("struct", "a mapping"), ("[]", "a list"), ("string", "a string"),
+             ("bool", "true or false"), ("int", "a number"), ("float", "a number"))  # fmt: skip
+
+
+def _probe(run_command, istioctl: str, operator_spec: dict) -> str | None:
+    """istioctl's error for an IstioOperator spec rendered with the empty profile (fast: nothing to render), or
+    None when it reads the spec."""
+    document = {"apiVersion": "install.istio.io/v1alpha1", "kind": "IstioOperator", "spec": operator_spec}
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", prefix="meshops-iop-", delete=False) as handle:
+        yaml.safe_dump(document, handle)
+    try:
+        rc, out, err = run_command([istioctl, "manifest", "generate", "-f", handle.name])
+    finally:
+        os.unlink(handle.name)
+    return (err.strip() or out.strip() or "failed") if rc != 0 else None
+
+
+def failure_sentence(error: str, probe, operator_spec: dict) -> str:
+    """One sentence for a failed `istioctl manifest generate`: the key of values or mesh_config with a type
+    istioctl cannot read (found by `probe`, which renders a part of the spec), never a Go error or stack trace."""
+    if "unmarshal" in error or "looking for beginning of value" in error:
+        found = wrong_type(probe, operator_spec)
+        if found:
+            path, value, detail = found
+            return (
+                f"{path} is {value!r}, which istioctl cannot read: it expects {_expected(detail)} there; "
+                f"fix the type of {path}"
+            )
+        return (
+            "istioctl could not read values or mesh_config: a key holds a value of the wrong type (a string where a "
+            "mapping or number is expected, or the reverse); check the types in values and mesh_config"
+        )
+    first = next((line.strip() for line in error.splitlines() if line.strip()), "no output")
+    if first.startswith("panic:") or "goroutine " in error:
+        return (
+            f"istioctl manifest generate crashed ({first.removeprefix('panic:').strip()}); check that name, "
+            "revision_tags, values and mesh_config hold no value YAML reads as a number (inf, nan, 1e3)"
+        )
+    return f"istioctl manifest generate failed: {first.removeprefix('Error:').strip()}"
+
+
+def wrong_type(probe, operator_spec: dict) -> tuple | None:
+    """(option path, value, istioctl's error) of the first key in values or mesh_config istioctl cannot read,
+    descending only into the parts that fail on their own."""
+    budget = [_MAX_PROBES]
+    for key, option in _OPTIONS.items():
+        tree = operator_spec.get(key)
+        if isinstance(tree, dict):
+            found = _bad_leaf(probe, key, [], tree, budget)
+            if found:
+                path, value, error = found
+                return ".".join([option, *path]), value, error
+    return None
+
+
+def _bad_leaf(probe, key: str, path: list, tree: dict, budget: list) -> tuple | None:
+    for name, value in tree.items():
+        if budget[0] <= 0:
+            return None
+        budget[0] -= 1
+        nested = value
+        for part in reversed([*path, name]):
+            nested = {part: nested}
+        error = probe({"profile": "empty", key: nested})
+        if error is None:
+            continue
+        if isinstance(value, dict) and value:
+            return _bad_leaf(probe, key, [*path, name], value, budget) or ([*path, name], value, error)
+        return [*path, name], value, error
+    return None
+
+
+def _expected(error: str) -> str:
+    """What a Go JSON decoding error says the field takes, in words."""
+    match = re.search(r"into Go (?:value|struct field) of type (\S+)", error)
+    if match:
+        go_type = match.group(1)
+        return next((words for prefix, words in _GO_TYPES if prefix in go_type), "another type")
+    if "looking for beginning of value" in error:
+        return "a number or true/false, not text"
+    return "another type"
 
 
 def version_key(version: str) -> tuple:

@@ -27,6 +27,7 @@ from .cacerts import (
     secret_format_of,
 )
 from .cluster import Cluster
+from .errors import refuse
 from .remote_secret.kubeconfig import (
     CLUSTER_ANNOTATION,
     MULTICLUSTER_LABEL,
@@ -35,6 +36,7 @@ from .remote_secret.kubeconfig import (
     kubeconfig_token,
     secret_name,
 )
+from .values import cluster_name_errors
 from .vocabulary import NETWORK_LABEL
 
 NETWORK_VIEW_ENV = "ISTIO_META_REQUESTED_NETWORK_VIEW"
@@ -68,6 +70,16 @@ class MulticlusterInfoSpec:
         given = {name: params[name] for name in ("cluster_name", "namespace", "network", "eastwest_gateway")}
         peers = tuple(PeerSpec(peer["cluster_name"], peer["server"]) for peer in params["peers"])
         return cls(**given, peers=peers, remote_secrets=tuple(params["remote_secrets"]))
+
+
+def validate(spec: MulticlusterInfoSpec) -> None:
+    """The one cluster_name rule (values.cluster_name_errors) for this cluster, its peers and remote_secrets."""
+    errors = cluster_name_errors(spec.cluster_name)
+    for index, peer in enumerate(spec.peers):
+        errors += cluster_name_errors(peer.cluster_name, f"peers[{index}].cluster_name")
+    for index, name in enumerate(spec.remote_secrets):
+        errors += cluster_name_errors(name, f"remote_secrets[{index}]")
+    refuse(errors)
 
 
 @dataclass
@@ -295,6 +307,7 @@ def gather_multicluster_report(
 ) -> dict:
     """Read this cluster and its peers; `connect_peer(index)` returns the Cluster of spec.peers[index]."""
     now = now or pki.utc_now()
+    validate(spec)
     namespace, cluster = spec.namespace, spec.cluster_name
     own_secret = own_cluster.get("Secret", SECRET_NAME, namespace)
     own = trust_of(own_secret, now)

@@ -25,6 +25,8 @@ except ImportError as error:  # reported by the module; the import sanity test r
 ROOT_DAYS = 3650
 INTERMEDIATE_DAYS = 730
 RSA_BITS = 4096
+# The weakest RSA key the collection accepts in a CA (NIST SP 800-131A: 2048 bits since 2014).
+MIN_RSA_BITS = 2048
 # Certificates start a little in the past so a cluster whose clock lags the controller's accepts them at once.
 BACKDATE = datetime.timedelta(minutes=5)
 KEY_TYPES = ("rsa", "ecdsa")
@@ -76,6 +78,14 @@ def _first_line(error: Exception) -> str:
 
 
 # Facts about certificates
+
+
+def weak_key_problem(certificate) -> str | None:
+    """Why a certificate's key is too weak for a CA, or None: an RSA key under MIN_RSA_BITS bits."""
+    key = certificate.public_key()
+    if isinstance(key, rsa.RSAPublicKey) and key.key_size < MIN_RSA_BITS:
+        return f"has a {key.key_size}-bit RSA key, under the {MIN_RSA_BITS} bits the collection accepts for a CA"
+    return None
 
 
 def key_matches(certificate, key) -> bool:

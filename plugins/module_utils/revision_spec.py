@@ -5,12 +5,17 @@ the rules its argument spec cannot express (names, selectors, cross-field rules)
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, fields
 
 from .errors import refuse
-from .names import dns_label_errors
+from .names import dns_label_errors, is_label_value
 from .selectors import selector_errors
-from .vocabulary import MAX_REVISION_LENGTH, MAX_TAG_LENGTH
+from .values import cluster_name_errors, label_errors, plain_string_errors
+from .vocabulary import MAX_REVISION_LENGTH, MAX_TAG_LENGTH, NETWORK_LABEL
+
+# What Kubernetes accepts as a container's environment variable name.
+_ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
 
 REMOTE_PROFILE = "remote"
 
@@ -68,10 +73,12 @@ class RevisionSpec:
 def validate(spec: RevisionSpec) -> None:
     name, tags = spec.name, spec.revision_tags
     errors = dns_label_errors(name, "name", MAX_REVISION_LENGTH) + dns_label_errors(spec.namespace, "namespace")
+    errors += plain_string_errors(name, "name")
     if name == "default":
         errors.append("name 'default' is reserved for Istio's default revision; choose another revision name")
     for tag in tags:
         errors += dns_label_errors(tag, "revision_tags entry", MAX_TAG_LENGTH)
+        errors += plain_string_errors(tag, "revision_tags entry")
         if tag == name:
             errors.append(f"revision_tags entry {tag!r} equals the revision name; a tag must differ from revisions")
     if spec.default_revision and "default" in tags:
@@ -79,13 +86,80 @@ def validate(spec: RevisionSpec) -> None:
     selectors = spec.discovery_selectors
     for index, selector in enumerate(selectors):
         errors += selector_errors(selector, f"discovery_selectors[{index}]")
+        if isinstance(selector, dict) and isinstance(selector.get("matchLabels"), dict):
+            # They become the system namespace's labels.
+            errors += label_errors(selector["matchLabels"], f"discovery_selectors[{index}].matchLabels")
     if selectors and not any((s or {}).get("matchLabels") for s in selectors if isinstance(s, dict)):
         errors.append(
             "discovery_selectors need at least one matchLabels selector: its labels go on the system namespace "
             "so the revision's istiod sees its own namespace"
         )
     errors += _remote_errors(spec)
+    if spec.cluster_name is not None:
+        errors += cluster_name_errors(spec.cluster_name)
+    if spec.network is not None and not is_label_value(spec.network):
+        errors.append(
+            f"network {spec.network!r} becomes the label value {NETWORK_LABEL}; give at most 63 letters, digits, '-', "
+            "'_' or '.', starting and ending with a letter or digit"
+        )
+    errors += [
+        f"pilot_env key {key!r} is not an environment variable name; use letters, digits, '_', '-' and '.', not "
+        "starting with a digit"
+        for key in spec.pilot_env
+        if not isinstance(key, str) or not _ENV_NAME.match(key)
+    ]
+    errors += value_type_errors(spec.values, "values")
     refuse(errors)
+
+
+# Where the Istio charts' values must hold a mapping: istioctl stops with a Go unmarshal error naming no key when
+# one of these is a string, a number or a list.
+_MAPPINGS = (
+    "global",
+    "global.proxy",
+    "global.proxy.resources",
+    "global.proxy_init",
+    "global.multiCluster",
+    "global.meshNetworks",
+    "global.logging",
+    "global.tracer",
+    "pilot",
+    "pilot.env",
+    "pilot.resources",
+    "pilot.autoscaleBehavior",
+    "pilot.podAnnotations",
+    "pilot.podLabels",
+    "pilot.nodeSelector",
+    "pilot.cni",
+    "gateways",
+    "meshConfig",
+    "sidecarInjectorWebhook",
+    "telemetry",
+    "istiodRemote",
+    "base",
+    "cni",
+    "ztunnel",
+)
+
+
+def value_type_errors(values, parameter: str) -> list:
+    """The keys of `values` given a scalar or a list where the charts take a mapping, named by their path."""
+    if not isinstance(values, dict):
+        return [f"{parameter} must be a mapping (the IstioOperator spec.values), got {type(values).__name__}"]
+    errors = []
+    for path in _MAPPINGS:
+        value, found = values, True
+        for key in path.split("."):
+            if not isinstance(value, dict) or key not in value:
+                found = False
+                break
+            value = value[key]
+        if found and value is not None and not isinstance(value, dict):
+            errors.append(
+                f"{parameter}.{path} must be a mapping, got {type(value).__name__} {value!r}; give its keys, as in "
+                f"{parameter}.{path}: {{key: value}}"
+            )
+    return errors
 
 
 def _remote_errors(spec: RevisionSpec) -> list:

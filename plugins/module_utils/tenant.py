@@ -39,17 +39,22 @@ def _missing_for(selectors: list, labels: dict) -> str:
     return "a label the revision's matchExpressions require"
 
 
-def refusals(spec: TenantSpec, revisions: dict, namespaces: dict) -> list:
+def refusals(spec: TenantSpec, revisions: dict, namespaces: dict, kept: dict | None = None, at: str = "") -> list:
     """Why onboarding would break isolation or the tenant itself (empty when it is safe).
-    `namespaces` maps every existing namespace to its labels."""
+    `namespaces` maps every existing namespace to its labels; `kept` maps it to the labels a run leaves as they are
+    (those the collection did not write; by default all). `at` prefixes parameter names (`tenants[3].`)."""
     name, revision = spec.name, spec.revision
     if revision not in revisions:
         installed = ", ".join(sorted(revisions)) or "none"
-        return [f"revision {revision} is not installed (installed: {installed}); install it with istio_revision first"]
+        return [
+            f"{at}revision {revision} is not installed (installed: {installed}); install it with istio_revision first"
+        ]
+    kept = namespaces if kept is None else kept
     problems = []
     system_namespaces = {info["namespace"]: rev for rev, info in revisions.items()}
-    for entry in spec.namespaces:
+    for index, entry in enumerate(spec.namespaces):
         namespace, labels = entry.name, namespaces.get(entry.name)
+        where = f"{at}namespaces[{index}] {namespace}"
         if namespace in system_namespaces:
             owner_revision = system_namespaces[namespace]
             problems.append(
@@ -76,7 +81,56 @@ def refusals(spec: TenantSpec, revisions: dict, namespaces: dict) -> list:
                 f"revision {revision}'s discoverySelectors would not select namespace {namespace}: it lacks "
                 f"{_missing_for(selectors, final)}; set discovery_label (or the namespace's labels) to match"
             )
+        after = {**(kept.get(namespace) or {}), **final}
+        after.pop(INJECTION_LABEL, None)  # onboarding removes it
+        problems += [f"{where}: {problem}" for problem in other_selections(revision, revisions, after)]
+    problems += _allowed_system_namespace_problems(spec, revisions, at)
     return problems
+
+
+def other_selections(revision: str, revisions: dict, labels: dict) -> list:
+    """Sentences for every installed revision other than `revision` (and its canaries, which share its system
+    namespace) whose discoverySelectors would select a namespace with `labels`: two control planes would
+    configure its workloads."""
+    problems = []
+    own_namespace = revisions[revision]["namespace"]
+    for other, info in sorted(revisions.items()):
+        if other == revision or info["namespace"] == own_namespace or not any_matches(info["selectors"], labels):
+            continue
+        if info["selectors"]:
+            shown = ", ".join(f"{key}={value}" for key, value in sorted(labels.items()))
+            why = f"its discoverySelectors match the namespace's labels {shown}"
+        else:
+            why = "it has no discoverySelectors and selects every namespace"
+        problems.append(
+            f"revision {other} would select it too ({why}); remove the labels that match revision {other}'s "
+            f"discoverySelectors from the namespace and its labels, or narrow revision {other}'s discovery_selectors"
+        )
+    return problems
+
+
+def _allowed_system_namespace_problems(spec: TenantSpec, revisions: dict, at: str) -> list:
+    """Another control plane's system namespace in allow_namespaces would let its istiod and gateways in."""
+    own_namespace = revisions[spec.revision]["namespace"]
+    others = {info["namespace"]: rev for rev, info in revisions.items() if info["namespace"] != own_namespace}
+    return [
+        f"{at}isolation.allow_namespaces[{index}] {name} is the system namespace of revision {others[name]}, another "
+        "control plane; remove it (the tenant's own control plane's namespace is always allowed)"
+        for index, name in enumerate(spec.isolation.allow_namespaces)
+        if name in others
+    ]
+
+
+def labels_kept(namespace: dict | None) -> dict:
+    """The labels of a live namespace that the collection did not write: a run's apply leaves them as they are."""
+    if namespace is None:
+        return {}
+    ours = set()
+    for entry in namespace["metadata"].get("managedFields") or []:
+        if entry.get("manager") == FIELD_MANAGER:
+            fields = ((entry.get("fieldsV1") or {}).get("f:metadata") or {}).get("f:labels") or {}
+            ours |= {key.removeprefix("f:") for key in fields}
+    return {key: value for key, value in (namespace["metadata"].get("labels") or {}).items() if key not in ours}
 
 
 def taken_over(spec: TenantSpec, namespaces: dict) -> list:
@@ -234,9 +288,10 @@ def _members(cluster: Cluster, name: str) -> dict:
 
 def _refuse(specs: list, view: _ClusterView) -> None:
     problems = []
-    for spec in specs:
-        prefix = f"tenant {spec.name}: " if len(specs) > 1 else ""
-        problems += [prefix + problem for problem in refusals(spec, view.revisions, view.labels)]
+    kept = {name: labels_kept(namespace) for name, namespace in view.namespaces.items()}
+    for index, spec in enumerate(specs):
+        prefix, at = (f"tenant {spec.name}: ", f"tenants[{index}].") if len(specs) > 1 else ("", "")
+        problems += [prefix + problem for problem in refusals(spec, view.revisions, view.labels, kept, at)]
     refuse(problems)
 
 

@@ -8,9 +8,10 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field, fields
 
-from .errors import Refusal, refuse
-from .names import DNS_LABEL, dns_label_errors, is_label_key, is_label_value
-from .vocabulary import owner_label
+from .errors import refuse
+from .names import dns_label_errors
+from .values import annotation_errors, label_errors
+from .vocabulary import INJECTION_LABEL, REV_LABEL, owner_label
 
 OWNER_KIND = "tenant"
 TENANT_LABEL = owner_label(OWNER_KIND)
@@ -51,6 +52,8 @@ class IsolationSpec:
     network_policy: bool = True
     allow_namespaces: tuple = ()
     admins: AdminsSpec = AdminsSpec()
+    # Opt-in for admin subjects that stand for a whole class of the cluster's identities (broad_admin_problems).
+    allow_broad_admins: bool = False
 
     @classmethod
     def from_params(cls, isolation: dict | None) -> IsolationSpec:
@@ -63,6 +66,7 @@ class IsolationSpec:
             network_policy=isolation.get("network_policy", True),
             allow_namespaces=tuple(isolation.get("allow_namespaces") or ()),
             admins=AdminsSpec(users=tuple(admins.get("users") or ()), groups=tuple(admins.get("groups") or ())),
+            allow_broad_admins=bool(isolation.get("allow_broad_admins", False)),
         )
 
 
@@ -100,34 +104,119 @@ class TenantSpec:
         return {entry.name for entry in self.namespaces}
 
 
-def validate(spec: TenantSpec) -> None:
-    errors = dns_label_errors(spec.name, "name")
+# Namespaces Kubernetes itself runs in: a tenant neither owns them nor lets their callers in.
+KUBERNETES_NAMESPACES = ("kube-system", "kube-public", "kube-node-lease", "default")
+# Groups that hold every user, every anonymous caller or every ServiceAccount of the cluster.
+BROAD_GROUPS = ("system:authenticated", "system:unauthenticated", "system:anonymous", "system:serviceaccounts")
+BROAD_USERS = ("system:anonymous",)
+SERVICE_ACCOUNTS_GROUP_PREFIX = "system:serviceaccounts:"
+# Namespace labels the collection sets itself (or removes): given through `labels` they would fight its own and
+# flip on every run, or move the namespace to another mesh.
+RESERVED_LABELS = (REV_LABEL, INJECTION_LABEL)
+RESERVED_LABEL_PREFIX = "meshops.io/"
+
+
+def validate(spec: TenantSpec, at: str = "") -> None:
+    """Every input error of one tenant at once, before anything is read or written. `at` prefixes parameter names
+    (`tenants[3].` for an entry of `tenants`)."""
+    refuse(tenant_errors(spec, at))
+
+
+def tenant_errors(spec: TenantSpec, at: str = "") -> list:
+    errors = dns_label_errors(spec.name, f"{at}name")
     if spec.state == "present" and not spec.revision:
-        errors.append("revision is required with state=present; name the control plane that serves the tenant")
+        errors.append(f"{at}revision is required with state=present; name the control plane that serves the tenant")
+    elif spec.revision:
+        errors += dns_label_errors(spec.revision, f"{at}revision")
     names = [entry.name for entry in spec.namespaces]
-    for index, name in enumerate(names):
-        if not isinstance(name, str) or not DNS_LABEL.match(name):
-            errors.append(f"namespaces[{index}] {name!r} must be a DNS-1123 label (a namespace name)")
+    for index, entry in enumerate(spec.namespaces):
+        errors += _namespace_errors(spec, entry, f"{at}namespaces[{index}]")
     duplicates = sorted({n for n in names if names.count(n) > 1 and isinstance(n, str)})
     if duplicates:
-        errors.append(f"namespaces lists {', '.join(duplicates)} more than once")
-    labels = dict(spec.discovery_label)
-    for entry in spec.namespaces:
-        labels.update(entry.labels)
-    for key, value in labels.items():
-        if not is_label_key(key) or not is_label_value(value):
-            errors.append(f"label {key}={value!r} is not a valid Kubernetes label (quote values, <= 63 characters)")
-    refuse(errors)
+        errors.append(f"{at}namespaces lists {', '.join(duplicates)} more than once")
+    errors += _discovery_label_errors(spec.discovery_label, f"{at}discovery_label")
+    if spec.state == "present":
+        errors += _isolation_errors(spec, f"{at}isolation")
+    return errors
+
+
+def _namespace_errors(spec: TenantSpec, entry: NamespaceSpec, at: str) -> list:
+    errors = namespace_name_errors(entry.name, at)
+    errors += label_errors(entry.labels, f"{at}.labels")
+    for key in entry.labels:
+        if _reserved(key, spec.discovery_label):
+            errors.append(
+                f"{at}.labels sets {key}, a label meshops.istio sets itself (istio-injection, istio.io/rev, the "
+                "discovery label and meshops.io/*); remove it from labels (use revision or discovery_label instead)"
+            )
+    errors += annotation_errors(entry.annotations, f"{at}.annotations")
+    return errors
+
+
+def _reserved(key, discovery_label: dict) -> bool:
+    return key in RESERVED_LABELS or key in discovery_label or str(key).startswith(RESERVED_LABEL_PREFIX)
+
+
+def namespace_name_errors(name, parameter: str) -> list:
+    """A namespace a tenant may own or let in: a DNS label, no pattern, none of Kubernetes' own."""
+    if isinstance(name, str) and any(char in name for char in "*?[]"):
+        return [
+            f"{parameter} {name!r} is a pattern; tenant namespaces and allow_namespaces take exact namespace names "
+            "only (a wildcard would allow every namespace), so list each namespace"
+        ]
+    if name in KUBERNETES_NAMESPACES:
+        return [
+            f"{parameter} {name!r} is a Kubernetes system namespace ({', '.join(KUBERNETES_NAMESPACES)}); give a "
+            "namespace of the tenant's own"
+        ]
+    return dns_label_errors(name, parameter)
+
+
+def _discovery_label_errors(discovery_label: dict, parameter: str) -> list:
+    errors = label_errors(discovery_label, parameter)
+    if isinstance(discovery_label, dict):
+        if len(discovery_label) != 1:
+            errors.append(f"{parameter} must hold exactly one key and value, got {len(discovery_label)}")
+        for key in set(discovery_label) & set(RESERVED_LABELS):
+            errors.append(f"{parameter} key {key} is set by meshops.istio itself; choose another key, e.g. usergroup")
+    return errors
+
+
+def _isolation_errors(spec: TenantSpec, at: str) -> list:
+    isolation = spec.isolation
+    errors = []
+    for index, name in enumerate(isolation.allow_namespaces):
+        errors += namespace_name_errors(name, f"{at}.allow_namespaces[{index}]")
+    if not isolation.allow_broad_admins:
+        errors += broad_admin_problems(isolation.admins, spec.namespace_names, f"{at}.admins")
+    return errors
+
+
+def broad_subjects(admins: AdminsSpec, namespaces: set) -> list:
+    """(field, name, who) of every subject that stands for a whole class of the cluster's identities: the broad
+    groups, anonymous, and the ServiceAccounts of a namespace that is not one of `namespaces` (the tenant's)."""
+    found = [("users", user, "every anonymous caller") for user in admins.users if user in BROAD_USERS]
+    for group in admins.groups:
+        if group in BROAD_GROUPS:
+            found.append(("groups", group, "every user or ServiceAccount of the cluster, or every anonymous caller"))
+        elif group.removeprefix(SERVICE_ACCOUNTS_GROUP_PREFIX) not in namespaces | {group}:
+            found.append(("groups", group, "the ServiceAccounts of a namespace outside the tenant"))
+    return found
+
+
+def broad_admin_problems(admins: AdminsSpec, namespaces: set, at: str = "isolation.admins") -> list:
+    return [
+        f"{at}.{field} holds {name} ({who}); name the tenant's own users and groups (a tenant namespace's own "
+        "system:serviceaccounts:<namespace> is fine), or set isolation.allow_broad_admins: true if that is meant"
+        for field, name, who in broad_subjects(admins, namespaces)
+    ]
 
 
 def validate_tenants(specs: list) -> None:
     """Every entry of `tenants` valid, no tenant twice, no namespace claimed by two tenants."""
     errors = []
-    for spec in specs:
-        try:
-            validate(spec)
-        except Refusal as error:
-            errors.append(f"tenant {spec.name}: {error}")
+    for index, spec in enumerate(specs):
+        errors += tenant_errors(spec, f"tenants[{index}].")
     names = Counter(spec.name for spec in specs)
     twice = sorted(name for name, count in names.items() if count > 1)
     if twice:

@@ -13,7 +13,8 @@ description:
     M(meshops.istio.istio_multicluster_info) on every cluster of a mesh, and writes three files on the controller
     into O(dest).
   - C(<name>.junit.xml) has one test case per invariant per tenant namespace (namespace exists, labelled for its
-    tenant, selected by exactly its revision, exactly one injector, mTLS as desired, isolation policies in place),
+    tenant, selected by exactly its revision, exactly one injector, mTLS as desired, isolation policies in place,
+    no wildcard or broad access),
     one per gateway (Ready), one per cluster invariant (no overlapping selectors, each C(cacerts) can sign; in a mesh,
     shared root with its own intermediate, network labels, each remote secret accepted, no stray remote secret) and
     one per traffic matrix cell. A broken invariant is a failed test case whose message is the problem. The file

@@ -52,6 +52,7 @@ options:
     description:
       - The cluster (or tenant) this intermediate is for. It becomes the subject's C(L=) and should be the Istio
         cluster ID (C(values.global.multiCluster.clusterName)). Required unless O(root_only=true).
+      - A DNS-1123 label of at most 63 characters, the rule every module applies to a cluster name.
     type: str
   revision:
     description:
@@ -75,6 +76,8 @@ options:
   root_cert:
     description:
       - The root CA certificate, as PEM content or the path of a PEM file. Needs O(root_key).
+      - An RSA key under 2048 bits is refused, here, in O(root_dir)'s root and in O(additional_roots). A live
+        intermediate with such a key is re-issued.
     type: str
   root_key:
     description:

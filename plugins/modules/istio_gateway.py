@@ -131,7 +131,11 @@ options:
             type: int
             required: true
           target_port:
-            description: The port the proxy listens on, or a named container port. Defaults to O(service.ports[].port).
+            description:
+              - The port the proxy listens on (1-65535), or a named container port. Defaults to
+                O(service.ports[].port).
+              - A name is an IANA service name, as Kubernetes requires. At most 15 lower-case letters, digits and
+                C(-), with at least one letter and no leading, trailing or double C(-).
             type: raw
           node_port:
             description:
@@ -144,14 +148,19 @@ options:
             choices: [TCP, UDP, SCTP]
             default: TCP
       annotations:
-        description: Annotations for the Service, for example the cloud load balancer's settings.
+        description:
+          - Annotations for the Service, for example the cloud load balancer's settings.
+          - Keys are checked as the API server does (C([prefix/]name)), and keys and values together must fit in
+            256 KiB.
         type: dict
         default: {}
       load_balancer_ip:
-        description: C(spec.loadBalancerIP), for type V(LoadBalancer) only.
+        description: C(spec.loadBalancerIP), for type V(LoadBalancer) only. An IPv4 or IPv6 address.
         type: str
       load_balancer_source_ranges:
-        description: C(spec.loadBalancerSourceRanges), for type V(LoadBalancer) only.
+        description:
+          - C(spec.loadBalancerSourceRanges), for type V(LoadBalancer) only.
+          - Each a CIDR with no host bits set, such as C(10.0.0.0/8) (not C(10.0.0.1/8)).
         type: list
         elements: str
       external_traffic_policy:
@@ -168,6 +177,8 @@ options:
     description:
       - The proxy container's resources.
       - Defaults to requests of C(cpu=100m) and C(memory=128Mi) and limits of C(cpu=2000m) and C(memory=1024Mi).
+      - Only C(requests) and C(limits) are taken. Each amount must be a Kubernetes quantity (C(100m), C(0.5), C(128Mi),
+        C(1Gi)) of 0 or more.
     type: dict
   network:
     description:

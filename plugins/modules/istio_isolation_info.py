@@ -14,6 +14,12 @@ description:
   - Each tenant namespace must exist and carry the tenant's label. It must be selected by exactly one revision's
     discoverySelectors (its own) and match exactly one injector webhook. Its PeerAuthentication must have the
     expected mTLS mode, and it must hold the isolation policies that were asked for.
+  - Nothing in a tenant namespace may open it to everyone, whoever created it. That means no ALLOW
+    C(AuthorizationPolicy) whose source namespaces or principals hold a wildcard, no C(Sidecar) whose egress reaches
+    C(*/...), and no C(RoleBinding) to C(system:authenticated), C(system:unauthenticated), C(system:anonymous),
+    C(system:serviceaccounts), C(system:serviceaccounts:<namespace>) of a namespace outside the tenant or the user
+    C(system:anonymous). The last is allowed when the tenant's C(isolation.allow_broad_admins) is true. This is the
+    invariant C(no wildcard or broad access).
   - Across the cluster, no namespace may be selected by two revisions, and every tenant gateway must be Ready.
   - Every violation is returned as a sentence in RV(problems). C(playbooks/verify.yml) fails when there are any.
 author:

@@ -38,7 +38,8 @@ extends_documentation_fragment:
 options:
   cluster_name:
     description:
-      - This cluster's name in the mesh (its Istio cluster ID).
+      - This cluster's name in the mesh (its Istio cluster ID). A DNS-1123 label of at most 63 characters, the rule
+        every module applies to a cluster name (so are the peers' names and O(remote_secrets)).
     type: str
     required: true
   namespace:

@@ -59,7 +59,8 @@ options:
   cluster_name:
     description:
       - The remote cluster's name, its Istio cluster ID (C(values.global.multiCluster.clusterName), istiod's
-        C(CLUSTER_ID) in that cluster). A DNS-1123 label. It names the Secret, its key and the kubeconfig's cluster,
+        C(CLUSTER_ID) in that cluster). A DNS-1123 label of at most 63 characters, the rule every module applies to
+        a cluster name. It names the Secret, its key and the kubeconfig's cluster,
         context and user.
     type: str
     required: true

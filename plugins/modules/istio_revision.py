@@ -39,6 +39,9 @@ options:
   name:
     description:
       - The revision name, for example C(usergroup-1). A DNS-1123 label of at most 56 characters, not C(default).
+      - Names that YAML reads as a number, bool, null or date (C(123), C(1e3), C(true), C(yes), C(null), C(inf),
+        C(nan), C(2024-01-01)) are refused, since they break istioctl's rendering. C(1-24-0) is fine. The same holds
+        for O(revision_tags).
     type: str
     required: true
   namespace:
@@ -88,11 +91,15 @@ options:
         C(global.istioNamespace), C(defaultRevision), C(revisionTags), C(pilot.env), C(global.meshID),
         C(global.multiCluster.clusterName) and C(global.network), and with O(profile=remote) also
         C(global.remotePilotAddress), C(istiodRemote.injectionPath) and C(pilot.configMap).
+      - Keys that take a mapping (C(global), C(global.proxy), C(pilot), C(pilot.env), C(meshConfig) and others) must
+        be given one. When istioctl cannot read a value of the wrong type deeper down, the error names its key path,
+        for example C(values.pilot.replicaCount).
     type: dict
     default: {}
   pilot_env:
     description:
       - Environment variables for istiod, for example C(PILOT_SCOPE_GATEWAY_TO_NAMESPACE=true) in the shared model.
+      - Keys are environment variable names (letters, digits, C(_), C(-), C(.), not starting with a digit).
     type: dict
     default: {}
   revision_tags:
@@ -125,6 +132,7 @@ options:
   cluster_name:
     description:
       - Multi-cluster C(values.global.multiCluster.clusterName), which becomes istiod's C(CLUSTER_ID).
+      - A DNS-1123 label of at most 63 characters, the rule every module applies to a cluster name.
     type: str
   network:
     description:

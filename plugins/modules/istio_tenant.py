@@ -22,8 +22,10 @@ description:
     many tenants name the same revision and isolation comes from the policies.
   - Refuses before writing anything when a namespace belongs to another tenant or carries another
     C(istio.io/rev) (unless O(takeover=true)), when the revision is not installed, when the revision's
-    discoverySelectors would not select the tenant's namespaces, or when a namespace is a control plane's system
-    namespace.
+    discoverySelectors would not select the tenant's namespaces, when another revision's would, when a namespace
+    is a control plane's or Kubernetes' system namespace or a wildcard, or when O(isolation.admins) names a
+    cluster-wide group. With O(tenants), every entry is checked before anything is written, and errors name the
+    entry (C(tenants[3].namespaces[0].labels)). The README's "Refusal rules" lists every rule.
   - A namespace dropped from O(namespaces) is released. Its labels and policies are removed and the namespace is
     kept.
 author:
@@ -63,6 +65,15 @@ options:
     description:
       - The tenant's namespaces. Each item is either a name or a dict with C(name) and optional C(labels) and
         C(annotations) to add.
+      - Names are DNS-1123 labels of at most 63 characters. Wildcards and patterns, the Kubernetes system
+        namespaces (C(kube-system), C(kube-public), C(kube-node-lease), C(default)) and any installed revision's
+        system namespace are refused.
+      - C(labels) and C(annotations) are checked as the API server would (keys C([prefix/]name), label values of at
+        most 63 characters, strings only, at most 256 KiB of annotations). C(labels) may not set C(istio-injection),
+        C(istio.io/rev), the O(discovery_label) key or any C(meshops.io/) key, which the module sets itself.
+      - A namespace whose final labels (the ones given here, the discovery label and the labels already on it that
+        the module did not write) would be selected by the discoverySelectors of any other installed revision is
+        refused, since two control planes would configure its workloads.
     type: list
     elements: raw
     default: []
@@ -75,6 +86,7 @@ options:
     description:
       - The label (one key and value) that the revision's discoverySelectors match, for example
         C(usergroup=usergroup-1) given as a dict. Defaults to C(meshops.io/tenant=<name>).
+      - Its key may not be C(istio.io/rev) or C(istio-injection).
     type: dict
   mtls:
     description:
@@ -111,6 +123,9 @@ options:
       allow_namespaces:
         description:
           - More namespaces whose callers are allowed, for example a shared gateway's namespace.
+          - Exact names only. A wildcard or pattern (C(*), C(team-*)), a Kubernetes system namespace (C(kube-system),
+            C(kube-public), C(kube-node-lease), C(default)) and another installed revision's system namespace are
+            refused.
         type: list
         elements: str
         default: []
@@ -126,10 +141,23 @@ options:
             elements: str
             default: []
           groups:
-            description: Group names.
+            description:
+              - Group names.
+              - Groups that hold a whole class of the cluster's identities are refused unless
+                O(isolation.allow_broad_admins=true). These are C(system:authenticated), C(system:unauthenticated),
+                C(system:anonymous), C(system:serviceaccounts), and C(system:serviceaccounts:<namespace>) of a
+                namespace outside the tenant (a tenant namespace's own group is fine). The user C(system:anonymous)
+                in O(isolation.admins.users) is refused the same way.
             type: list
             elements: str
             default: []
+      allow_broad_admins:
+        description:
+          - Allow O(isolation.admins) to name the cluster-wide groups and the anonymous user listed under
+            O(isolation.admins.groups). They would make every (or every anonymous) caller of the cluster an admin of
+            the tenant's namespaces. M(meshops.istio.istio_isolation_info) then does not report their bindings.
+        type: bool
+        default: false
   state:
     description:
       - V(present) onboards and isolates. V(absent) removes what this tenant owns and releases its namespaces.
@@ -247,19 +275,21 @@ objects:
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.module_utils.errors import UnsupportedError
+from ansible_collections.meshops.istio.plugins.module_utils.errors import Refusal
 from ansible_collections.meshops.istio.plugins.module_utils.runner import COMMON_ARG_SPEC, run_module
 from ansible_collections.meshops.istio.plugins.module_utils.tenant import (
     ensure_tenant_absent,
     ensure_tenant_present,
     ensure_tenants,
 )
-from ansible_collections.meshops.istio.plugins.module_utils.tenant_spec import TenantSpec
+from ansible_collections.meshops.istio.plugins.module_utils.tenant_spec import TenantSpec, validate, validate_tenants
 
 ISOLATION_SPEC = dict(
     authorization=dict(type="bool", default=True),
     sidecar_scope=dict(type="bool", default=True),
     network_policy=dict(type="bool", default=True),
     allow_namespaces=dict(type="list", elements="str", default=[]),
+    allow_broad_admins=dict(type="bool", default=False),
     admins=dict(
         type="dict",
         default={},
@@ -324,10 +354,17 @@ def main():
 
 
 def _action(module):
-    if module.params["tenants"] is not None:
-        specs = tenant_entries(module)
-        return lambda cluster, check_mode: ensure_tenants(cluster, specs, check_mode)
-    spec = TenantSpec.from_params(module.params)
+    """The ensure function to run, once every tenant's parameters are checked (before the cluster is even
+    contacted)."""
+    try:
+        if module.params["tenants"] is not None:
+            specs = tenant_entries(module)
+            validate_tenants(specs)
+            return lambda cluster, check_mode: ensure_tenants(cluster, specs, check_mode)
+        spec = TenantSpec.from_params(module.params)
+        validate(spec)
+    except Refusal as error:
+        module.fail_json(msg=str(error))
     ensure = ensure_tenant_present if spec.state == "present" else ensure_tenant_absent
     return lambda cluster, check_mode: ensure(cluster, spec, check_mode)
 

@@ -19,7 +19,7 @@ from playbook import failures, playbook, run_task
 
 SCHEMA = xmlschema.XMLSchema(str(REPO_ROOT / "tests" / "junit.xsd"))
 ARTIFACTS = REPO_ROOT / "tests" / "output" / "isolation-report"
-NAMESPACE_INVARIANTS = 6  # per tenant namespace: exists, tenant label, selection, injector, mTLS, policies
+NAMESPACE_INVARIANTS = 7  # per tenant namespace: exists, tenant label, selection, injector, mTLS, policies, access
 SEED_002_NAMESPACES = 3  # usergroup-1: app-ns-1; usergroup-2: app-ns-2, app-ns-3
 
 needs_chromium = pytest.mark.skipif(

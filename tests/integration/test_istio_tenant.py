@@ -302,7 +302,7 @@ def test_many_tenants_converge_and_their_no_op_reads_do_not_grow_with_tenants(ru
 BATCH_REFUSALS = {
     "one tenant's revision is missing": (
         {"tenants": [*batch(1)["tenants"], {"name": "batch-new", "revision": "usergroup-9", "namespaces": ["new"]}]},
-        "tenant batch-new: revision usergroup-9 is not installed",
+        "tenant batch-new: tenants[1].revision usergroup-9 is not installed",
     ),
     "a namespace listed by two tenants": (
         {"tenants": [*batch(1)["tenants"], {**batch(1)["tenants"][0], "name": "batch-new"}]},

@@ -78,7 +78,7 @@ def root():
         ({"revision": "1-31"}, None),
         ({"revision": "Rev.1"}, "revision 'Rev.1' must be a DNS-1123 label"),
         ({"cluster_name": None}, "cluster_name is required unless root_only is true"),
-        ({"cluster_name": "my cluster"}, "cluster_name 'my cluster' must be 1-64 letters"),
+        ({"cluster_name": "my cluster"}, "cluster_name 'my cluster' must be a DNS-1123 label"),
         ({"validity_days": 0, "renew_before": 0}, "validity_days is 0; give a positive number of days"),
         ({"renew_before": 730}, "renew_before (730 days) must be at least 0 and shorter than validity_days (730)"),
         ({"renew_before": -1}, "renew_before (-1 days) must be at least 0"),

@@ -45,8 +45,8 @@ def b64(text: str) -> str:
 REFUSALS = {
     "cluster name with capitals": (
         {"cluster_name": "Cluster2"},
-        "cluster_name 'Cluster2' must be a DNS-1123 label (at most 63 lower-case letters, digits and '-'); give the "
-        "remote cluster's Istio cluster ID",
+        "cluster_name 'Cluster2' must be a DNS-1123 label (at most 63 lower-case letters, digits and '-', starting "
+        "and ending with a letter or digit); give the cluster's Istio cluster ID",
     ),
     "cluster name with a dot": ({"cluster_name": "c.2"}, "cluster_name 'c.2' must be a DNS-1123 label"),
     "cluster name of 64 characters": ({"cluster_name": "c" * 64}, "must be a DNS-1123 label"),

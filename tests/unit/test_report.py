@@ -77,7 +77,8 @@ def test_healthy_tenants_pass_one_case_per_invariant_per_namespace():
     assert names == sorted(
         f"app-ns-1: {i}"
         for i in ("namespace exists", "labelled for its tenant", "selected by exactly its revision",
-                  "exactly one injector", "mTLS as desired", "isolation policies in place")
+                  "exactly one injector", "mTLS as desired", "isolation policies in place",
+                  "no wildcard or broad access")
     )  # fmt: skip
     assert _case(document, "demo.usergroup-2", "gateway app-ns-2/ingress Ready")["failure"] is None
     assert _case(document, "demo.cluster", "no two revisions select the same namespace")["failure"] is None
@@ -105,7 +106,7 @@ def test_junit_is_valid_ant_junit_with_the_failure_message():
     root = _junit(report.isolation_document(_facts(relabel_app_ns_1=True), "demo", TRAFFIC, GENERATED))
     suites = {s.get("name"): s for s in root.findall("testsuite")}
     assert sorted(suites) == ["demo", "traffic"]
-    assert (suites["demo"].get("tests"), suites["demo"].get("failures")) == ("14", "1")
+    assert (suites["demo"].get("tests"), suites["demo"].get("failures")) == ("16", "1")
     assert suites["demo"].get("timestamp") == "2026-12-04T14:30:00"
     [failure] = suites["demo"].iter("failure")
     assert "is selected by revisions usergroup-1; expected usergroup-2 alone" in failure.get("message")

@@ -76,7 +76,7 @@ def test_policies_per_namespace_follow_the_options():
         ({"revision": None}, "revision is required with state=present"),
         ({"namespaces": ["a", "a"]}, "namespaces lists a more than once"),
         ({"namespaces": [{"labels": {}}]}, "namespaces[0] None must be a DNS-1123 label"),
-        ({"discovery_label": {"usergroup": 1}}, "label usergroup=1 is not a valid Kubernetes label"),
+        ({"discovery_label": {"usergroup": 1}}, "discovery_label.usergroup is 1, not a string; quote it"),
     ],
 )
 def test_validation(overrides, message):
@@ -97,8 +97,9 @@ def test_guards():
 
 
 def test_guard_names_the_missing_discovery_label():
-    [problem] = refusals(params(namespaces=["a"], discovery_label={"usergroup": "usergroup-2"}), REVISIONS, {})
-    assert "lacks usergroup=usergroup-1" in problem
+    missing, other = refusals(params(namespaces=["a"], discovery_label={"usergroup": "usergroup-2"}), REVISIONS, {})
+    assert "lacks usergroup=usergroup-1" in missing
+    assert other.startswith("namespaces[0] a: revision usergroup-2 would select it too")
 
 
 def test_content_not_ours_ignores_system_config_maps_and_our_objects():
@@ -117,7 +118,7 @@ def test_many_tenants_are_validated_together():
     with pytest.raises(Refusal) as error:
         validate_tenants([one, other, params(name="Bad"), params()])
     text = str(error.value)
-    assert "tenant Bad: name 'Bad' must be a DNS-1123 label" in text
+    assert "tenants[2].name 'Bad' must be a DNS-1123 label" in text
     assert "tenants lists usergroup-1 more than once; describe each tenant once" in text
     assert "namespace app-ns-1 is listed by tenants Bad, usergroup-1, usergroup-2; a namespace belongs to one" in text
     assert "namespace app-ns-2 is listed" not in text

@@ -13,6 +13,14 @@ from types import MappingProxyType
 
 from ..errors import refuse
 from ..names import DNS_1035_LABEL, dns_label_errors, is_label_key, is_label_value
+from ..values import (
+    annotation_errors,
+    cidr_errors,
+    ip_address_errors,
+    port_name_errors,
+    port_number_errors,
+    resources_errors,
+)
 from ..vocabulary import NETWORK_LABEL, owner_label
 
 OWNER_KIND = "gateway"
@@ -201,6 +209,7 @@ def _install_errors(spec: GatewaySpec) -> list:
     errors += _label_errors(spec.labels or {}, "labels")
     errors += _replica_errors(spec)
     errors += _service_errors(spec)
+    errors += resources_errors(dict(spec.resources), "resources")
     return errors
 
 
@@ -273,6 +282,11 @@ def _service_errors(spec: GatewaySpec) -> list:
                               ("load_balancer_source_ranges", service.load_balancer_source_ranges)):  # fmt: skip
             if value:
                 errors.append(f"service.{option} needs service.type LoadBalancer, not {service.type}")
+    if service.load_balancer_ip:
+        errors += ip_address_errors(service.load_balancer_ip, "service.load_balancer_ip")
+    for index, cidr in enumerate(service.load_balancer_source_ranges):
+        errors += cidr_errors(cidr, f"service.load_balancer_source_ranges[{index}]")
+    errors += annotation_errors(dict(service.annotations), "service.annotations", strings_only=False)
     if spec.node_port_bounds is None:
         errors.append(f"node_port_range {spec.node_port_range!r} must look like 30000-32767 (low-high)")
     errors += _port_errors(service, spec.node_port_bounds)
@@ -308,12 +322,14 @@ def _port_errors(service: ServiceSpec, bounds: tuple | None) -> list:
 
 
 def _port_number_errors(port: PortSpec, at: str) -> list:
-    errors = []
-    for field, value in (("port", port.port), ("target_port", port.target_port)):
-        if field == "target_port" and (value is None or (isinstance(value, str) and not value.isdigit())):
-            continue  # unset, or a named container port
-        if not 1 <= int(value or 0) <= 65535:
-            errors.append(f"{at}.{field} {value!r} must be a port number from 1 to 65535")
+    errors = port_number_errors(port.port, f"{at}.port")
+    target = port.target_port
+    if isinstance(target, str) and not target.isdigit():
+        errors += port_name_errors(target, f"{at}.target_port")  # a named container port
+    elif target is not None:
+        errors += port_number_errors(int(target), f"{at}.target_port")
+    if port.node_port is not None:
+        errors += port_number_errors(port.node_port, f"{at}.node_port")
     return errors
 
 

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 from ..errors import refuse
 from ..names import DNS_LABEL, DNS_SUBDOMAIN
+from ..values import cluster_name_errors
 
 DEFAULT_TOKEN_LIFETIME = 365 * 24 * 3600
 # What the API server accepts in a TokenRequest.
@@ -53,12 +54,7 @@ class RemoteSecretSpec:
 
 def validate(spec: RemoteSecretSpec) -> None:
     """Refuse, naming every bad parameter at once, what the argument spec lets through."""
-    errors = []
-    if not DNS_LABEL.match(spec.cluster_name) or len(spec.cluster_name) > 63:
-        errors.append(
-            f"cluster_name {spec.cluster_name!r} must be a DNS-1123 label (at most 63 lower-case letters, digits and "
-            "'-'); give the remote cluster's Istio cluster ID (values.global.multiCluster.clusterName)"
-        )
+    errors = cluster_name_errors(spec.cluster_name)
     for parameter, value in (("namespace", spec.namespace), ("reader_namespace", spec.reader_namespace)):
         if not DNS_LABEL.match(value) or len(value) > 63:
             errors.append(f"{parameter} {value!r} must be a DNS-1123 label; give an existing namespace's name")
