@@ -22,8 +22,9 @@ _BASE_OBJECTS = {
 # What every revision renders identically in its system namespace (`istioctl manifest generate` of two revisions in
 # one namespace has only this name in common): owned by none of them, removed with the last one.
 SHARED_IN_NAMESPACE = (("ServiceAccount", READER_SERVICE_ACCOUNT),)
-# Labels that name one revision: a shared object carries none, or each revision's run would relabel it.
-_REVISION_LABELS = (REV_LABEL, "operator.istio.io/version")
+# Labels that name one revision or its Istio version: a shared object carries none, or the runs of a canary and its
+# base (of two Istio versions) would relabel it in turn.
+_REVISION_LABELS = (REV_LABEL, "operator.istio.io/version", "app.kubernetes.io/version", "helm.sh/chart")
 
 
 def _merge(base: dict, override: dict) -> dict:

@@ -24,6 +24,9 @@ description:
     C(istio.io/rev) (unless O(takeover=true)), when the revision is not installed, when the revision's
     discoverySelectors would not select the tenant's namespaces, or when a namespace is a control plane's system
     namespace.
+  - A policy object the tenant writes that already exists without this tenant's owner labels (made by hand, or
+    another tenant's) is refused, naming its kind, namespace and name; O(force_conflicts=true) or O(takeover=true)
+    adopts it, and a later O(state=absent) then deletes it.
   - A namespace dropped from O(namespaces) is released. Its labels and policies are removed and the namespace is
     kept.
 author:
