@@ -190,7 +190,7 @@ def ensure_revision_present(cluster: Cluster, run_command, spec: RevisionSpec, c
     shared, owned = split_shared(owned)
     moving = _tag_objects_to_move(cluster, spec, moved_tags(spec, holders))
     adoptable = {identity(obj) for obj in moving}
-    listed = _check_ownership(engine, owned, shared, adoptable)
+    listed, shared_lives = _check_ownership(engine, owned, shared, adoptable)
     # Istio's CRDs carry part-of=istio; one label-selected LIST instead of every CRD's schema in the cluster.
     live_crds = {
         c["metadata"]["name"]: c for c in cluster.list_objects("CustomResourceDefinition", _ISTIO_CRDS_SELECTOR)
@@ -199,8 +199,8 @@ def ensure_revision_present(cluster: Cluster, run_command, spec: RevisionSpec, c
     for crd, live in to_apply:
         engine.ensure_shared(crd, live)
     engine.ensure_shared(system_namespace(spec))
-    for manifest in shared:
-        engine.ensure_shared(manifest)
+    for manifest, live in zip(shared, shared_lives, strict=True):
+        engine.ensure_shared(manifest, live)
     report = engine.ensure_present(
         owned, REVISION_KINDS, owned=listed, keep_live=keep_istiod_failure_policy, adoptable=adoptable
     )
@@ -228,7 +228,7 @@ def _tag_objects_to_move(cluster: Cluster, spec: RevisionSpec, tags: list) -> li
 def _check_ownership(engine: Engine, owned: list, shared: list, adoptable: set) -> dict:
     """Refuse, before the first write, every desired object someone else holds: the revision's own (another owner's
     or hand-made) and the namespace's shared ones not written by meshops.istio. Returns what this revision owns now,
-    for ensure_present (shared objects left out: a revision does not prune them)."""
+    for ensure_present (shared objects left out: a revision does not prune them), and the shared objects as read."""
     shared_keys = {identity(manifest) for manifest in shared}
     listed = {
         key: obj
@@ -237,11 +237,11 @@ def _check_ownership(engine: Engine, owned: list, shared: list, adoptable: set) 
     }
     lives = [listed.get(identity(m)) or engine.cluster.get(*_get_args(m)) for m in owned]
     problems = engine.ownership_problems(lives, adoptable)
+    shared_lives = [engine.cluster.get(*_get_args(m)) for m in shared]
     if not engine.force_conflicts:
-        shared_lives = [engine.cluster.get(*_get_args(m)) for m in shared]
         problems += [foreign_object_problem(live) for live in shared_lives if live is not None and not _ours(live)]
     refuse(problems)
-    return listed
+    return listed, shared_lives
 
 
 def _get_args(manifest: dict) -> tuple:
