@@ -315,6 +315,9 @@ def test_the_shared_reader_account_leaves_the_revisions_objects_and_names_no_rev
     labels = shared[0]["metadata"]["labels"]
     assert "istio.io/rev" not in labels and "operator.istio.io/version" not in labels
     assert labels["operator.istio.io/component"] == "Base"
-    other, _ = split_shared(split_rendering([dict(m, metadata=dict(m["metadata"])) for m in RENDERED],
-                                            params(name="usergroup-1-v2"), "1.32.0")[1])  # fmt: skip
-    assert other == shared  # every revision of the namespace writes the same: no flip-flop between their runs
+    canary_rendering = split_rendering(
+        [dict(m, metadata=dict(m["metadata"])) for m in RENDERED], params(name="usergroup-1-v2"), "1.32.0"
+    )
+    assert (
+        split_shared(canary_rendering[1])[0] == shared
+    )  # every revision of the namespace writes the same: no flip-flop between their runs
