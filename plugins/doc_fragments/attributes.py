@@ -37,6 +37,8 @@ options:
     description:
       - Take over fields that another field manager owns (for example labels set with kubectl) instead of failing
         with the conflict.
+      - Also adopt a same-named object that exists without this task's owner labels (made by hand, by another tool,
+        or by another owner of this collection) instead of refusing it. A later C(state=absent) then deletes it.
     type: bool
     default: false
 attributes:

@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from .client import ApiError, NotFoundError
 from .cluster import Cluster, api_message, resource
 from .compare import for_diff, needs_apply, same_object, with_hash
-from .errors import EngineError
+from .errors import EngineError, refuse
 from .kinds import KINDS, apply_order, kind_of
-from .vocabulary import FIELD_MANAGER, MANAGED_BY_LABEL, owner_label
+from .vocabulary import FIELD_MANAGER, MANAGED_BY_LABEL, owner_label, owners_of
 
 
 @dataclass(frozen=True)
@@ -180,24 +180,47 @@ class Engine:
 
     # What modules call
 
-    def ensure_present(self, manifests: list, prunable_kinds=(), owned: dict | None = None, keep_live=None) -> Report:
+    def ensure_present(
+        self, manifests: list, prunable_kinds=(), owned: dict | None = None, keep_live=None, adoptable=()
+    ) -> Report:
         """Converge this owner's objects to `manifests`; delete its objects of `prunable_kinds` (and of the
         desired kinds) that are no longer desired. Nothing without this owner's labels is ever deleted.
         `owned` ({identity: object}, every kind of those) is what the caller already listed for this owner.
         `keep_live(desired, live)` returns `desired` with the fields a controller manages after creation copied
-        from `live`, so that a re-run neither reverts them nor conflicts with that controller."""
+        from `live`, so that a re-run neither reverts them nor conflicts with that controller.
+        Refuses before its first write when a desired object exists without this owner's labels (ownership_problems);
+        `adoptable` holds identities the caller lets this owner take over (e.g. a tag it was told to move)."""
         desired = [with_hash(with_labels(m, self.owner.labels)) for m in apply_order(manifests)]
         if owned is None:
             owned = self.list_owned({kind_of(m) for m in desired} | {KINDS[k] for k in prunable_kinds})
         owned = dict(owned)
-        for manifest in desired:
-            key = identity(manifest)
-            live = owned.pop(key) if key in owned else self.cluster.get(*_get_args(key))
+        lives = [
+            owned.pop(identity(m)) if identity(m) in owned else self.cluster.get(*_get_args(identity(m)))
+            for m in desired
+        ]
+        refuse(self.ownership_problems(lives, adoptable))
+        for manifest, live in zip(desired, lives, strict=True):
             if keep_live is not None and live is not None:
                 manifest = keep_live(manifest, live)
             self._converge(manifest, live)
         self._delete_all(owned.values())
         return self.report
+
+    def ownership_problems(self, lives, adoptable=()) -> list:
+        """Why the objects read as `lives` (None where missing) are not this owner's to write: each exists without
+        this owner's labels (hand-made, another tool's, another owner's of ours). Adopting one would let a later
+        `state: absent` delete it, so it needs force_conflicts (or an identity in `adoptable`)."""
+        if self.force_conflicts:
+            return []
+        return [
+            foreign_object_problem(live)
+            for live in lives
+            if live is not None and not self.owns(live) and identity(live) not in set(adoptable)
+        ]
+
+    def owns(self, live: dict) -> bool:
+        labels = live["metadata"].get("labels") or {}
+        return all(labels.get(key) == value for key, value in self.owner.labels.items())
 
     def ensure_absent(self, kinds) -> Report:
         """Delete every object of `kinds` that carries this owner's labels, dependents last-created first."""
@@ -322,6 +345,19 @@ class Engine:
                 f"Deployment {namespace}/{name}{self.cluster.where} is not ready: {seen['problem']}.{events} "
                 "Raise wait_timeout if it is only slow."
             )
+
+
+def foreign_object_problem(live: dict) -> str:
+    """The refusal for an object someone else owns: who holds it, and the ways out."""
+    owners = owners_of(live["metadata"].get("labels") or {})
+    if owners:
+        held_by = f"belongs to meshops.istio's {' and '.join(owners)}"
+    else:
+        held_by = f"was not created by meshops.istio (it lacks the label {MANAGED_BY_LABEL}={FIELD_MANAGER})"
+    return (
+        f"{describe(live)} already exists and {held_by}; remove it or choose another name, or set "
+        "force_conflicts: true to adopt it (a later state: absent then deletes it)"
+    )
 
 
 def rollout_problem(deployment: dict) -> str | None:

@@ -10,13 +10,33 @@ from __future__ import annotations
 import copy
 
 from .cluster import Cluster
-from .engine import Engine, Owner
+from .engine import Engine, Owner, foreign_object_problem, identity
 from .errors import Refusal, refuse
 from .istioctl import istioctl_version, render
-from .revision_render import crds_to_apply, injector_webhook_name, operator_spec, split_rendering, system_namespace
+from .kinds import KINDS, kind_of
+from .revision_render import (
+    DEFAULT_VALIDATOR,
+    SHARED_IN_NAMESPACE,
+    crds_to_apply,
+    injector_webhook_name,
+    operator_spec,
+    split_rendering,
+    split_shared,
+    system_namespace,
+)
 from .revision_spec import RevisionSpec, validate
 from .selectors import any_matches
-from .vocabulary import REV_LABEL, installed_revisions
+from .vocabulary import (
+    FIELD_MANAGER,
+    MANAGED_BY_LABEL,
+    OWNER_LABEL_PREFIX,
+    REV_LABEL,
+    TAG_LABEL,
+    TAG_SERVICE_PREFIX,
+    installed_revisions,
+    owner_label,
+    tag_holders,
+)
 
 OWNER_KIND = "revision"
 # Every kind a revision's rendering may hold (besides shared CRDs): what prune and removal look at.
@@ -41,6 +61,12 @@ def refusals(spec: RevisionSpec, others: dict, namespaces: dict) -> list:
     CA (`cacerts`, or the self-signed `istio-ca-secret`), so they may select the same namespaces without fighting
     over `istio-ca-root-cert`. A revision joins a namespace that holds another only as its declared `canary_of`."""
     name, namespace, selectors, canary_of = spec.name, spec.namespace, list(spec.discovery_selectors), spec.canary_of
+    if canary_of and canary_of not in others and name not in others:
+        installed = ", ".join(sorted(others)) or "none"
+        return [
+            f"canary_of {canary_of} is not an installed revision (installed: {installed}); name the revision this "
+            "one upgrades, or drop canary_of to install it on its own"
+        ]
     if canary_of and others.get(canary_of, {}).get("namespace", namespace) != namespace:
         return [
             f"canary_of {canary_of} is installed in namespace {others[canary_of]['namespace']}, not {namespace}; "
@@ -81,6 +107,48 @@ def refusals(spec: RevisionSpec, others: dict, namespaces: dict) -> list:
     return problems
 
 
+def tag_refusals(spec: RevisionSpec, others: dict, holders: dict) -> list:
+    """Why this revision's name or tags would clash with the installed revisions and tags (`holders`: {tag: sorted
+    revisions}). A tag is held by one revision; moving it takes move_tags. `default` is the default injector: only
+    default_revision asks for it."""
+    name, problems = spec.name, []
+    if name.startswith(TAG_SERVICE_PREFIX):
+        tag = name[len(TAG_SERVICE_PREFIX) :]
+        problems.append(
+            f"name {name} would give this revision the Service istiod-{name}, which is the Service of revision tag "
+            f"{tag!r}; choose a name that does not start with {TAG_SERVICE_PREFIX}"
+        )
+    if name in holders:
+        problems.append(
+            f"name {name} is a revision tag of revision {', '.join(holders[name])}: namespaces labelled "
+            f"{REV_LABEL}={name} would match two injectors; choose another name"
+        )
+    if "default" in spec.revision_tags and not spec.default_revision:
+        problems.append(
+            "revision_tags entry 'default' makes this revision the cluster's default injector (namespaces labelled "
+            "istio-injection=enabled); set default_revision: true instead, the explicit opt-in for that"
+        )
+    for tag in spec.tags:
+        parameter = "default_revision" if tag == "default" and spec.default_revision else f"revision_tags entry {tag!r}"
+        held_by = [revision for revision in holders.get(tag, []) if revision != name]
+        if held_by and not spec.move_tags:
+            problems.append(
+                f"{parameter}: tag {tag} is held by revision {', '.join(held_by)}, and a tag points at one revision; "
+                f"set move_tags: true to move it to {name}, or remove it from {', '.join(held_by)} first"
+            )
+        if f"{TAG_SERVICE_PREFIX}{tag}" in others:
+            problems.append(
+                f"{parameter}: the tag's Service istiod-{TAG_SERVICE_PREFIX}{tag} is the Service of revision "
+                f"{TAG_SERVICE_PREFIX}{tag}; choose another tag"
+            )
+    return problems
+
+
+def moved_tags(spec: RevisionSpec, holders: dict) -> list:
+    """This revision's tags that another revision holds now (move_tags moves them here)."""
+    return [tag for tag in spec.tags if any(revision != spec.name for revision in holders.get(tag, []))]
+
+
 # Cluster: what the module calls
 
 
@@ -115,9 +183,14 @@ def ensure_revision_present(cluster: Cluster, run_command, spec: RevisionSpec, c
     namespaces = {
         ns["metadata"]["name"]: ns["metadata"].get("labels") or {} for ns in cluster.list_objects("Namespace")
     }
-    refuse(refusals(spec, others, namespaces))
+    holders = tag_holders(cluster.list_objects("MutatingWebhookConfiguration", label_selector=TAG_LABEL))
+    refuse(refusals(spec, others, namespaces) + tag_refusals(spec, others, holders))
 
     crds, owned = split_rendering(render(run_command, spec.istioctl_path, operator_spec(spec)), spec, version)
+    shared, owned = split_shared(owned)
+    moving = _tag_objects_to_move(cluster, spec, moved_tags(spec, holders))
+    adoptable = {identity(obj) for obj in moving}
+    listed, shared_lives = _check_ownership(engine, owned, shared, adoptable)
     # Istio's CRDs carry part-of=istio; one label-selected LIST instead of every CRD's schema in the cluster.
     live_crds = {
         c["metadata"]["name"]: c for c in cluster.list_objects("CustomResourceDefinition", _ISTIO_CRDS_SELECTOR)
@@ -126,10 +199,57 @@ def ensure_revision_present(cluster: Cluster, run_command, spec: RevisionSpec, c
     for crd, live in to_apply:
         engine.ensure_shared(crd, live)
     engine.ensure_shared(system_namespace(spec))
-    report = engine.ensure_present(owned, REVISION_KINDS, keep_live=keep_istiod_failure_policy)
+    for manifest, live in zip(shared, shared_lives, strict=True):
+        engine.ensure_shared(manifest, live)
+    report = engine.ensure_present(
+        owned, REVISION_KINDS, owned=listed, keep_live=keep_istiod_failure_policy, adoptable=adoptable
+    )
+    # A moved tag's objects in the old revision's namespace (the webhook is named after it) go once ours serve.
+    desired = {identity(manifest) for manifest in owned}
+    engine.delete_objects([obj for obj in moving if identity(obj) not in desired])
     if spec.wait:
         engine.wait_for_rollout(owned, spec.wait_timeout)
     return _result(spec, version, report), warnings, report.diff
+
+
+def _tag_objects_to_move(cluster: Cluster, spec: RevisionSpec, tags: list) -> list:
+    """The live webhooks and Services of `tags` (and the default validator with tag default) of other revisions."""
+    found = []
+    for tag in tags:
+        for kind in ("MutatingWebhookConfiguration", "Service"):
+            found += cluster.list_objects(kind, label_selector=f"{TAG_LABEL}={tag},{REV_LABEL}!={spec.name}")
+    if "default" in tags:
+        validator = cluster.get("ValidatingWebhookConfiguration", DEFAULT_VALIDATOR)
+        if validator is not None and (validator["metadata"].get("labels") or {}).get(REV_LABEL) != spec.name:
+            found.append(validator)
+    return found
+
+
+def _check_ownership(engine: Engine, owned: list, shared: list, adoptable: set) -> dict:
+    """Refuse, before the first write, every desired object someone else holds: the revision's own (another owner's
+    or hand-made) and the namespace's shared ones not written by meshops.istio. Returns what this revision owns now,
+    for ensure_present (shared objects left out: a revision does not prune them), and the shared objects as read."""
+    shared_keys = {identity(manifest) for manifest in shared}
+    listed = {
+        key: obj
+        for key, obj in engine.list_owned({kind_of(m) for m in owned} | {KINDS[k] for k in REVISION_KINDS}).items()
+        if key not in shared_keys
+    }
+    lives = [listed.get(identity(m)) or engine.cluster.get(*_get_args(m)) for m in owned]
+    problems = engine.ownership_problems(lives, adoptable)
+    shared_lives = [engine.cluster.get(*_get_args(m)) for m in shared]
+    if not engine.force_conflicts:
+        problems += [foreign_object_problem(live) for live in shared_lives if live is not None and not _ours(live)]
+    refuse(problems)
+    return listed, shared_lives
+
+
+def _get_args(manifest: dict) -> tuple:
+    return manifest["kind"], manifest["metadata"]["name"], manifest["metadata"].get("namespace")
+
+
+def _ours(live: dict) -> bool:
+    return (live["metadata"].get("labels") or {}).get(MANAGED_BY_LABEL) == FIELD_MANAGER
 
 
 def keep_istiod_failure_policy(desired: dict, live: dict) -> dict:
@@ -159,9 +279,31 @@ def ensure_revision_absent(cluster: Cluster, spec: RevisionSpec, check_mode: boo
             f"namespaces {', '.join(users)} still carry {REV_LABEL}={spec.name}; move them to another "
             "revision first, or set force: true to remove the revision anyway"
         )
-    report = engine.ensure_absent(REVISION_KINDS + REMOVAL_ONLY_KINDS)
-    # One field manager writes every revision's labels: a canary left in the namespace still needs them.
     config_maps = cluster.list_objects("ConfigMap", label_selector=REV_LABEL, namespace=spec.namespace)
-    if not set(installed_revisions(config_maps)) - {spec.name}:
+    remaining = set(installed_revisions(config_maps)) - {spec.name}
+    owned = engine.list_owned({KINDS[kind] for kind in REVISION_KINDS + REMOVAL_ONLY_KINDS})
+    shared_keys = {(kind, spec.namespace, name) for kind, name in SHARED_IN_NAMESPACE}
+    if remaining:
+        # A revision installed before shared objects were ownerless may still carry the owner label on one.
+        owned = {key: obj for key, obj in owned.items() if key not in shared_keys}
+    report = engine.delete_objects(owned.values())
+    # One field manager writes every revision's labels: a canary left in the namespace still needs them, and the
+    # objects every revision of the namespace shares go with the last one.
+    if not remaining:
+        engine.delete_objects(_shared_objects_left(cluster, spec.namespace, owned))
         engine.release("Namespace", spec.namespace)
     return _result(spec, None, report), [], report.diff
+
+
+def _shared_objects_left(cluster: Cluster, namespace: str, deleted: dict) -> list:
+    """The namespace's shared objects meshops.istio wrote that no other kind of owner (a remote secret's reader)
+    claims, and not deleted already."""
+    left = []
+    for kind, name in SHARED_IN_NAMESPACE:
+        live = cluster.get(kind, name, namespace)
+        if live is None or not _ours(live) or identity(live) in deleted:
+            continue
+        labels = live["metadata"].get("labels") or {}
+        if not any(key.startswith(OWNER_LABEL_PREFIX) and key != owner_label(OWNER_KIND) for key in labels):
+            left.append(live)
+    return left

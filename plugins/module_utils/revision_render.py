@@ -12,11 +12,19 @@ from .revision_spec import RevisionSpec
 from .vocabulary import CONTROL_PLANE_CLUSTERS_ANNOTATION, NETWORK_LABEL, REV_LABEL
 
 CRD_VERSION_ANNOTATION = "meshops.io/istio-version"
+READER_SERVICE_ACCOUNT = "istio-reader-service-account"
+DEFAULT_VALIDATOR = "istiod-default-validator"
 # Objects the base chart renders; everything else in a revision's rendering belongs to its istiod (Pilot).
 _BASE_OBJECTS = {
-    ("ServiceAccount", "istio-reader-service-account"),
-    ("ValidatingWebhookConfiguration", "istiod-default-validator"),
+    ("ServiceAccount", READER_SERVICE_ACCOUNT),
+    ("ValidatingWebhookConfiguration", DEFAULT_VALIDATOR),
 }
+# What every revision renders identically in its system namespace (`istioctl manifest generate` of two revisions in
+# one namespace has only this name in common): owned by none of them, removed with the last one.
+SHARED_IN_NAMESPACE = (("ServiceAccount", READER_SERVICE_ACCOUNT),)
+# Labels that name one revision or its Istio version: a shared object carries none, or the runs of a canary and its
+# base (of two Istio versions) would relabel it in turn.
+_REVISION_LABELS = (REV_LABEL, "operator.istio.io/version", "app.kubernetes.io/version", "helm.sh/chart")
 
 
 def _merge(base: dict, override: dict) -> dict:
@@ -116,6 +124,20 @@ def split_rendering(rendered: list, spec: RevisionSpec, version: str) -> tuple:
         else:
             owned.append(_istioctl_labels(manifest, spec.name, spec.namespace, version))
     return crds, owned
+
+
+def split_shared(owned: list) -> tuple:
+    """(objects every revision of the namespace renders the same, without the labels naming one revision; the rest)."""
+    shared, own = [], []
+    for manifest in owned:
+        if (manifest["kind"], manifest["metadata"]["name"]) in SHARED_IN_NAMESPACE:
+            neutral = copy.deepcopy(manifest)
+            for label in _REVISION_LABELS:
+                neutral["metadata"]["labels"].pop(label, None)
+            shared.append(neutral)
+        else:
+            own.append(manifest)
+    return shared, own
 
 
 def _crd_version(crd: dict) -> str | None:

@@ -39,6 +39,7 @@ class RevisionSpec:
     tags: tuple
     canary_of: str | None
     default_revision: bool
+    move_tags: bool
     mesh_id: str | None
     cluster_name: str | None
     network: str | None

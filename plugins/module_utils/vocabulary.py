@@ -13,6 +13,7 @@ except ImportError:  # PyYAML comes with ansible-core; the import sanity test ru
 # Ours
 FIELD_MANAGER = "meshops.istio"
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+OWNER_LABEL_PREFIX = "meshops.io/"
 
 # Istio's
 REV_LABEL = "istio.io/rev"
@@ -25,11 +26,25 @@ CONTROL_PLANE_CLUSTERS_ANNOTATION = "topology.istio.io/controlPlaneClusters"
 # Istio derives Service names `istiod-<revision>` and `istiod-revision-tag-<tag>`: DNS labels of <= 63.
 MAX_REVISION_LENGTH = 63 - len("istiod-")
 MAX_TAG_LENGTH = 63 - len("istiod-revision-tag-")
+# A tag's Service is `istiod-revision-tag-<tag>`: a revision named `revision-tag-<tag>` would own the same Service.
+TAG_SERVICE_PREFIX = "revision-tag-"
 
 
 def owner_label(owner_kind: str) -> str:
     """The label naming the module instance that owns an object: `meshops.io/<revision|tenant|gateway|...>`."""
-    return f"meshops.io/{owner_kind}"
+    return f"{OWNER_LABEL_PREFIX}{owner_kind}"
+
+
+def owners_of(labels: dict) -> list:
+    """`<kind> <name>` of every meshops.istio owner an object's labels name (empty when the collection did not
+    write it)."""
+    if labels.get(MANAGED_BY_LABEL) != FIELD_MANAGER:
+        return []
+    return [
+        f"{key[len(OWNER_LABEL_PREFIX) :]} {value}"
+        for key, value in sorted(labels.items())
+        if key.startswith(OWNER_LABEL_PREFIX)
+    ]
 
 
 def installed_revisions(config_maps: list) -> dict:
@@ -53,6 +68,16 @@ def installed_tags(webhooks: list) -> dict:
         if labels.get(TAG_LABEL) and labels.get(REV_LABEL):
             tags[labels[TAG_LABEL]] = labels[REV_LABEL]
     return tags
+
+
+def tag_holders(webhooks: list) -> dict:
+    """{tag: sorted revisions} from the tag webhooks: more than one revision for a tag means two injectors match it."""
+    holders = {}
+    for webhook in webhooks:
+        labels = webhook["metadata"].get("labels") or {}
+        if labels.get(TAG_LABEL) and labels.get(REV_LABEL):
+            holders.setdefault(labels[TAG_LABEL], set()).add(labels[REV_LABEL])
+    return {tag: sorted(revisions) for tag, revisions in holders.items()}
 
 
 def resolve_revision(name: str, revisions: dict, tags: dict) -> str | None:

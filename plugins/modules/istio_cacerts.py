@@ -29,6 +29,8 @@ description:
   - Refuses before writing anything, with one sentence per problem, a root that is not a CA or lacks keyCertSign, a
     key that does not match its certificate, an expired root, a O(validity_days) longer than the root's remaining
     life, unparsable PEM, and a O(root_dir) that holds the certificate without the key or the reverse.
+  - A C(cacerts) Secret that this module did not write (for example a plug-in CA made by hand) is refused, naming it;
+    O(force_conflicts=true) adopts it, and a later O(state=absent) then deletes it.
   - Private keys are never returned, logged or shown in diffs.
 author:
   - meshops.istio developers (@meshops)

@@ -24,7 +24,11 @@ description:
     namespace does not exist. It also refuses a namespace that carries C(istio-injection) or another revision's
     C(istio.io/rev) label, because the revision's injector would then not inject the gateway. The namespace must
     also be selected by the revision's discoverySelectors. A nodePort outside O(node_port_range) or used by another
-    Service is refused too, as are invalid names, labels and ports, and same-named objects that belong to someone else.
+    Service is refused too, as are invalid names, labels and ports.
+  - A same-named object of any kind the gateway writes (ServiceAccount, Service, Role, RoleBinding, HPA, PDB,
+    Deployment, Gateway, VirtualService) that exists without this gateway's owner labels (made by hand, by Helm, or
+    another gateway's) is refused before writing, naming its kind, namespace and name. O(force_conflicts=true)
+    adopts it, and a later O(state=absent) then deletes it.
   - Objects carry C(app.kubernetes.io/managed-by=meshops.istio) and C(meshops.io/gateway=<namespace>.<name>). Prune
     and removal select by these labels, so removing one gateway never touches another. The objects do not carry
     C(istio.io/rev), so C(istioctl uninstall --revision) does not delete them. Only the pod template carries it.

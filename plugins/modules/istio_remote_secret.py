@@ -40,10 +40,14 @@ description:
   - O(state=absent) deletes the Secret on the primary (only if this module wrote it) and this primary's token on the
     remote. It deletes the reader (its ClusterRole, ClusterRoleBinding and the ServiceAccount, if this module created
     it) once no other primary holds a token for it.
-  - Refuses before writing anything when O(remote) cannot be reached, when the remote's address is a loopback
-    address and the primary is another cluster (unless O(server) or O(allow_loopback) is set), when O(cluster_name) is
+  - Refuses before writing anything when O(remote) cannot be reached, when O(remote) is the primary itself, when the
+    remote's address is a loopback address (unless O(server) or O(allow_loopback) is set), when O(cluster_name) is
     not a DNS-1123 label, when O(namespace) does not exist on the primary, and when O(token_type) and
     O(token_lifetime) do not go together.
+  - O(remote) is the primary itself when the C(kube-system) namespace read through O(remote) has the UID of the
+    primary's, or when the remote's API server address (O(remote)'s own, or O(server)) is the primary's once
+    normalised (scheme and host lower-cased, default port explicit, no trailing slash). istiod would read its own
+    cluster twice.
   - The token and the kubeconfig are never returned, logged or shown in diffs.
 author:
   - meshops.istio developers (@meshops)
@@ -194,7 +198,8 @@ options:
     type: str
   allow_loopback:
     description:
-      - Accept a loopback remote address (such as C(https://127.0.0.1:6443)) while the primary is another cluster.
+      - Accept a loopback remote address (such as C(https://127.0.0.1:6443)). The remote must still be another
+        cluster than the primary.
         Only useful when both clusters run on one host, as in tests.
     type: bool
     default: false
@@ -219,7 +224,7 @@ options:
 notes:
   - Needs the C(kubernetes) and C(PyYAML) Python libraries.
   - A Secret of the same name that another tool wrote (for example C(istioctl create-remote-secret) with
-    C(kubectl apply)) fails the task with a field conflict; set O(force_conflicts=true) to take it over.
+    C(kubectl apply)) is refused before writing, naming it; set O(force_conflicts=true) to take it over.
     O(state=absent) leaves such a Secret alone.
   - Changing O(reader_namespace) or O(service_account) leaves the previous reader on the remote; remove it first
     with O(state=absent) and the previous values.

@@ -18,11 +18,23 @@ description:
     installed revision selects (two istiods would fight over C(istio-ca-root-cert)), when the revision is already
     installed in another namespace, when its namespace already holds another revision (unless O(canary_of) names
     it), when a tag has the name of a revision, or when O(istio_version) is not what O(istioctl_path) renders.
+  - Tags and canaries are refused before writing anything too. A tag points at one revision, so a tag that another
+    revision holds is refused unless O(move_tags=true). A name starting with C(revision-tag-) is refused (its
+    Service C(istiod-<name>) would be the Service of a tag), and so is a name that is a tag of another revision.
+    O(canary_of) must name an installed revision (unless this revision is installed already), and the tag
+    C(default) is only set through O(default_revision).
+  - An object this revision would write that already exists without its owner labels (hand-made, another tool's,
+    another revision's) is refused, naming its kind, namespace and name; O(force_conflicts=true) adopts it, and a
+    later O(state=absent) then deletes it.
   - The CRDs are shared by every control plane. They are created when missing and upgraded only by a newer Istio
     version. They are never downgraded and never deleted by this module.
   - Objects carry the labels C(istioctl install) would add (C(istio.io/rev), C(operator.istio.io/component), ...),
     so C(istioctl tag list) and C(istioctl uninstall --revision) understand the installation. They also carry
     C(app.kubernetes.io/managed-by=meshops.istio) and C(meshops.io/revision=<name>), which prune and removal select by.
+  - Revisions in one system namespace (a canary and the revision it upgrades) share the objects every revision
+    renders there the same, namely the ServiceAccount C(istio-reader-service-account). It carries no revision's owner
+    label and is deleted only with the last revision of the namespace, so removing a canary leaves every object of
+    the other revision as it was.
   - A second run with the same parameters sends no write request and reports C(changed=false).
 author:
   - meshops.istio developers (@meshops)
@@ -53,7 +65,8 @@ options:
     required: true
   state:
     description:
-      - V(present) installs or converges the revision; V(absent) removes every object of it and of its tags.
+      - V(present) installs or converges the revision; V(absent) removes every object of it and of its tags. The
+        objects shared by the revisions of the namespace stay while another revision is installed there.
     type: str
     choices: [present, absent]
     default: present
@@ -107,7 +120,9 @@ options:
       - Tags that point at this revision. Each tag is a C(istio-revision-tag-<tag>) webhook. Namespaces labelled
         C(istio.io/rev=<tag>) get this revision's sidecars.
       - Moving a tag to a new revision is how a canary upgrade switches namespaces. A tag may not have the name of
-        a revision.
+        a revision. A tag another revision holds is refused unless O(move_tags=true).
+      - V(default) is not accepted here, as it makes the revision the cluster's default injector; set
+        O(default_revision=true) for that.
     type: list
     elements: str
     default: []
@@ -117,12 +132,26 @@ options:
         Revisions in one system namespace share its CA (C(cacerts), or the self-signed C(istio-ca-secret)), so both
         may select the tenant's namespaces while they move from the old revision to the new one.
       - Without it a new revision is refused in a namespace that already holds another revision. Once both are
-        installed, re-runs of either need no O(canary_of).
+        installed, re-runs of either need no O(canary_of), and it is ignored when the revision it names is gone.
+      - Naming a revision that is not installed is refused while this revision is not installed yet.
+      - Removing the canary (O(state=absent)) leaves the other revision's objects, and the objects the two share,
+        untouched. A tag moved to the canary goes with it, so move the tag back first (O(move_tags=true)).
     type: str
   default_revision:
     description:
       - Make this revision the cluster's default. This adds the C(default) tag and C(istiod-default-validator).
         Multi-tenant clusters usually want neither.
+      - The C(default) tag held by another revision is refused unless O(move_tags=true).
+    type: bool
+    default: false
+  move_tags:
+    description:
+      - Move the tags of O(revision_tags) (and C(default) with O(default_revision)) that another revision holds to
+        this revision. The tag's webhook and Service (and C(istiod-default-validator) for C(default)) are taken over
+        when they have the same name, and deleted in the other revision's namespace otherwise, after this revision's
+        objects are written.
+      - Without it a tag held by another revision is refused, naming the tag and the revision, because two
+        injectors would match the namespaces that use the tag.
     type: bool
     default: false
   mesh_id:
@@ -204,6 +233,17 @@ EXAMPLES = r"""
     name: usergroup-1-v1-32
     namespace: usergroup-1
     canary_of: usergroup-1
+    istioctl_path: /opt/istio-1.32.0/bin/istioctl
+    discovery_selectors:
+      - matchLabels:
+          usergroup: usergroup-1
+
+- name: Canary upgrade, step 2, move the tag prod from usergroup-1 to the canary
+  meshops.istio.istio_revision:
+    name: usergroup-1-v1-32
+    namespace: usergroup-1
+    revision_tags: [prod]
+    move_tags: true
     istioctl_path: /opt/istio-1.32.0/bin/istioctl
     discovery_selectors:
       - matchLabels:
@@ -291,6 +331,7 @@ ARGUMENT_SPEC = dict(
     revision_tags=dict(type="list", elements="str", default=[]),
     canary_of=dict(type="str"),
     default_revision=dict(type="bool", default=False),
+    move_tags=dict(type="bool", default=False),
     mesh_id=dict(type="str"),
     cluster_name=dict(type="str"),
     network=dict(type="str"),

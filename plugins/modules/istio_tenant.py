@@ -26,6 +26,9 @@ description:
     is a control plane's or Kubernetes' system namespace or a wildcard, or when O(isolation.admins) names a
     cluster-wide group. With O(tenants), every entry is checked before anything is written, and errors name the
     entry (C(tenants[3].namespaces[0].labels)). The README's "Refusal rules" lists every rule.
+  - A policy object the tenant writes that already exists without this tenant's owner labels (made by hand, or
+    another tenant's) is refused, naming its kind, namespace and name; O(force_conflicts=true) or O(takeover=true)
+    adopts it, and a later O(state=absent) then deletes it.
   - A namespace dropped from O(namespaces) is released. Its labels and policies are removed and the namespace is
     kept.
 author:

@@ -307,3 +307,48 @@ def test_removing_one_tenants_gateway_leaves_the_other_alone(run, api):
         client.AppsV1Api(api).read_namespaced_deployment(INGRESS, "foo")
     assert gone.value.status == 404
     assert owned(api, f"bar.{INGRESS}") == bar_before
+
+
+def test_same_named_objects_of_others_are_refused_and_adopted_only_with_force_conflicts(run, api, cluster):
+    """A ServiceAccount, Service, Role and RoleBinding made by hand with a new gateway's name: refused, each named,
+    nothing written; force_conflicts adopts them, and only then does state: absent delete them."""
+    name, core, rbac = "gw-hand", client.CoreV1Api(api), client.RbacAuthorizationV1Api(api)
+    hand = {"metadata": {"name": name, "labels": {"made-by": "hand"}}}
+    core.create_namespaced_service_account("bar", hand)
+    core.create_namespaced_service("bar", {**hand, "spec": {"ports": [{"port": 80}]}})
+    rbac.create_namespaced_role("bar", {**hand, "rules": []})
+    rbac.create_namespaced_role_binding(
+        "bar", {**hand, "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+                "subjects": [{"kind": "ServiceAccount", "name": "default", "namespace": "bar"}]},
+    )  # fmt: skip
+    args = tenant_args("bar", name=name, autoscale=None, pdb=None, wait=False,
+                       service={"type": "ClusterIP", "ports": [{"name": "http2", "port": 80}]})  # fmt: skip
+    made = {kind: written(read()) for kind, read in hand_made_readers(api, name).items()}
+
+    before = api_request_counts(cluster.kubeconfig)
+    refused = run(args)
+    assert refused.get("failed") is True
+    for kind in ("ServiceAccount", "Service", "Role", "RoleBinding"):
+        assert f"{kind} bar/{name} already exists and was not created by meshops.istio" in refused["msg"]
+    assert "set force_conflicts: true to adopt it" in refused["msg"]
+    assert writes(before, api_request_counts(cluster.kubeconfig)) == {}
+    assert {kind: written(read()) for kind, read in hand_made_readers(api, name).items()} == made
+    assert not owned(api, f"bar.{name}")
+
+    adopted = run({**args, "force_conflicts": True})
+    assert adopted["changed"] is True, adopted.get("msg")
+    assert {("ServiceAccount", "bar", name), ("Service", "bar", name), ("Role", "bar", name),
+            ("RoleBinding", "bar", name)} <= set(owned(api, f"bar.{name}"))  # fmt: skip
+    removed = run({"name": name, "namespace": "bar", "state": "absent"})
+    assert removed["changed"] is True, removed.get("msg")
+    assert not owned(api, f"bar.{name}")
+
+
+def hand_made_readers(api, name) -> dict:
+    core, rbac = client.CoreV1Api(api), client.RbacAuthorizationV1Api(api)
+    return {
+        "ServiceAccount": lambda: core.read_namespaced_service_account(name, "bar"),
+        "Service": lambda: core.read_namespaced_service(name, "bar"),
+        "Role": lambda: rbac.read_namespaced_role(name, "bar"),
+        "RoleBinding": lambda: rbac.read_namespaced_role_binding(name, "bar"),
+    }

@@ -181,6 +181,24 @@ def test_refusals_name_the_parameter_and_write_nothing(case, primary, remote, tm
     assert read(remote, "Namespace", NAMESPACE) is None
 
 
+def test_a_primary_secret_someone_else_wrote_is_refused_naming_it_and_force_conflicts(primary, remote, tmp_path):
+    core = client.CoreV1Api(primary.api_client())
+    core.create_namespace({"metadata": {"name": "hand-made"}})
+    wait_for_namespace_defaults(primary.api_client(), "hand-made")
+    core.create_namespaced_secret("hand-made", {"metadata": {"name": SECRET}, "stringData": {"cluster2": "by hand"}})
+    before = counts(primary, remote)
+    result = run_task(primary.kubeconfig, MODULE, args_for(remote, namespace="hand-made"), tmp_path=tmp_path)
+    assert result.get("failed") is True, result
+    assert result["msg"].startswith(
+        f"Secret hand-made/{SECRET} already exists and was not created by meshops.istio (it lacks the label "
+        "app.kubernetes.io/managed-by=meshops.istio); remove it or choose another name, or set force_conflicts: true"
+    )
+    assert written((primary, remote), before) == [{}, {}]
+    assert read(remote, "Namespace", NAMESPACE) is None
+    assert read(primary, "Secret", SECRET, "hand-made").data == {"cluster2": base64.b64encode(b"by hand").decode()}
+    # The namespace stays: deleting it would have the namespace controller write during the next tests' counts.
+
+
 def test_check_mode_writes_nothing_and_the_diff_hides_the_data(run, primary, remote):
     stored = counts(primary, remote)
     dry = counts(primary, remote, dry_run=True)
@@ -397,12 +415,31 @@ def test_another_primary_keeps_the_reader_when_one_is_removed(run, primary, remo
     assert list_services_status(as_token(current, token_of(current))) == 200
 
 
-def test_a_loopback_remote_is_accepted_when_it_is_the_primary_itself(primary, tmp_path):
-    args = {"cluster_name": "cluster1", "namespace": NAMESPACE, "remote": {"kubeconfig": str(primary.kubeconfig)}}
+# (remote's auth, server, why it is the primary): the kube-system UID read through remote is the primary's, or server
+# is the primary's API server address once normalised.
+THE_PRIMARY_ITSELF = {
+    "same kubeconfig": (lambda primary, remote: ({"kubeconfig": str(primary.kubeconfig)}, None),
+                        "its kube-system namespace has the primary's UID"),
+    "server of the primary": (lambda primary, remote: ({"kubeconfig": str(remote.kubeconfig)},
+                                                       remote_server(primary) + "/"),
+                              "its API server address {server}/ is the primary's"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", list(THE_PRIMARY_ITSELF))
+def test_a_remote_that_is_the_primary_itself_is_refused_and_nothing_is_written(case, primary, remote, tmp_path):
+    connect, why = THE_PRIMARY_ITSELF[case]
+    remote_auth, server = connect(primary, remote)
+    args = {"cluster_name": "cluster1", "namespace": NAMESPACE, "remote": remote_auth}
+    if server:
+        args["server"] = server
+    before = counts(primary, remote)
     result = run_task(primary.kubeconfig, MODULE, args, tmp_path=tmp_path)
-    assert result["changed"] is True, result.get("msg")
-    removed = run_task(primary.kubeconfig, MODULE, {**args, "state": "absent"}, tmp_path=tmp_path)
-    assert removed["changed"] is True and read(primary, "ServiceAccount", READER, NAMESPACE) is None
+    assert result.get("failed") is True, result
+    assert result["msg"].startswith(f"remote is the primary itself ({why.format(server=remote_server(primary))})")
+    assert "Point remote (kubeconfig, context or host) and server at the remote cluster" in result["msg"]
+    assert written((primary, remote), before) == [{}, {}]
+    assert read(primary, "Secret", "istio-remote-secret-cluster1", NAMESPACE) is None
 
 
 # Verbose output

@@ -169,6 +169,29 @@ REFUSALS = {
          "discovery_selectors": [{"matchLabels": {"usergroup": "usergroup-3"}}]},
         "revision_tags entry 'usergroup-2' is the name of an installed revision",
     ),
+    "tag held by another revision": (
+        {"revision_tags": ["prod"]},
+        "revision_tags entry 'prod': tag prod is held by revision usergroup-2, and a tag points at one revision; "
+        "set move_tags: true to move it to usergroup-1",
+    ),
+    "name of a tag's Service": (
+        {"name": "revision-tag-prod", "namespace": "revision-tag-prod",
+         "discovery_selectors": [{"matchLabels": {"usergroup": "revision-tag-prod"}}]},
+        "name revision-tag-prod would give this revision the Service istiod-revision-tag-prod, which is the "
+        "Service of revision tag 'prod'",
+    ),
+    "name of a tag": (
+        {"name": "prod", "namespace": "prod", "discovery_selectors": [{"matchLabels": {"usergroup": "prod"}}]},
+        "name prod is a revision tag of revision usergroup-2",
+    ),
+    "default as a tag without default_revision": (
+        {"revision_tags": ["default"]},
+        "revision_tags entry 'default' makes this revision the cluster's default injector",
+    ),
+    "canary of a revision not installed": (
+        {"name": "usergroup-1-canary", "canary_of": "usergroup-9"},
+        "canary_of usergroup-9 is not an installed revision (installed: usergroup-1, usergroup-2)",
+    ),
     "istio version not rendered by istioctl": ({"istio_version": "1.20.0"}, "istio_version 1.20.0 is not what"),
     "istioctl that cannot run": ({"istioctl_path": "/nonexistent/istioctl"}, "cannot be run"),
     "reserved name": ({"name": "default"}, "name 'default' is reserved"),
@@ -217,6 +240,104 @@ def test_upgrade_rolls_istiod_and_prunes_a_component_turned_off(run, api, binari
     assert deployment_diff["before"] != deployment_diff["after"]
 
 
+def test_a_hand_made_object_with_a_revisions_name_is_refused_naming_it(run, api, cluster, binaries):
+    core = client.CoreV1Api(api)
+    core.create_namespace({"metadata": {"name": "usergroup-4", "labels": {"usergroup": "usergroup-4"}}})
+    core.create_namespaced_service_account("usergroup-4", {"metadata": {"name": "istiod-usergroup-4"}})
+    core.create_namespaced_config_map("usergroup-4", {"metadata": {"name": "istio-sidecar-injector-usergroup-4"}})
+    before = api_request_counts(cluster.kubeconfig)
+    result = run(revision_args(binaries, 4))
+    assert result.get("failed") is True
+    for what in (
+        "ServiceAccount usergroup-4/istiod-usergroup-4",
+        "ConfigMap usergroup-4/istio-sidecar-injector-usergroup-4",
+    ):
+        assert f"{what} already exists and was not created by meshops.istio" in result["msg"]
+    assert "set force_conflicts: true to adopt it" in result["msg"]
+    assert writes(before, api_request_counts(cluster.kubeconfig)) == {}
+    assert not objects_with_labels(api, "meshops.io/revision=usergroup-4")
+    # The namespace stays: deleting it would have the namespace controller write during later tests' counts.
+
+
+def test_canary_install_and_rollback_leave_the_base_revision_as_it_was(run, api, binaries):
+    base_before = objects_with_labels(api, "meshops.io/revision=usergroup-1")
+    assert {("Deployment", "usergroup-1", "istiod-usergroup-1"), ("Service", "usergroup-1", "istiod-usergroup-1"),
+            ("MutatingWebhookConfiguration", "", "istio-sidecar-injector-usergroup-1-usergroup-1"),
+            ("ClusterRole", "", "istio-reader-clusterrole-usergroup-1-usergroup-1")} <= set(base_before)  # fmt: skip
+    reader_before = shared_reader(api, "usergroup-1")
+
+    canary = revision_args(binaries, 1, name="usergroup-1-canary", canary_of="usergroup-1")
+    installed = run(canary)
+    assert installed["changed"] is True, installed.get("msg")
+    assert objects_with_labels(api, "meshops.io/revision=usergroup-1-canary")
+    # Both revisions render the reader ServiceAccount: it is shared, no revision's, and was not written again.
+    assert shared_reader(api, "usergroup-1") == reader_before
+    assert objects_with_labels(api, "meshops.io/revision=usergroup-1") == base_before
+
+    removed = run({**canary, "state": "absent"})
+    assert removed["changed"] is True, removed.get("msg")
+    assert {o["action"] for o in removed["objects"]} == {"deleted"}
+    assert not objects_with_labels(api, "meshops.io/revision=usergroup-1-canary")
+    # The base revision: every object it owned still there, none written again (uid, generation, our fields).
+    assert objects_with_labels(api, "meshops.io/revision=usergroup-1") == base_before
+    assert shared_reader(api, "usergroup-1") == reader_before
+    assert run(revision_args(binaries, 1, pilot_env={"PILOT_SCOPE_GATEWAY_TO_NAMESPACE": "true"},
+                             values={"pilot": {"autoscaleEnabled": False}}))["changed"] is False  # fmt: skip
+
+
+def shared_reader(api, namespace):
+    """What the collection wrote to the namespace's shared reader ServiceAccount, and its owner labels."""
+    account = client.CoreV1Api(api).read_namespaced_service_account("istio-reader-service-account", namespace)
+    labels = account.metadata.labels or {}
+    assert labels.get("app.kubernetes.io/managed-by") == "meshops.istio"
+    assert not [key for key in labels if key.startswith("meshops.io/")] and "istio.io/rev" not in labels
+    return written(account)
+
+
+def test_move_tags_moves_a_tag_to_another_revision_and_back(run, api, cluster, binaries):
+    webhooks = client.AdmissionregistrationV1Api(api)
+
+    def tag_objects():
+        mutating = webhooks.list_mutating_webhook_configuration(label_selector="istio.io/tag=prod").items
+        services = client.CoreV1Api(api).list_service_for_all_namespaces(label_selector="istio.io/tag=prod").items
+        return {(o.metadata.name, o.metadata.labels["istio.io/rev"]) for o in mutating + services}
+
+    assert tag_objects() == {
+        ("istio-revision-tag-prod-usergroup-2", "usergroup-2"),
+        ("istiod-revision-tag-prod", "usergroup-2"),
+    }
+    moved = run(
+        revision_args(
+            binaries,
+            1,
+            revision_tags=["prod"],
+            move_tags=True,
+            pilot_env={"PILOT_SCOPE_GATEWAY_TO_NAMESPACE": "true"},
+            values={"pilot": {"autoscaleEnabled": False}},
+        )
+    )
+    assert moved["changed"] is True, moved.get("msg")
+    assert tag_objects() == {
+        ("istio-revision-tag-prod-usergroup-1", "usergroup-1"),
+        ("istiod-revision-tag-prod", "usergroup-1"),
+    }
+    assert {(o["kind"], o["name"], o["action"]) for o in moved["objects"]} >= {
+        ("MutatingWebhookConfiguration", "istio-revision-tag-prod-usergroup-2", "deleted"),
+        ("MutatingWebhookConfiguration", "istio-revision-tag-prod-usergroup-1", "created"),
+    }
+    # The revision that held it may not take it back silently.
+    before = api_request_counts(cluster.kubeconfig)
+    refused = run(revision_args(binaries, 2, revision_tags=["prod"]))
+    assert refused.get("failed") is True and "tag prod is held by revision usergroup-1" in refused["msg"]
+    assert writes(before, api_request_counts(cluster.kubeconfig)) == {}
+    back = run(revision_args(binaries, 2, revision_tags=["prod"], move_tags=True))
+    assert back["changed"] is True, back.get("msg")
+    assert tag_objects() == {
+        ("istio-revision-tag-prod-usergroup-2", "usergroup-2"),
+        ("istiod-revision-tag-prod", "usergroup-2"),
+    }
+
+
 def test_removal_is_refused_while_a_namespace_uses_the_revision(run, api, binaries):
     core = client.CoreV1Api(api)
     core.create_namespace({"metadata": {"name": "app-ns-1", "labels": {"istio.io/rev": "usergroup-1"}}})
@@ -238,6 +359,10 @@ def test_removing_one_revision_leaves_the_other_byte_identical(run, api, binarie
     assert not objects_with_labels(api, "meshops.io/revision=usergroup-1")
     assert not objects_with_labels(api, "istio.io/rev=usergroup-1")
     assert objects_with_labels(api, "meshops.io/revision=usergroup-2") == other_before
+    # The last revision of its namespace takes the shared reader ServiceAccount with it.
+    with pytest.raises(ApiException) as reader_gone:
+        client.CoreV1Api(api).read_namespaced_service_account("istio-reader-service-account", "usergroup-1")
+    assert reader_gone.value.status == 404
     crds_after = {c.metadata.name for c in client.ApiextensionsV1Api(api).list_custom_resource_definition().items}
     assert crds_before <= crds_after and "sidecars.networking.istio.io" in crds_after
     namespace = client.CoreV1Api(api).read_namespace("usergroup-1")
@@ -256,13 +381,12 @@ def test_istioctl_uninstall_revision_removes_what_the_module_installed(run, api,
          str(cluster.kubeconfig), "--set", "values.global.istioNamespace=usergroup-3"],
         capture_output=True, text=True, check=True, timeout=120,
     )  # fmt: skip
-    # What istioctl leaves after its own `install` too: the base chart's reader ServiceAccount (component Base).
     # istioctl deletes in the foreground; the garbage collector completes the deletions shortly after.
-    expected = {("ServiceAccount", "usergroup-3", "istio-reader-service-account")}
     deadline = time.monotonic() + 60
-    while (
-        left := set(objects_with_labels(api, "istio.io/rev=usergroup-3"))
-    ) != expected and time.monotonic() < deadline:
+    while (left := set(objects_with_labels(api, "istio.io/rev=usergroup-3"))) and time.monotonic() < deadline:
         time.sleep(1)
-    assert left == expected, uninstall.stdout
+    assert left == set(), uninstall.stdout
+    # What istioctl leaves after its own `install` too: the base chart's reader ServiceAccount, here the one every
+    # revision of the namespace shares (it names no revision, so `uninstall --revision` does not select it).
+    assert shared_reader(api, "usergroup-3")
     assert objects_with_labels(api, "meshops.io/revision=usergroup-2") == other_before

@@ -16,6 +16,7 @@ from ansible_collections.meshops.istio.plugins.module_utils.engine import Engine
 from ansible_collections.meshops.istio.plugins.module_utils.errors import (
     ClusterUnreachable,
     EngineError,
+    Refusal,
     UnknownKindError,
 )
 from ansible_collections.meshops.istio.plugins.module_utils.vocabulary import FIELD_MANAGER, MANAGED_BY_LABEL
@@ -377,14 +378,56 @@ def test_prune_deletes_only_what_carries_this_owners_labels():
     assert all(key_of(obj) in fake.store for obj in others)
 
 
-def test_a_desired_object_found_without_our_labels_is_taken_over_not_deleted():
+@pytest.mark.parametrize(
+    ("labels", "held_by"),
+    [
+        (None, "was not created by meshops.istio (it lacks the label app.kubernetes.io/managed-by=meshops.istio)"),
+        ({"app.kubernetes.io/managed-by": "Helm"}, "was not created by meshops.istio"),
+        (OTHER_OWNER.labels, "belongs to meshops.istio's revision usergroup-2"),
+        ({"meshops.io/revision": "usergroup-1"}, "was not created by meshops.istio"),  # our owner label, by hand
+    ],
+)
+def test_a_desired_object_someone_else_holds_is_refused_before_the_first_write(labels, held_by):
+    foreign = manifest("ServiceAccount", "istiod-usergroup-1", labels=labels)
+    fake = FakeClient([istio_system(), foreign])
+    desired = [
+        manifest("ConfigMap", "first-in-order", data={"a": "b"}),
+        manifest("ServiceAccount", "istiod-usergroup-1"),
+    ]
+    with pytest.raises(Refusal) as raised:
+        engine_on(fake).ensure_present(desired)
+    assert str(raised.value).startswith(f"ServiceAccount istio-system/istiod-usergroup-1 already exists and {held_by}")
+    assert str(raised.value).endswith(
+        "or set force_conflicts: true to adopt it (a later state: absent then deletes it)"
+    )
+    assert fake.verbs("apply") == [] and fake.verbs("delete") == []
+    assert fake.store[key_of(foreign)] == foreign
+
+
+def test_every_foreign_object_is_named_in_one_refusal():
+    fake = FakeClient([istio_system(), manifest("ConfigMap", "a"), manifest("Service", "b", labels=OTHER_OWNER.labels)])
+    with pytest.raises(Refusal) as raised:
+        engine_on(fake).ensure_present([manifest("ConfigMap", "a"), manifest("Service", "b")])
+    assert "ConfigMap istio-system/a already exists" in str(raised.value)
+    assert "Service istio-system/b already exists and belongs to meshops.istio's revision usergroup-2" in str(
+        raised.value
+    )
+
+
+def test_force_conflicts_adopts_a_foreign_object_and_an_adoptable_identity_is_taken_without_it():
     hand_made = manifest("ConfigMap", "istio-usergroup-1", data={"mesh": "old"})
     fake = FakeClient([istio_system(), hand_made])
-    report = engine_on(fake).ensure_present([manifest("ConfigMap", "istio-usergroup-1", data={"mesh": "{}"})])
+    report = engine_on(fake, force_conflicts=True).ensure_present(
+        [manifest("ConfigMap", "istio-usergroup-1", data={"mesh": "{}"})]
+    )
     assert fake.verbs("delete") == []
     assert report.objects[0]["action"] == "updated"
-    stored = fake.store[key_of(hand_made)]
-    assert stored["metadata"]["labels"]["meshops.io/revision"] == "usergroup-1"
+    assert fake.store[key_of(hand_made)]["metadata"]["labels"]["meshops.io/revision"] == "usergroup-1"
+
+    tag_service = manifest("Service", "istiod-revision-tag-prod", labels=OTHER_OWNER.labels)
+    fake = FakeClient([istio_system(), tag_service])
+    engine_on(fake).ensure_present([manifest("Service", "istiod-revision-tag-prod")], adoptable={key_of(tag_service)})
+    assert fake.store[key_of(tag_service)]["metadata"]["labels"]["meshops.io/revision"] == "usergroup-1"
 
 
 def test_absent_deletes_this_owners_objects_dependents_first():
@@ -578,7 +621,7 @@ def test_a_conflict_on_a_second_cluster_says_which():
     ],
 )
 def test_other_api_errors_name_the_object_and_the_servers_message(verb, call, message):
-    fake = FakeClient([istio_system(), manifest("ConfigMap", "x")])
+    fake = FakeClient([istio_system(), manifest("ConfigMap", "x", labels=OWNER.labels, data={"old": "1"})])
     fake.failures[(verb, "x")] = api_error(403, 'configmaps "x" is forbidden: User "ci" cannot do that')
     with pytest.raises(EngineError) as raised:
         call(engine_on(fake))

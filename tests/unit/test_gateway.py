@@ -374,13 +374,19 @@ def live(labels, selector=None):
 
 def test_objects_of_others_are_not_taken_over():
     assert foreign_owner_problem(None, gateway()) is None
-    assert foreign_owner_problem(live({"meshops.io/gateway": "foo.istio-ingressgateway"}), gateway()) is None
-    assert "belongs to gateway bar.x" in foreign_owner_problem(live({"meshops.io/gateway": "bar.x"}), gateway())
-    assert "belongs to something other than this module" in foreign_owner_problem(live({"app": "x"}), gateway())
+    ours = {"app.kubernetes.io/managed-by": "meshops.istio"}
+    assert foreign_owner_problem(live({**ours, "meshops.io/gateway": "foo.istio-ingressgateway"}), gateway()) is None
+    other = foreign_owner_problem(live({**ours, "meshops.io/gateway": "bar.x"}), gateway())
+    assert other.startswith(
+        "Deployment foo/istio-ingressgateway already exists and belongs to meshops.istio's gateway bar.x"
+    )
+    assert "was not created by meshops.istio" in foreign_owner_problem(live({"app": "x"}), gateway())
+    assert "set force_conflicts: true to adopt it" in foreign_owner_problem(live({"app": "x"}), gateway())
+    assert foreign_owner_problem(live({"app": "x"}), gateway(force_conflicts=True)) is None
 
 
 def test_selector_change_is_refused_because_kubernetes_cannot_change_it():
-    ours = {"meshops.io/gateway": "foo.istio-ingressgateway"}
+    ours = {"app.kubernetes.io/managed-by": "meshops.istio", "meshops.io/gateway": "foo.istio-ingressgateway"}
     same = live(ours, {"app": "istio-ingressgateway", "istio": "ingressgateway"})
     assert selector_change_problem(same, gateway()) is None
     assert "which Kubernetes cannot change" in selector_change_problem(same, gateway(labels={"istio": "other"}))

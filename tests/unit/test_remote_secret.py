@@ -403,3 +403,45 @@ def test_host_and_key_override_the_kubeconfig():
     assert configuration.host == "https://10.0.0.9:6443"
     assert configuration.auth_settings()["BearerToken"]["value"] == "Bearer given"
     assert configuration.verify_ssl is False
+
+
+# The primary itself as the remote
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("https://10.0.0.5:6443", "https://10.0.0.5:6443/"),
+        ("https://API.example.com", "https://api.example.com:443"),
+        ("https://api.example.com.", "https://api.example.com"),
+        ("https://[::1]:6443", "https://[::1]:6443/"),
+    ],
+)
+def test_normalised_servers_compare_equal(a, b):
+    assert ensure.normalised_server(a) == ensure.normalised_server(b)
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("https://127.0.0.1:6443", "https://127.0.0.1:6444"),
+        ("https://rancher.example.com/k8s/clusters/c-1", "https://rancher.example.com/k8s/clusters/c-2"),
+    ],
+)
+def test_different_servers_stay_different(a, b):
+    assert ensure.normalised_server(a) != ensure.normalised_server(b)
+
+
+def test_the_same_kube_system_uid_is_the_same_cluster_whatever_the_address():
+    problem = ensure.same_cluster_problem("https://127.0.0.1:6443", ["https://10.0.0.5:6443"], "uid-1", "uid-1")
+    assert problem.startswith("remote is the primary itself (its kube-system namespace has the primary's UID)")
+    assert "Point remote (kubeconfig, context or host) and server at the remote cluster" in problem
+
+
+def test_the_primarys_address_as_remote_or_server_is_the_same_cluster():
+    primary = "https://127.0.0.1:6443"
+    problem = ensure.same_cluster_problem(
+        primary, ["https://127.0.0.1:7000", "https://127.0.0.1:6443/"], "uid-1", "uid-2"
+    )
+    assert problem.startswith("remote is the primary itself (its API server address https://127.0.0.1:6443/ is")
+    assert ensure.same_cluster_problem(primary, ["https://127.0.0.1:7000", None], "uid-1", "uid-2") is None

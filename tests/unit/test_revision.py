@@ -5,18 +5,24 @@ import dataclasses
 import pytest
 import yaml
 from ansible_collections.meshops.istio.plugins.module_utils.errors import Refusal
-from ansible_collections.meshops.istio.plugins.module_utils.revision import keep_istiod_failure_policy, refusals
+from ansible_collections.meshops.istio.plugins.module_utils.revision import (
+    keep_istiod_failure_policy,
+    moved_tags,
+    refusals,
+    tag_refusals,
+)
 from ansible_collections.meshops.istio.plugins.module_utils.revision_render import (
     CRD_VERSION_ANNOTATION,
     crds_to_apply,
     injector_webhook_name,
     operator_spec,
     split_rendering,
+    split_shared,
     system_namespace,
 )
 from ansible_collections.meshops.istio.plugins.module_utils.revision_spec import RevisionSpec, validate
 from ansible_collections.meshops.istio.plugins.module_utils.runner import COMMON_ARG_SPEC
-from ansible_collections.meshops.istio.plugins.module_utils.vocabulary import installed_revisions
+from ansible_collections.meshops.istio.plugins.module_utils.vocabulary import installed_revisions, tag_holders
 from ansible_collections.meshops.istio.plugins.modules.istio_revision import ARGUMENT_SPEC
 
 
@@ -237,3 +243,81 @@ def test_istiods_failure_policy_is_kept_on_its_validator_and_nowhere_else():
     assert rendered["webhooks"][0]["failurePolicy"] == "Ignore"  # the rendering itself is not changed
     injector = {"kind": "MutatingWebhookConfiguration", "webhooks": [{"name": "x", "failurePolicy": "Fail"}]}
     assert keep_istiod_failure_policy(injector, {"webhooks": [{"name": "x", "failurePolicy": "Ignore"}]}) is injector
+
+
+# Tags and canaries
+
+
+def test_a_tag_held_by_another_revision_is_refused_naming_tag_and_revision_unless_moved():
+    holders = {"prod": ["usergroup-2"]}
+    [problem] = tag_refusals(params(revision_tags=["prod"]), OTHERS, holders)
+    assert problem == (
+        "revision_tags entry 'prod': tag prod is held by revision usergroup-2, and a tag points at one revision; "
+        "set move_tags: true to move it to usergroup-1, or remove it from usergroup-2 first"
+    )
+    assert tag_refusals(params(revision_tags=["prod"], move_tags=True), OTHERS, holders) == []
+    assert moved_tags(params(revision_tags=["prod", "canary"], move_tags=True), holders) == ["prod"]
+    # Our own tag on a re-run is no move.
+    assert tag_refusals(params(revision_tags=["prod"]), OTHERS, {"prod": ["usergroup-1"]}) == []
+    assert moved_tags(params(revision_tags=["prod"]), {"prod": ["usergroup-1"]}) == []
+
+
+def test_the_default_tag_of_another_revision_names_default_revision():
+    [problem] = tag_refusals(params(default_revision=True), OTHERS, {"default": ["usergroup-2"]})
+    assert problem.startswith("default_revision: tag default is held by revision usergroup-2")
+
+
+def test_default_as_a_tag_needs_default_revision():
+    [problem] = tag_refusals(params(revision_tags=["default"]), OTHERS, {})
+    assert problem.startswith("revision_tags entry 'default' makes this revision the cluster's default injector")
+    assert "set default_revision: true instead" in problem
+    assert tag_refusals(params(default_revision=True), OTHERS, {}) == []
+
+
+def test_names_that_collide_with_tag_objects_are_refused():
+    [problem] = tag_refusals(params(name="revision-tag-prod"), OTHERS, {})
+    assert problem.startswith(
+        "name revision-tag-prod would give this revision the Service istiod-revision-tag-prod, which is the Service "
+        "of revision tag 'prod'"
+    )
+    [problem] = tag_refusals(params(name="prod"), OTHERS, {"prod": ["usergroup-2"]})
+    assert problem.startswith("name prod is a revision tag of revision usergroup-2")
+    others = {**OTHERS, "revision-tag-canary": {"namespace": "x", "selectors": []}}
+    [problem] = tag_refusals(params(revision_tags=["canary"]), others, {})
+    assert "the tag's Service istiod-revision-tag-canary is the Service of revision revision-tag-canary" in problem
+
+
+def test_tag_holders_lists_every_revision_a_tag_points_at():
+    def webhook(tag, revision):
+        return {
+            "metadata": {"name": f"istio-revision-tag-{tag}", "labels": {"istio.io/tag": tag, "istio.io/rev": revision}}
+        }
+
+    holders = tag_holders(
+        [webhook("prod", "b"), webhook("prod", "a"), webhook("canary", "a"), {"metadata": {"name": "x"}}]
+    )
+    assert holders == {"prod": ["a", "b"], "canary": ["a"]}
+
+
+def test_canary_of_a_revision_that_is_not_installed_is_refused_until_the_canary_is_installed():
+    canary = params(name="usergroup-1-v2", canary_of="usergroup-9")
+    [problem] = refusals(canary, OTHERS, NAMESPACES)
+    assert problem.startswith("canary_of usergroup-9 is not an installed revision (installed: usergroup-2)")
+    installed = {**OTHERS, "usergroup-1-v2": {"namespace": "usergroup-1", "selectors": []}}
+    assert not any("canary_of" in p for p in refusals(canary, installed, NAMESPACES))
+
+
+def test_the_shared_reader_account_leaves_the_revisions_objects_and_names_no_revision():
+    _crds, owned = split_rendering([dict(m, metadata=dict(m["metadata"])) for m in RENDERED], params(), "1.31.1")
+    shared, own = split_shared(owned)
+    assert [m["metadata"]["name"] for m in shared] == ["istio-reader-service-account"]
+    assert "istio-reader-service-account" not in {m["metadata"]["name"] for m in own}
+    labels = shared[0]["metadata"]["labels"]
+    assert "istio.io/rev" not in labels and "operator.istio.io/version" not in labels
+    assert labels["operator.istio.io/component"] == "Base"
+    canary_rendering = split_rendering(
+        [dict(m, metadata=dict(m["metadata"])) for m in RENDERED], params(name="usergroup-1-v2"), "1.32.0"
+    )
+    assert (
+        split_shared(canary_rendering[1])[0] == shared
+    )  # every revision of the namespace writes the same: no flip-flop between their runs

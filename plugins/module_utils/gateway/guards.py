@@ -1,16 +1,27 @@
 # Copyright: meshops.istio contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """What the cluster says against installing a gateway: its revision, its namespace, nodePorts held by other
-Services, same-named objects of others, a selector Kubernetes cannot change.
+Services, a same-named Deployment of others, a selector Kubernetes cannot change. (The engine refuses same-named
+objects of others of every kind before its first write.)
 
 `cluster_problems` reads what it needs through a Cluster; the checks it calls are pure."""
 
 from __future__ import annotations
 
 from ..cluster import Cluster
+from ..engine import foreign_object_problem
 from ..selectors import any_matches
-from ..vocabulary import INJECTION_LABEL, REV_LABEL, TAG_LABEL, installed_revisions, installed_tags, resolve_revision
-from .manifests import CROSS_NETWORK_GATEWAY, ISTIOD_GATEWAY, istiod_virtual_service_name, selector_labels
+from ..vocabulary import (
+    FIELD_MANAGER,
+    INJECTION_LABEL,
+    MANAGED_BY_LABEL,
+    REV_LABEL,
+    TAG_LABEL,
+    installed_revisions,
+    installed_tags,
+    resolve_revision,
+)
+from .manifests import selector_labels
 from .spec import OWNER_LABEL, GatewaySpec
 
 
@@ -26,7 +37,7 @@ def cluster_problems(cluster: Cluster, spec: GatewaySpec) -> tuple:
     if any(port.node_port for port in spec.service.ports):
         problems += node_port_problems(spec, cluster.list_objects("Service"))
     if namespace is not None:
-        problems += _existing_object_problems(cluster, spec, revision)
+        problems += _existing_object_problems(cluster, spec)
     return revision, revisions[revision]["namespace"], problems
 
 
@@ -90,20 +101,19 @@ def node_port_problems(spec: GatewaySpec, services: list) -> list:
 
 
 def foreign_owner_problem(live: dict | None, spec: GatewaySpec) -> str | None:
-    """A same-named object this gateway does not own (another gateway's, Helm's, hand-made) is not ours to take."""
-    if live is None:
+    """A same-named object this gateway does not own (another gateway's, Helm's, hand-made) is not ours to take
+    unless force_conflicts adopts it. The engine refuses every other kind the same way before its first write."""
+    if live is None or spec.force_conflicts:
         return None
-    label = (live["metadata"].get("labels") or {}).get(OWNER_LABEL)
-    if label == spec.owner_name:
+    labels = live["metadata"].get("labels") or {}
+    if labels.get(OWNER_LABEL) == spec.owner_name and labels.get(MANAGED_BY_LABEL) == FIELD_MANAGER:
         return None
-    held_by = f"gateway {label}" if label else "something other than this module"
-    where = f"{live['kind']} {live['metadata']['namespace']}/{live['metadata']['name']}"
-    return f"{where} already exists and belongs to {held_by}; remove it or give this gateway another name/namespace"
+    return foreign_object_problem(live)
 
 
 def selector_change_problem(live: dict | None, spec: GatewaySpec) -> str | None:
     if live is None or foreign_owner_problem(live, spec):
-        return None
+        return None  # refused as another's; an adopted Deployment keeps its selector rule
     current = ((live.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
     if current == selector_labels(spec):
         return None
@@ -113,13 +123,7 @@ def selector_change_problem(live: dict | None, spec: GatewaySpec) -> str | None:
     )
 
 
-def _existing_object_problems(cluster: Cluster, spec: GatewaySpec, revision: str) -> list:
+def _existing_object_problems(cluster: Cluster, spec: GatewaySpec) -> list:
     deployment_live = cluster.get("Deployment", spec.name, spec.namespace)
-    named = []
-    if spec.expose_services:
-        named.append(("Gateway", CROSS_NETWORK_GATEWAY))
-    if spec.expose_istiod:
-        named += [("Gateway", ISTIOD_GATEWAY), ("VirtualService", istiod_virtual_service_name(revision))]
     problems = [foreign_owner_problem(deployment_live, spec), selector_change_problem(deployment_live, spec)]
-    problems += [foreign_owner_problem(cluster.get(kind, name, spec.namespace), spec) for kind, name in named]
     return [problem for problem in problems if problem]

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 from ..cluster import Cluster
 from ..engine import Engine, Owner, Report
-from ..errors import Refusal
+from ..errors import Refusal, refuse
 from ..vocabulary import FIELD_MANAGER, MANAGED_BY_LABEL, owner_label
 from .kubeconfig import ROOT_CA_CONFIGMAP, kubeconfig_text, kubeconfig_token, remote_secret_manifest, secret_name
 from .reader import READER_KINDS, READER_OWNER_KIND, reader_manifests, reader_namespace
@@ -49,6 +49,36 @@ def is_loopback(server: str) -> bool:
     except ValueError:
         return False
     return address.is_loopback or address.is_unspecified
+
+
+def normalised_server(server: str) -> str:
+    """An API server URL as a comparable value: scheme and host lower-cased, the default port made explicit, no
+    trailing slash (a path stays: proxies such as Rancher's serve several clusters under one host)."""
+    parts = urlsplit(server.strip())
+    scheme = (parts.scheme or "https").lower()
+    host = (parts.hostname or "").lower().rstrip(".")
+    if ":" in host:  # IPv6, bracketed again
+        host = f"[{host}]"
+    port = parts.port or (443 if scheme == "https" else 80)
+    return f"{scheme}://{host}:{port}{parts.path.rstrip('/')}"
+
+
+def same_cluster_problem(primary_host: str, remote_addresses: list, primary_uid: str, remote_uid: str) -> str | None:
+    """Why the remote is the primary itself, or None. The rule: the same cluster answers both when the kube-system
+    namespace read through each connection has the same UID (a UID is unique to one cluster's namespace), or when
+    the remote's API server address (remote's own, or `server`) is the primary's, once normalised."""
+    if remote_uid == primary_uid:
+        reason = "its kube-system namespace has the primary's UID"
+    else:
+        same = [a for a in remote_addresses if a and normalised_server(a) == normalised_server(primary_host)]
+        if not same:
+            return None
+        reason = f"its API server address {same[0]} is the primary's"
+    return (
+        f"remote is the primary itself ({reason}); a remote secret lets istiod read another cluster, and reading "
+        "its own cluster twice duplicates every endpoint. Point remote (kubeconfig, context or host) and server at "
+        "the remote cluster"
+    )
 
 
 def is_owned(live: dict, owner: Owner) -> bool:
@@ -102,16 +132,38 @@ def _cluster_uid(cluster: Cluster, which: str) -> str:
     return namespace["metadata"]["uid"]
 
 
+def _refuse_the_primary_itself(clusters: _Clusters):
+    remote_uid = _cluster_uid(clusters.remote, "remote")
+    addresses = [clusters.remote.host, clusters.spec.server]
+    problem = same_cluster_problem(clusters.primary.host, addresses, clusters.primary_uid, remote_uid)
+    if problem:
+        raise Refusal(problem)
+
+
 def _refuse_loopback(clusters: _Clusters):
+    """A loopback address works only from the remote's own host; the primary is another cluster (see above)."""
     spec, server = clusters.spec, clusters.server
     if spec.server or spec.allow_loopback or not is_loopback(server):
         return
-    if _cluster_uid(clusters.remote, "remote") != clusters.primary_uid:
-        raise Refusal(
-            f"remote's API server address {server} is a loopback address, which istiod in the primary (another "
-            "cluster) cannot reach; set server to an address the primary's pods reach, or allow_loopback: true "
-            "when both clusters run on this host"
-        )
+    raise Refusal(
+        f"remote's API server address {server} is a loopback address, which istiod in the primary (another "
+        "cluster) cannot reach; set server to an address the primary's pods reach, or allow_loopback: true "
+        "when both clusters run on this host"
+    )
+
+
+def _refuse_foreign_objects(
+    clusters: _Clusters, live_secret: dict | None, reader: Engine, reader_desired: list, namespace_live: dict | None
+):
+    """Before the first write: the primary's Secret and, when the reader's namespace is still to be created, the
+    reader's cluster-wide objects must not be someone else's (the engine checks the rest before it writes)."""
+    secret_engine = clusters.secret_engine()
+    problems = secret_engine.ownership_problems([live_secret])
+    if namespace_live is None:
+        cluster_wide = [m for m in reader_desired if "namespace" not in m["metadata"]]
+        lives = [clusters.remote.get(m["kind"], m["metadata"]["name"]) for m in cluster_wide]
+        problems += [f"remote: {problem}" for problem in reader.ownership_problems(lives)]
+    refuse(problems)
 
 
 def _root_ca(clusters: _Clusters, engine: Engine) -> str:
@@ -155,10 +207,13 @@ def ensure_remote_secret_present(
             "the control plane first"
         )
     live_secret = primary.get("Secret", secret_name(spec.cluster_name), spec.namespace)
+    _refuse_the_primary_itself(clusters)
     _refuse_loopback(clusters)
     reader, token_engine = clusters.reader_engine(), clusters.token_engine()
     namespace_live = remote.get("Namespace", spec.reader_namespace)
     account = remote.get("ServiceAccount", spec.service_account, spec.reader_namespace) if namespace_live else None
+    reader_desired = reader_manifests(spec, account is None or is_owned(account, reader.owner))
+    _refuse_foreign_objects(clusters, live_secret, reader, reader_desired, namespace_live)
     tokens = remote.list_objects("Secret", label_selector=token_engine.owner.selector)
     now = datetime.datetime.now(UTC)
     kept = kept_token(spec, tokens, kubeconfig_token(live_secret, spec.cluster_name), account, now)
@@ -166,7 +221,7 @@ def ensure_remote_secret_present(
     if namespace_live is None:
         reader.ensure_shared(reader_namespace(spec))
     # A ServiceAccount another owner has (the istiod chart's, installed by istio_revision) is used as it is.
-    reader.ensure_present(reader_manifests(spec, account is None or is_owned(account, reader.owner)))
+    reader.ensure_present(reader_desired)
     clusters.record(reader)
     if kept:
         token_name, token = kept[0]["metadata"]["name"], kept[1]
