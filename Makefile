@@ -43,8 +43,11 @@ sanity: venv ## ansible-test sanity in a temporary ansible_collections/meshops/i
 unit: venv ## pure-logic tests, no cluster
 	pytest tests/unit $(PYTEST_ARGS)
 
+# Each test file starts its own local clusters, so files run in parallel (INTEGRATION_WORKERS=0: one at a time).
+INTEGRATION_WORKERS ?= 2
+
 integration: venv binaries ## modules and playbooks against local clusters (or MESHOPS_TEST_KUBECONFIG)
-	pytest tests/integration $(PYTEST_ARGS)
+	pytest tests/integration -n $(INTEGRATION_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 floor: venv binaries ## the oldest supported pair (ansible-core 2.17, Python 3.10): unit tests and the AWX-credential playbooks
 	bash hack/floor.sh $(PYTEST_ARGS)
