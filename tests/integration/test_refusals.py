@@ -226,6 +226,7 @@ def prepared(cluster, api, run, binaries):
     return istioctl
 
 
+@pytest.mark.timeout(2400)  # some 75 module runs in one playbook: minutes on a loaded 2-core machine
 def test_every_bad_input_fails_naming_its_parameter_and_writes_nothing(cluster, prepared, tmp_path):
     pki = tmp_path / "pki"
     weak_cert, weak_key = weak_rsa_root()
