@@ -201,13 +201,13 @@ def ensure_remote_secret_present(
     Returns (result, warnings, diff); raises a MeshopsError."""
     validate(spec)
     clusters = _Clusters(primary, remote, spec, check_mode)
+    _refuse_the_primary_itself(clusters)
     if primary.get("Namespace", spec.namespace) is None:
         raise Refusal(
             f"namespace {spec.namespace} does not exist on the primary; give istiod's namespace, or install "
             "the control plane first"
         )
     live_secret = primary.get("Secret", secret_name(spec.cluster_name), spec.namespace)
-    _refuse_the_primary_itself(clusters)
     _refuse_loopback(clusters)
     reader, token_engine = clusters.reader_engine(), clusters.token_engine()
     namespace_live = remote.get("Namespace", spec.reader_namespace)
