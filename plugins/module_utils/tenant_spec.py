@@ -101,7 +101,8 @@ class TenantSpec:
 
     @property
     def namespace_names(self) -> set:
-        return {entry.name for entry in self.namespaces}
+        """The names given as strings (validate refuses the others)."""
+        return {entry.name for entry in self.namespaces if isinstance(entry.name, str)}
 
 
 # Namespaces Kubernetes itself runs in: a tenant neither owns them nor lets their callers in.

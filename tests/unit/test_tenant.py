@@ -76,6 +76,8 @@ def test_policies_per_namespace_follow_the_options():
         ({"revision": None}, "revision is required with state=present"),
         ({"namespaces": ["a", "a"]}, "namespaces lists a more than once"),
         ({"namespaces": [{"labels": {}}]}, "namespaces[0] None must be a DNS-1123 label"),
+        ({"namespaces": [["a"]]}, "namespaces[0] ['a'] must be a DNS-1123 label"),
+        ({"namespaces": [{"name": {"x": 1}}]}, "namespaces[0] {'x': 1} must be a DNS-1123 label"),
         ({"discovery_label": {"usergroup": 1}}, "discovery_label.usergroup is 1, not a string; quote it"),
     ],
 )
