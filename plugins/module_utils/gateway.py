@@ -12,6 +12,7 @@ import re
 
 from .apply import Engine, Owner
 from .names import DNS_1035_LABEL, DNS_LABEL, is_label_key, is_label_value
+from .planned import with_planned_namespace, with_planned_revisions
 from .revision import INJECTION_LABEL, REV_LABEL, installed_revisions
 from .selectors import any_matches
 
@@ -631,19 +632,25 @@ def _existing_object_problems(engine: Engine, params: dict, revision: str) -> li
 
 
 def _cluster_problems(engine: Engine, params: dict) -> tuple:
-    """(installed revision behind params["revision"], its namespace, what stops the install)."""
+    """(installed revision behind params["revision"], its namespace, what stops the install, check-mode notes).
+    In check mode the revisions and namespace labels this run plans count as there (see planned.py)."""
     revisions = installed_revisions(engine.list_objects("ConfigMap", label_selector=REV_LABEL))
+    revisions, revision_note = with_planned_revisions(revisions, params.get("planned_revisions"), engine.check_mode)
     tags = revision_tags(engine.list_objects("MutatingWebhookConfiguration", label_selector=TAG_LABEL))
     revision = resolve_revision(params["revision"], revisions, tags)
     if revision is None:
-        return None, None, [_revision_problem(params, revisions)]
-    namespace = engine.get("Namespace", params["namespace"])
+        return None, None, [_revision_problem(params, revisions)], []
+    live = engine.get("Namespace", params["namespace"])
+    namespace, namespace_note = with_planned_namespace(
+        live, params["namespace"], params.get("planned_namespaces"), engine.check_mode
+    )
     problems = namespace_problems(params, namespace, revision, revisions, tags)
     if any(port.get("node_port") for port in service_settings(params)["ports"]):
         problems += node_port_problems(params, engine.list_objects("Service"))
-    if namespace is not None:
+    if live is not None:
         problems += _existing_object_problems(engine, params, revision)
-    return revision, revisions[revision]["namespace"], problems
+    notes = [note for note in (revision_note, namespace_note) if note]
+    return revision, revisions[revision]["namespace"], problems, notes
 
 
 def _result(params: dict, revision: str | None, report, service_info: dict | None) -> dict:
@@ -667,7 +674,7 @@ def ensure_gateway_present(client, params: dict, check_mode: bool) -> tuple:
     """Install or converge one gateway. Returns (result, warnings, diff); raises GatewayError or EngineError."""
     validate(params)
     engine = _engine(client, params, check_mode)
-    revision, revision_namespace, problems = _cluster_problems(engine, params)
+    revision, revision_namespace, problems, notes = _cluster_problems(engine, params)
     if problems:
         raise GatewayError("; ".join(problems))
     desired = manifests(params, revision, revision_namespace)
@@ -676,7 +683,7 @@ def ensure_gateway_present(client, params: dict, check_mode: bool) -> tuple:
         engine.wait_for_rollout(desired, params.get("wait_timeout", 300))
     live_service = engine.get("Service", params["name"], params["namespace"])
     info = service_facts(params, live_service, service(params))
-    return _result(params, revision, report, info), [], report.diff
+    return _result(params, revision, report, info), notes, report.diff
 
 
 def ensure_gateway_absent(client, params: dict, check_mode: bool) -> tuple:

@@ -10,10 +10,11 @@ policies carry the owner labels and are pruned by them."""
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .apply import MANAGED_BY_LABEL, Engine, Owner, Report, identity
 from .names import DNS_LABEL, is_label_key, is_label_value
+from .planned import with_planned_revisions
 from .revision import INJECTION_LABEL, REV_LABEL, installed_revisions
 from .selectors import any_matches
 
@@ -397,14 +398,20 @@ def _refuse(entries: list, view: ClusterView) -> None:
         raise TenantError("; ".join(problems))
 
 
-def ensure_tenant_present(client, params: dict, check_mode: bool) -> tuple:
+def _with_plan(view: ClusterView, planned_revisions, check_mode: bool) -> tuple:
+    """(the view with the revisions this run plans, notes): check mode only, see planned.py."""
+    revisions, note = with_planned_revisions(view.revisions, planned_revisions, check_mode)
+    return replace(view, revisions=revisions), [note] if note else []
+
+
+def ensure_tenant_present(client, params: dict, check_mode: bool, planned_revisions=()) -> tuple:
     """Onboard the tenant's namespaces and isolate them. Returns (result, warnings, diff)."""
     validate(params)
     engine = _engine(client, params, check_mode)
-    view = read_view(engine, [params["name"]])
+    view, notes = _with_plan(read_view(engine, [params["name"]]), planned_revisions, check_mode)
     _refuse([params], view)
     result, warnings = _onboard(engine, params, view, _names(params))
-    return {"changed": engine.report.changed, **result}, warnings, engine.report.diff
+    return {"changed": engine.report.changed, **result}, notes + warnings, engine.report.diff
 
 
 def ensure_tenant_absent(client, params: dict, check_mode: bool) -> tuple:
@@ -415,7 +422,7 @@ def ensure_tenant_absent(client, params: dict, check_mode: bool) -> tuple:
     return {"changed": engine.report.changed, **result}, [], engine.report.diff
 
 
-def ensure_tenants(client, entries: list, check_mode: bool) -> tuple:
+def ensure_tenants(client, entries: list, check_mode: bool, planned_revisions=()) -> tuple:
     """Many tenants in one run (option `tenants`, each entry complete per-tenant params). Onboarding reads the
     cluster once and checks every tenant before anything is written; then each tenant converges as it would alone.
     Returns (result, warnings, diff)."""
@@ -424,6 +431,7 @@ def ensure_tenants(client, entries: list, check_mode: bool) -> tuple:
     tenants, warnings = [], []
     if entries and entries[0]["state"] == "present":
         view = read_view(_engine(client, entries[0], check_mode, report), [params["name"] for params in entries])
+        view, warnings = _with_plan(view, planned_revisions, check_mode)
         _refuse(entries, view)
         claimed = set().union(*(_names(params) for params in entries))
         for params in entries:

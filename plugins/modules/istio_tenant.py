@@ -148,6 +148,30 @@ options:
       - With O(delete_namespaces=true), delete namespaces even when they hold objects the collection does not own.
     type: bool
     default: false
+  planned_revisions:
+    description:
+      - Check mode only, ignored otherwise. Revisions an earlier step of the same run installs (as
+        M(meshops.istio.istio_revision) would), so that a check-mode run of a whole playbook can plan tenants on
+        revisions it has only dry-run. A planned revision that is not installed is checked with its namespace and
+        discoverySelectors, and a warning says so. C(playbooks/multitenant.yml) passes its tenancy plan's control
+        planes.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      name:
+        description: The revision.
+        type: str
+        required: true
+      namespace:
+        description: Its system namespace.
+        type: str
+        required: true
+      discovery_selectors:
+        description: Its discoverySelectors.
+        type: list
+        elements: dict
+        default: []
 notes:
   - Needs the C(kubernetes) Python library and an installed revision (see M(meshops.istio.istio_revision)).
 seealso:
@@ -242,6 +266,7 @@ objects:
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.module_utils.errors import UnsupportedError
+from ansible_collections.meshops.istio.plugins.module_utils.planned import PLANNED_REVISION_SPEC
 from ansible_collections.meshops.istio.plugins.module_utils.runner import COMMON_ARG_SPEC, run_module
 from ansible_collections.meshops.istio.plugins.module_utils.tenant import (
     TenantError,
@@ -286,6 +311,7 @@ ARGUMENT_SPEC = dict(
     name=dict(type="str"),
     tenants=dict(type="list", elements="dict"),
     **RUN_SPEC,
+    planned_revisions=dict(type="list", elements="dict", default=[], options=PLANNED_REVISION_SPEC),
 )
 
 
@@ -318,11 +344,13 @@ def main():
 
 
 def _action(module):
+    planned = module.params["planned_revisions"]
     if module.params["tenants"] is not None:
         entries = tenant_entries(module)
-        return lambda client: ensure_tenants(client, entries, module.check_mode)
-    ensure = ensure_tenant_present if module.params["state"] == "present" else ensure_tenant_absent
-    return lambda client: ensure(client, module.params, module.check_mode)
+        return lambda client: ensure_tenants(client, entries, module.check_mode, planned)
+    if module.params["state"] == "present":
+        return lambda client: ensure_tenant_present(client, module.params, module.check_mode, planned)
+    return lambda client: ensure_tenant_absent(client, module.params, module.check_mode)
 
 
 if __name__ == "__main__":
