@@ -35,3 +35,15 @@ def test_tarball_installs_and_ships_only_the_collection(tmp_path):
     modules = set(json.loads(listed.stdout))
     shipped = {f"meshops.istio.{p.stem}" for p in (REPO_ROOT / "plugins" / "modules").glob("*.py")}
     assert shipped and modules == shipped
+
+    # The playbooks run by FQCN from the installed collection, outside the clone: with no tenants anywhere, the run
+    # stops at once and says where to put them; the example inventories ship with it.
+    assert (collections / "ansible_collections/meshops/istio/examples/seed-002/hosts.yml").is_file()
+    env["ANSIBLE_CONFIG"] = str(tmp_path / "none.cfg")  # not the clone's ansible.cfg
+    command = ["ansible-playbook", "meshops.istio.multitenant", "-i", "localhost,", "-c", "local",
+               "-e", "meshops_hosts=localhost"]  # fmt: skip
+    run = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert run.returncode != 0 and "No tenants for localhost: describe them as `tenants:`" in run.stdout, run.stdout
+    doc = subprocess.run(["ansible-doc", "-t", "filter", "meshops.istio.tenancy_plan"], env=env, capture_output=True,
+                         text=True, check=True, timeout=120)  # fmt: skip
+    assert "unknown or misspelled key" in doc.stdout
