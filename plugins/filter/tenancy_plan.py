@@ -154,10 +154,12 @@ def _gateway(tenant: dict) -> dict:
 def tenancy_plan(tenants, model=None, shared_control_plane=None) -> dict:
     """The plan of a run. Raises AnsibleFilterError naming every bad entry and key before any step runs.
 
-    Returns {model, control_planes, cas, tenants, gateways, summary}: control_planes as istio_revision's name,
+    Returns {model, control_planes, planned_revisions, cas, tenants, gateways, summary}: control_planes as
+    istio_revision's name,
     namespace, discovery_selectors, pilot_env and values; cas (dedicated tenants with `ca: true`) as tenant,
     namespace and revision; tenants as istio_tenant's `tenants` entries; gateways as istio_gateway's name and
-    namespace plus the data's settings; summary one line of facts per tenant."""
+    namespace plus the data's settings; summary one line of facts per tenant; planned_revisions the control planes
+    as istio_tenant's and istio_gateway's planned_revisions."""
     model = model or DEFAULT_MODEL
     if model not in MODELS:
         raise AnsibleFilterError(f"tenancy_model must be dedicated or shared, not {model!r}")
@@ -170,7 +172,14 @@ def tenancy_plan(tenants, model=None, shared_control_plane=None) -> dict:
         errors += _duplicate_errors(tenants)
     if errors:
         raise AnsibleFilterError("; ".join(errors))
-    return _dedicated_plan(tenants) if model == "dedicated" else _shared_plan(tenants, shared)
+    plan = _dedicated_plan(tenants) if model == "dedicated" else _shared_plan(tenants, shared)
+    plan["planned_revisions"] = [planned_revision(control_plane) for control_plane in plan["control_planes"]]
+    return plan
+
+
+def planned_revision(control_plane: dict) -> dict:
+    """What a later step of the run (istio_tenant, istio_gateway) accepts as planned, in check mode."""
+    return {key: control_plane[key] for key in ("name", "namespace", "discovery_selectors")}
 
 
 def _dedicated_plan(tenants: list) -> dict:

@@ -41,6 +41,11 @@ def test_dedicated_is_the_default_model_a_control_plane_per_tenant():
         "discovery_label": {"usergroup": "usergroup-2"},
     }
     assert plan["cas"] == [] and plan["gateways"] == []
+    assert plan["planned_revisions"][0] == {
+        "name": "usergroup-1",
+        "namespace": "usergroup-1",
+        "discovery_selectors": [{"matchLabels": {"usergroup": "usergroup-1"}}],
+    }
 
 
 def test_dedicated_defaults_and_overrides():
