@@ -340,7 +340,9 @@ def _onboard(engine: Engine, params: dict, view: ClusterView, claimed: set) -> t
         engine.delete_objects(_other_tenants_objects(engine, namespace, params["name"]))
     system_namespace = view.revisions[params["revision"]]["namespace"]
     engine.ensure_present(policies(params, system_namespace), TENANT_KINDS, view.owned.get(params["name"], {}))
-    released = sorted(view.members(params["name"]) - claimed)
+    # A revision's system namespace carries its selector label, which is the tenant label by default: not a member.
+    system_namespaces = {info["namespace"] for info in view.revisions.values()}
+    released = sorted(view.members(params["name"]) - claimed - system_namespaces)
     for namespace in released:
         engine.release("Namespace", namespace)
     return _result(engine.report.objects[start:], final_labels, released), warnings
