@@ -153,6 +153,30 @@ options:
       - With O(delete_namespaces=true), delete namespaces even when they hold objects the collection does not own.
     type: bool
     default: false
+  planned_revisions:
+    description:
+      - Check mode only, ignored otherwise. Revisions an earlier step of the same run installs (as
+        M(meshops.istio.istio_revision) would), so that a check-mode run of a whole playbook can plan tenants on
+        revisions it has only dry-run. A planned revision that is not installed is checked with its namespace and
+        discoverySelectors, and a warning says so. C(playbooks/multitenant.yml) passes its tenancy plan's control
+        planes.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      name:
+        description: The revision.
+        type: str
+        required: true
+      namespace:
+        description: Its system namespace.
+        type: str
+        required: true
+      discovery_selectors:
+        description: Its discoverySelectors.
+        type: list
+        elements: dict
+        default: []
 notes:
   - Needs the C(kubernetes) Python library and an installed revision (see M(meshops.istio.istio_revision)).
 seealso:
@@ -247,6 +271,7 @@ objects:
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.module_utils.errors import UnsupportedError
+from ansible_collections.meshops.istio.plugins.module_utils.planned import PLANNED_REVISION_SPEC, RunPlan
 from ansible_collections.meshops.istio.plugins.module_utils.runner import COMMON_ARG_SPEC, run_module
 from ansible_collections.meshops.istio.plugins.module_utils.tenant import (
     ensure_tenant_absent,
@@ -291,6 +316,7 @@ ARGUMENT_SPEC = dict(
     name=dict(type="str"),
     tenants=dict(type="list", elements="dict"),
     **RUN_SPEC,
+    planned_revisions=dict(type="list", elements="dict", default=[], options=PLANNED_REVISION_SPEC),
 )
 
 
@@ -324,12 +350,14 @@ def main():
 
 
 def _action(module):
+    plan = RunPlan.from_params(module.params)
     if module.params["tenants"] is not None:
         specs = tenant_entries(module)
-        return lambda cluster: ensure_tenants(cluster, specs, module.check_mode)
+        return lambda cluster: ensure_tenants(cluster, specs, module.check_mode, plan)
     spec = TenantSpec.from_params(module.params)
-    ensure = ensure_tenant_present if spec.state == "present" else ensure_tenant_absent
-    return lambda cluster: ensure(cluster, spec, module.check_mode)
+    if spec.state == "present":
+        return lambda cluster: ensure_tenant_present(cluster, spec, module.check_mode, plan)
+    return lambda cluster: ensure_tenant_absent(cluster, spec, module.check_mode)
 
 
 if __name__ == "__main__":
