@@ -10,10 +10,10 @@ import difflib
 
 from ansible.errors import AnsibleFilterError
 from ansible_collections.meshops.istio.plugins.module_utils.names import DNS_LABEL
+from ansible_collections.meshops.istio.plugins.module_utils.tenant_spec import TENANT_LABEL
 
 MODELS = ("dedicated", "shared")
 DEFAULT_MODEL = "dedicated"
-TENANT_LABEL = "meshops.io/tenant"
 MESH_LABEL = "meshops.io/mesh"
 DEFAULT_SHARED_CONTROL_PLANE = {
     "name": "shared",

@@ -246,13 +246,13 @@ PLANNED = {
     "dedicated": {
         ("Deployment", "team-x", "istiod-team-x", "created"),
         ("Secret", "team-x", "cacerts", "created"),
-        ("Namespace", None, "team-y-db", "created"),
+        ("Namespace", "", "team-y-db", "created"),
         ("PeerAuthentication", "team-y-db", "default", "created"),
         ("AuthorizationPolicy", "team-x-web", "meshops-tenant-isolation", "created"),
     },
     "shared": {
         ("Deployment", "mesh-x-system", "istiod-mesh-x", "created"),
-        ("Namespace", None, "shop-x", "created"),
+        ("Namespace", "", "shop-x", "created"),
         ("Sidecar", "blog-x", "default", "created"),
         ("Deployment", "shop-x", "istio-ingressgateway", "created"),
         ("Service", "shop-x", "istio-ingressgateway", "created"),

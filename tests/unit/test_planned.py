@@ -1,6 +1,8 @@
 """Check-mode guards accept what the same run plans: pure merging of planned revisions and namespace labels."""
 
 from ansible_collections.meshops.istio.plugins.module_utils.planned import (
+    NOTHING_PLANNED,
+    RunPlan,
     with_planned_namespace,
     with_planned_revisions,
 )
@@ -54,3 +56,10 @@ def test_a_planned_namespace_is_created_or_relabelled_as_the_tenant_step_leaves_
 def test_a_namespace_the_plan_does_not_touch_stays_as_it_is():
     live = {"metadata": {"name": "bar", "labels": {}}}
     assert with_planned_namespace(live, "bar", [{"name": "foo", "labels": {}}], check_mode=True) == (live, None)
+
+
+def test_the_run_plan_is_what_the_module_options_hold_and_empty_without_them():
+    plan = RunPlan.from_params({"planned_revisions": PLANNED, "planned_namespaces": None})
+    assert plan == RunPlan(revisions=tuple(PLANNED), namespaces=())
+    # istio_tenant has no planned_namespaces option; a module without either plans nothing.
+    assert RunPlan.from_params({"planned_revisions": []}) == NOTHING_PLANNED == RunPlan()
