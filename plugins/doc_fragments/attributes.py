@@ -18,7 +18,9 @@ attributes:
   check_mode:
     description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
-    details: Every write is sent to the API server as a server-side dry run; nothing is stored.
+    details: Every write is sent to the API server as a server-side dry run; nothing is stored. Outside check mode
+      the module runs this same dry run of its whole plan first and writes only when it passed, so a value the API
+      server rejects fails the task before the first write.
   diff_mode:
     description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full

@@ -308,7 +308,8 @@ def _given_root(spec: CacertsSpec) -> RootCA:
 @contextlib.contextmanager
 def _locked(directory: str):
     """Serialise runs that share a root directory, so two clusters never generate two roots."""
-    with open(os.path.join(directory, LOCK_FILE), "a", encoding="utf-8") as handle:
+    descriptor = os.open(os.path.join(directory, LOCK_FILE), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    with os.fdopen(descriptor, "a", encoding="utf-8") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
@@ -324,7 +325,7 @@ def _root_from_dir(spec: CacertsSpec, check_mode: bool, now: datetime.datetime) 
     if not os.path.isdir(directory):
         if check_mode:
             return _new_root(spec, directory, now), []
-        os.makedirs(directory, mode=0o700)
+        _make_private_directory(directory)
     with _locked(directory):
         return _load_or_create_root(spec, directory, check_mode, now)
 
@@ -364,13 +365,42 @@ def _new_root(spec: CacertsSpec, directory: str, now: datetime.datetime) -> Root
     return RootCA(certificate, key, f"root_dir {directory}'s new {ROOT_CERT_FILE}", generated=True)
 
 
+def _make_private_directory(directory: str) -> None:
+    """Create `directory` and any missing parent 0700 whatever the umask (os.makedirs masks its mode with the umask
+    and gives parents the umask's default)."""
+    missing = []
+    path = os.path.abspath(directory)
+    while not os.path.isdir(path):
+        missing.append(path)
+        path = os.path.dirname(path)
+    for path in reversed(missing):
+        os.mkdir(path, 0o700)
+        os.chmod(path, 0o700)
+
+
 def _save_root(root: RootCA, cert_path: str, key_path: str) -> None:
-    # O_EXCL: never overwrite a key; 0600 from the first byte on, not chmod after the write.
-    descriptor = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "wb") as key_file:
-        key_file.write(pki.private_key_pem(root.key))
-    with open(cert_path, "wb") as cert_file:
-        cert_file.write(pki.certificate_pem(root.certificate))
+    """Each file whole or absent, 0600 from its first byte whatever the umask: written to a temporary file in the
+    same directory, flushed, then linked (the key: never over an existing one) or renamed into place."""
+    _write_private(key_path, pki.private_key_pem(root.key), replace=False)
+    _write_private(cert_path, pki.certificate_pem(root.certificate), replace=True)
+
+
+def _write_private(path: str, content: bytes, replace: bool) -> None:
+    temporary = f"{path}.{os.getpid()}.tmp"
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.fchmod(descriptor, 0o600)
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(content)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if replace:
+            os.replace(temporary, path)
+        else:
+            os.link(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
 
 
 def signing_root(spec: CacertsSpec, check_mode: bool, now: datetime.datetime) -> tuple:

@@ -43,6 +43,8 @@ class Cluster:
         self.parameter = parameter
         # The report of every Engine writing here, so that a failure after some writes still reports them.
         self.reports = []
+        # True while a module rehearses its plan as a dry run before running it (runner.rehearse_then_run).
+        self.rehearsing = False
 
     @property
     def host(self) -> str:
@@ -71,6 +73,10 @@ class Cluster:
         try:
             with self.reaching():
                 result = self.client.get(resource(kind), namespace=namespace, label_selector=label_selector)
+        except NotFoundError:
+            # The API server does not serve the kind (its CRD is not installed, e.g. on a new cluster whose
+            # control plane a check-mode run only dry-ran): there is no object of it.
+            return []
         except ApiError as error:
             raise EngineError(f"Cannot list {kind.plural}{self.where}: {api_message(error)}") from error
         return [dict(item.to_dict(), kind=kind.kind, apiVersion=kind.api_version) for item in result.items]

@@ -298,8 +298,9 @@ class Engine:
         return seen["live"]
 
     def wait_for_rollout(self, manifests: list, timeout: float):
-        """Wait until every Deployment among `manifests` has all replicas updated and available."""
-        if self.check_mode:
+        """Wait until every Deployment among `manifests` has all replicas updated and available. A rehearsal that
+        changes nothing waits too: the Deployments it would wait for are the live ones."""
+        if self.check_mode and not (self.cluster.rehearsing and not any(r.changed for r in self.cluster.reports)):
             return
         deadline = time.monotonic() + timeout
         for manifest in manifests:

@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+import copy
+import json
 import os
 import re
 import shutil
@@ -16,9 +18,19 @@ except ImportError:  # PyYAML comes with ansible-core; the import sanity test ru
 
 from .errors import Refusal
 
+# A module first rehearses its whole plan as a dry run, then runs it: both passes render the same input.
+_RENDERED: dict = {}
+_VERSIONS: dict = {}
+
 
 def istioctl_version(run_command, istioctl: str) -> str:
     """The Istio version an istioctl binary renders, e.g. 1.31.1. `run_command` is AnsibleModule.run_command."""
+    if istioctl not in _VERSIONS:
+        _VERSIONS[istioctl] = _run_version(run_command, istioctl)
+    return _VERSIONS[istioctl]
+
+
+def _run_version(run_command, istioctl: str) -> str:
     if shutil.which(istioctl) is None:
         raise Refusal(
             f"istioctl_path {istioctl!r} cannot be run: no executable file there or on PATH; "
@@ -34,7 +46,15 @@ def istioctl_version(run_command, istioctl: str) -> str:
 
 
 def render(run_command, istioctl: str, operator_spec: dict) -> list:
-    """The manifests `istioctl manifest generate` renders for an IstioOperator spec, offline."""
+    """The manifests `istioctl manifest generate` renders for an IstioOperator spec, offline (once per input in a
+    module run; callers get their own copies)."""
+    key = (istioctl, json.dumps(operator_spec, sort_keys=True))
+    if key not in _RENDERED:
+        _RENDERED[key] = _generate(run_command, istioctl, operator_spec)
+    return copy.deepcopy(_RENDERED[key])
+
+
+def _generate(run_command, istioctl: str, operator_spec: dict) -> list:
     document = {"apiVersion": "install.istio.io/v1alpha1", "kind": "IstioOperator", "spec": operator_spec}
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", prefix="meshops-iop-", delete=False) as handle:
         yaml.safe_dump(document, handle)

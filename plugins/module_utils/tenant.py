@@ -10,11 +10,12 @@ policies carry the owner labels and are pruned by them."""
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, replace
 
 from .cluster import Cluster
 from .engine import Engine, Owner, Report, identity
-from .errors import Refusal, refuse
+from .errors import EngineError, Refusal, refuse
 from .planned import NOTHING_PLANNED, RunPlan, with_planned_revisions
 from .selectors import any_matches
 from .tenant_policies import namespace_manifest, policies
@@ -147,27 +148,48 @@ def _result(objects: list, namespaces: dict, released: list) -> dict:
 
 def _onboard(engine: Engine, spec: TenantSpec, view: _ClusterView, claimed: set) -> tuple:
     """Label the tenant's namespaces, isolate them, release those it no longer lists (and no tenant of this run
-    `claimed`). Returns (result, warnings)."""
-    warnings, final_labels = [], {}
+    `claimed`). Returns (result, warnings).
+
+    The order keeps isolation at every step: a namespace gets the label that makes it injected (istio.io/rev) only
+    after its STRICT mTLS and policies exist, and a namespace leaving the tenant loses its labels before its
+    policies go; a run failing half-way leaves no injected namespace without them."""
+    warnings, manifests = [], {entry.name: namespace_manifest(spec, entry) for entry in spec.namespaces}
     for entry in spec.namespaces:
-        manifest, live = namespace_manifest(spec, entry), view.namespaces.get(entry.name)
-        # A namespace already ours whose labels were changed by hand is drift: take the labels back.
-        ours = view.labels.get(entry.name, {}).get(TENANT_LABEL) == spec.name
-        engine.ensure_shared(manifest, live, force=True if ours else None)
+        live = view.namespaces.get(entry.name)
         if live and INJECTION_LABEL in (live["metadata"].get("labels") or {}):
             warnings.append(f"namespace {entry.name}: removed label {INJECTION_LABEL} (revision label is used)")
             engine.remove_labels(live, [INJECTION_LABEL])
-        final_labels[entry.name] = manifest["metadata"]["labels"]
+        if _not_yet_injected(view, entry.name, spec) and not engine.check_mode:
+            engine.ensure_shared(_without_injection(manifests[entry.name]), live, _force(view, entry.name, spec))
     for namespace in taken_over(spec, view.labels):
         engine.delete_objects(_other_tenants_objects(engine.cluster, namespace, spec.name))
-    system_namespace = view.revisions[spec.revision]["namespace"]
-    engine.ensure_present(policies(spec, system_namespace), TENANT_KINDS, view.owned.get(spec.name, {}))
     # A revision's system namespace carries its discovery label, which is the tenant label by default: never a member.
     system_namespaces = {info["namespace"] for info in view.revisions.values()}
     released = sorted(view.members(spec.name) - claimed - system_namespaces)
     for namespace in released:
         engine.release("Namespace", namespace)
+    system_namespace = view.revisions[spec.revision]["namespace"]
+    engine.ensure_present(policies(spec, system_namespace), TENANT_KINDS, view.owned.get(spec.name, {}))
+    for entry in spec.namespaces:
+        # A namespace labelled a moment ago is read again: the view's copy predates that write.
+        live = None if _not_yet_injected(view, entry.name, spec) else view.namespaces.get(entry.name)
+        engine.ensure_shared(manifests[entry.name], live, _force(view, entry.name, spec))
+    final_labels = {name: manifest["metadata"]["labels"] for name, manifest in manifests.items()}
     return _result(engine.report.objects, final_labels, released), warnings
+
+
+def _not_yet_injected(view: _ClusterView, namespace: str, spec: TenantSpec) -> bool:
+    return view.labels.get(namespace, {}).get(REV_LABEL) != spec.revision
+
+
+def _without_injection(manifest: dict) -> dict:
+    labels = {k: v for k, v in manifest["metadata"]["labels"].items() if k != REV_LABEL}
+    return {**manifest, "metadata": {**manifest["metadata"], "labels": labels}}
+
+
+def _force(view: _ClusterView, namespace: str, spec: TenantSpec) -> bool | None:
+    """A namespace already ours whose labels were changed by hand is drift: take the labels back."""
+    return True if view.labels.get(namespace, {}).get(TENANT_LABEL) == spec.name else None
 
 
 def _other_tenants_objects(cluster: Cluster, namespace: str, name: str) -> list:
@@ -195,14 +217,15 @@ def _offboard(engine: Engine, spec: TenantSpec) -> dict:
                 f"delete_namespaces would delete objects meshops.istio does not own ({detail}); "
                 "move them out first, or set force: true"
             )
-    engine.ensure_absent(TENANT_KINDS)
     if spec.delete_namespaces:
+        engine.ensure_absent(TENANT_KINDS)
         engine.delete_objects(members.values())
         released = []
-    else:
+    else:  # labels first, policies after: never an injected namespace without its policies
         released = sorted(members)
         for namespace in released:
             engine.release("Namespace", namespace)
+        engine.ensure_absent(TENANT_KINDS)
     return _result(engine.report.objects, {}, released)
 
 
@@ -258,15 +281,26 @@ def ensure_tenants(cluster: Cluster, specs: list, check_mode: bool, plan: RunPla
         view, warnings = _with_plan(_read_view(cluster, [spec.name for spec in specs]), plan, check_mode)
         _refuse(specs, view)
         claimed = set().union(*(spec.namespace_names for spec in specs))
-        for engine, spec in zip(engines, specs, strict=True):
-            result, more = _onboard(engine, spec, view, claimed)
+        for index, (engine, spec) in enumerate(zip(engines, specs, strict=True)):
+            with _naming_entry(index, spec):
+                result, more = _onboard(engine, spec, view, claimed)
             tenants.append(_tenant_summary(spec, result))
             warnings += more
     else:
-        for engine, spec in zip(engines, specs, strict=True):
-            tenants.append(_tenant_summary(spec, _offboard(engine, spec)))
+        for index, (engine, spec) in enumerate(zip(engines, specs, strict=True)):
+            with _naming_entry(index, spec):
+                tenants.append(_tenant_summary(spec, _offboard(engine, spec)))
     report = Report.combined(engine.report for engine in engines)
     return {"changed": report.changed, "tenants": tenants, "objects": report.objects}, warnings, report.diff
+
+
+@contextlib.contextmanager
+def _naming_entry(index: int, spec: TenantSpec):
+    """An API server's refusal of one tenant's object names the `tenants` entry it came from."""
+    try:
+        yield
+    except (Refusal, EngineError) as error:
+        raise type(error)(f"tenants[{index}] ({spec.name}): {error}") from error
 
 
 def _tenant_summary(spec: TenantSpec, result: dict) -> dict:

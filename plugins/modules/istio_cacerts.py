@@ -328,13 +328,13 @@ def main():
     )
     if CRYPTOGRAPHY_IMPORT_ERROR is not None:
         module.fail_json(msg=f"The cryptography Python library is required: {CRYPTOGRAPHY_IMPORT_ERROR}. Install it.")
-    spec, check_mode = CacertsSpec.from_params(module.params), module.check_mode
+    spec = CacertsSpec.from_params(module.params)
     if spec.state == "absent":
-        run_module(module, lambda cluster: ensure_cacerts_absent(cluster, spec, check_mode))
+        run_module(module, lambda cluster, check_mode: ensure_cacerts_absent(cluster, spec, check_mode))
     elif spec.root_only:
-        run_module(module, lambda _cluster: ensure_root(spec, check_mode), needs_cluster=False)
+        run_module(module, lambda _cluster, check_mode: ensure_root(spec, check_mode), needs_cluster=False)
     else:
-        run_module(module, lambda cluster: ensure_cacerts(cluster, spec, check_mode))
+        run_module(module, lambda cluster, check_mode: ensure_cacerts(cluster, spec, check_mode))
 
 
 if __name__ == "__main__":

@@ -374,6 +374,7 @@ from ansible_collections.meshops.istio.plugins.module_utils.gateway.ensure impor
 )
 from ansible_collections.meshops.istio.plugins.module_utils.gateway.spec import GatewaySpec
 from ansible_collections.meshops.istio.plugins.module_utils.planned import (
+    NOTHING_PLANNED,
     PLANNED_NAMESPACE_SPEC,
     PLANNED_REVISION_SPEC,
     RunPlan,
@@ -433,11 +434,12 @@ def main():
         supports_check_mode=True,
     )
     spec = GatewaySpec.from_params(module.params)
-    if spec.state == "present":
-        plan = RunPlan.from_params(module.params)
-        run_module(module, lambda cluster: ensure_gateway_present(cluster, spec, module.check_mode, plan))
-    else:
-        run_module(module, lambda cluster: ensure_gateway_absent(cluster, spec, module.check_mode))
+    if spec.state == "absent":
+        run_module(module, lambda cluster, check_mode: ensure_gateway_absent(cluster, spec, check_mode))
+        return
+    # What earlier steps of the run plan counts in check mode only, never in the dry run before a real run.
+    plan = RunPlan.from_params(module.params) if module.check_mode else NOTHING_PLANNED
+    run_module(module, lambda cluster, check_mode: ensure_gateway_present(cluster, spec, check_mode, plan))
 
 
 if __name__ == "__main__":

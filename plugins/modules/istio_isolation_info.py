@@ -120,7 +120,11 @@ def main():
     )
     run_module(
         module,
-        lambda cluster: (dict(changed=False, **gather_isolation_report(cluster, module.params["tenants"])), [], []),
+        lambda cluster, _check_mode: (
+            dict(changed=False, **gather_isolation_report(cluster, module.params["tenants"])),
+            [],
+            [],
+        ),
     )
 
 

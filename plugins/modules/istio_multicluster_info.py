@@ -206,7 +206,11 @@ def main():
 
     run_module(
         module,
-        lambda cluster: (dict(changed=False, **gather_multicluster_report(cluster, spec, connect_peer)), [], []),
+        lambda cluster, _check_mode: (
+            dict(changed=False, **gather_multicluster_report(cluster, spec, connect_peer)),
+            [],
+            [],
+        ),
     )
 
 

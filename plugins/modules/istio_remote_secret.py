@@ -344,10 +344,10 @@ ARGUMENT_SPEC = dict(
 
 def main():
     module = AnsibleModule(argument_spec={**COMMON_ARG_SPEC, **ARGUMENT_SPEC}, supports_check_mode=True)
-    spec, check_mode = RemoteSecretSpec.from_params(module.params), module.check_mode
+    spec = RemoteSecretSpec.from_params(module.params)
     remote = other_cluster(module, module.params["remote"], "remote")
 
-    def ensure(primary):
+    def ensure(primary, check_mode):
         if spec.state == "absent":
             return ensure_remote_secret_absent(primary, remote, spec, check_mode)
         return ensure_remote_secret_present(primary, remote, spec, check_mode, module.no_log_values.add)

@@ -296,11 +296,13 @@ ARGUMENT_SPEC = dict(
 
 def main():
     module = AnsibleModule(argument_spec={**COMMON_ARG_SPEC, **ARGUMENT_SPEC}, supports_check_mode=True)
-    spec, check_mode = RevisionSpec.from_params(module.params), module.check_mode
+    spec = RevisionSpec.from_params(module.params)
     if spec.state == "present":
-        run_module(module, lambda cluster: ensure_revision_present(cluster, module.run_command, spec, check_mode))
+        run_module(
+            module, lambda cluster, check_mode: ensure_revision_present(cluster, module.run_command, spec, check_mode)
+        )
     else:
-        run_module(module, lambda cluster: ensure_revision_absent(cluster, spec, check_mode))
+        run_module(module, lambda cluster, check_mode: ensure_revision_absent(cluster, spec, check_mode))
 
 
 if __name__ == "__main__":

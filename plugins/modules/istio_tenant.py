@@ -271,7 +271,11 @@ objects:
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.module_utils.errors import UnsupportedError
-from ansible_collections.meshops.istio.plugins.module_utils.planned import PLANNED_REVISION_SPEC, RunPlan
+from ansible_collections.meshops.istio.plugins.module_utils.planned import (
+    NOTHING_PLANNED,
+    PLANNED_REVISION_SPEC,
+    RunPlan,
+)
 from ansible_collections.meshops.istio.plugins.module_utils.runner import COMMON_ARG_SPEC, run_module
 from ansible_collections.meshops.istio.plugins.module_utils.tenant import (
     ensure_tenant_absent,
@@ -350,14 +354,15 @@ def main():
 
 
 def _action(module):
-    plan = RunPlan.from_params(module.params)
+    # What earlier steps of the run plan counts in check mode only, never in the dry run before a real run.
+    plan = RunPlan.from_params(module.params) if module.check_mode else NOTHING_PLANNED
     if module.params["tenants"] is not None:
         specs = tenant_entries(module)
-        return lambda cluster: ensure_tenants(cluster, specs, module.check_mode, plan)
+        return lambda cluster, check_mode: ensure_tenants(cluster, specs, check_mode, plan)
     spec = TenantSpec.from_params(module.params)
     if spec.state == "present":
-        return lambda cluster: ensure_tenant_present(cluster, spec, module.check_mode, plan)
-    return lambda cluster: ensure_tenant_absent(cluster, spec, module.check_mode)
+        return lambda cluster, check_mode: ensure_tenant_present(cluster, spec, check_mode, plan)
+    return lambda cluster, check_mode: ensure_tenant_absent(cluster, spec, check_mode)
 
 
 if __name__ == "__main__":

@@ -61,20 +61,26 @@ def changed_tasks(output) -> list:
 
 
 def run_task(kubeconfig: Path, module: str, args: dict, check: bool = False, diff: bool = False, tmp_path=None):
-    task = {"name": "under test", module: args, "check_mode": check, "diff": diff, "ignore_errors": True}
-    play = [{"name": "test", "hosts": "localhost", "gather_facts": False, "tasks": [task]}]
-    playbook = Path(tmp_path or "/tmp") / f"play-{os.getpid()}-{abs(hash(json.dumps(args, sort_keys=True)))}.yml"
+    task = {"name": "under test", module: args, "check_mode": check, "diff": diff}
+    return run_tasks(kubeconfig, [task], tmp_path)[0]
+
+
+def run_tasks(kubeconfig: Path, tasks: list, tmp_path=None) -> list:
+    """Each task's result, in order, from one ansible-playbook run; a failing task does not stop the others."""
+    tasks = [{"ignore_errors": True, **task} for task in tasks]
+    play = [{"name": "test", "hosts": "localhost", "gather_facts": False, "tasks": tasks}]
+    playbook = Path(tmp_path or "/tmp") / f"play-{os.getpid()}-{abs(hash(json.dumps(tasks, sort_keys=True)))}.yml"
     playbook.write_text(yaml.safe_dump(play))
     env = {**ANSIBLE_ENV, "ANSIBLE_CALLBACK_RESULT_FORMAT": "json", "K8S_AUTH_KUBECONFIG": str(kubeconfig)}
     command = ["ansible-playbook", str(playbook)]
     completed = subprocess.run(
-        command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600, check=False
+        command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=1200, check=False
     )
     try:
         output = json.loads(completed.stdout)
     except json.JSONDecodeError as error:
         raise AssertionError(f"ansible-playbook printed no JSON:\n{completed.stdout}\n{completed.stderr}") from error
-    return output["plays"][0]["tasks"][0]["hosts"]["localhost"]
+    return [task["hosts"]["localhost"] for task in output["plays"][0]["tasks"]]
 
 
 def run_verbose(kubeconfig: Path, tasks: list, tmp_path: Path) -> subprocess.CompletedProcess:

@@ -182,6 +182,20 @@ def test_unparsable_root_cert_and_key_are_refused(root):
 # root_dir
 
 
+def test_under_umask_000_every_directory_and_file_of_a_new_root_is_private(tmp_path):
+    directory = tmp_path / "not" / "yet" / "pki"
+    previous = os.umask(0)
+    try:
+        cacerts.signing_root(spec(root_dir=str(directory)), check_mode=False, now=NOW)
+    finally:
+        os.umask(previous)
+    modes = {path.name: stat.S_IMODE(path.stat().st_mode) for path in (tmp_path / "not").rglob("*")}
+    modes["not"] = stat.S_IMODE((tmp_path / "not").stat().st_mode)
+    assert modes == {
+        "not": 0o700, "yet": 0o700, "pki": 0o700, "root-key.pem": 0o600, "root-cert.pem": 0o600, ".lock": 0o600,
+    }  # fmt: skip
+
+
 def test_root_dir_generates_once_with_a_private_key_file_and_reuses_it(tmp_path):
     directory = tmp_path / "pki"
     first = cacerts.signing_root(spec(root_dir=str(directory)), check_mode=False, now=NOW)[0]

@@ -189,9 +189,20 @@ class FakeClient:
 
 
 def _selects(selector: str | None, obj: dict, fields: bool = False) -> bool:
-    """Equality label selectors, or with `fields` equality field selectors on top-level fields (type=Warning)."""
+    """Label selectors of `key=value`, `key!=value` and `key` terms, or with `fields` equality field selectors on
+    top-level fields (type=Warning)."""
     values = obj if fields else obj["metadata"].get("labels") or {}
-    return not selector or all(values.get(k) == v for k, v in (term.split("=") for term in selector.split(",")))
+    return not selector or all(_term_holds(term, values) for term in selector.split(","))
+
+
+def _term_holds(term: str, values: dict) -> bool:
+    if "!=" in term:
+        key, value = term.split("!=")
+        return values.get(key) != value
+    if "=" in term:
+        key, value = term.split("=")
+        return values.get(key) == value
+    return term in values
 
 
 def _without_type(obj: dict) -> dict:
@@ -603,6 +614,15 @@ def test_a_transport_error_on_read_names_the_second_clusters_parameter_and_host(
         read(Cluster(fake, "remote"))
     assert str(raised.value).startswith(f"Cannot reach the Kubernetes API of remote at {HOST} (ProtocolError)")
     assert "check remote.kubeconfig, remote.context and remote.host" in str(raised.value)
+
+
+def test_a_kind_the_api_server_does_not_serve_lists_as_empty_and_other_list_errors_stay_errors():
+    fake = FakeClient()
+    fake.failures[("list", "AuthorizationPolicy")] = api_error(404, "404 page not found")
+    assert Cluster(fake).list_objects("AuthorizationPolicy") == []
+    fake.failures[("list", "ConfigMap")] = api_error(403, 'configmaps is forbidden: User "nobody"')
+    with pytest.raises(EngineError, match='Cannot list configmaps: configmaps is forbidden: User "nobody"'):
+        Cluster(fake).list_objects("ConfigMap")
 
 
 # Secrets in reports

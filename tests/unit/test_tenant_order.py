@@ -1,0 +1,79 @@
+"""The order istio_tenant writes in, against the recording fake client of test_engine: a namespace is labelled
+for injection (istio.io/rev) only after its STRICT mTLS and policies exist, and loses its labels before its
+policies go, so a run stopped at any write never leaves an injected namespace without them."""
+
+import yaml
+from ansible_collections.meshops.istio.plugins.module_utils.cluster import Cluster
+from ansible_collections.meshops.istio.plugins.module_utils.tenant import ensure_tenant_absent, ensure_tenant_present
+from ansible_collections.meshops.istio.plugins.module_utils.tenant_spec import TenantSpec
+from test_engine import FakeClient, manifest
+
+REVISION = "rev-a"
+
+
+def mesh_config_map():
+    mesh = {"discoverySelectors": [{"matchLabels": {"meshops.io/tenant": "team-a"}}]}
+    return manifest("ConfigMap", f"istio-{REVISION}", "istio-a", labels={"istio.io/rev": REVISION},
+                    data={"mesh": yaml.safe_dump(mesh)})  # fmt: skip
+
+
+def spec(state="present"):
+    return TenantSpec.from_params(
+        {
+            "name": "team-a", "revision": REVISION, "namespaces": ["app-a"], "create_namespaces": True,
+            "discovery_label": None, "mtls": "STRICT", "isolation": None, "takeover": False, "state": state,
+            "delete_namespaces": False, "force": False, "force_conflicts": False,
+        }
+    )  # fmt: skip
+
+
+def injected_before_policies(fake: FakeClient) -> list:
+    """The states, after each write, in which app-a carries istio.io/rev while its PeerAuthentication is missing."""
+    states, store = [], {}
+    for call in fake.calls:
+        if call.verb == "apply" and call.options["dry_run"] is None:
+            store[(call.kind, call.namespace, call.name)] = call.options["body"]
+        elif call.verb == "delete" and call.options["dry_run"] is None:
+            store.pop((call.kind, call.namespace, call.name), None)
+        else:
+            continue
+        namespace = store.get(("Namespace", "", "app-a"))
+        labels = (namespace or {}).get("metadata", {}).get("labels") or {}
+        if labels.get("istio.io/rev") and ("PeerAuthentication", "app-a", "default") not in store:
+            states.append((call.verb, call.kind, call.name))
+    return states
+
+
+def test_a_new_namespace_is_labelled_for_injection_only_after_its_policies_exist():
+    fake = FakeClient([mesh_config_map()])
+    ensure_tenant_present(Cluster(fake), spec(), check_mode=False)
+    applied = [(kind, name) for verb, kind, _, name in fake.writes()]
+    assert applied[0] == ("Namespace", "app-a")
+    assert (
+        "istio.io/rev"
+        not in fake.calls[[c.verb for c in fake.calls].index("apply")].options["body"]["metadata"]["labels"]
+    )
+    assert applied[-1] == ("Namespace", "app-a")
+    assert fake.store[("Namespace", "", "app-a")]["metadata"]["labels"]["istio.io/rev"] == REVISION
+    assert injected_before_policies(fake) == []
+
+
+def test_a_re_run_writes_nothing_and_check_mode_labels_once():
+    fake = FakeClient([mesh_config_map()])
+    ensure_tenant_present(Cluster(fake), spec(), check_mode=False)
+    fake.calls.clear()
+    result, _, _ = ensure_tenant_present(Cluster(fake), spec(), check_mode=False)
+    assert not result["changed"] and fake.writes() == []
+    planned = FakeClient([mesh_config_map()])
+    result, _, _ = ensure_tenant_present(Cluster(planned), spec(), check_mode=True)
+    assert [o["kind"] for o in result["objects"]].count("Namespace") == 1
+
+
+def test_offboarding_removes_the_labels_before_the_policies():
+    fake = FakeClient([mesh_config_map()])
+    ensure_tenant_present(Cluster(fake), spec(), check_mode=False)
+    fake.calls.clear()
+    ensure_tenant_absent(Cluster(fake), spec("absent"), check_mode=False)
+    kinds = [kind for _, kind, _, _ in fake.writes()]
+    assert kinds[0] == "Namespace" and "PeerAuthentication" in kinds[1:]
+    assert "istio.io/rev" not in (fake.store[("Namespace", "", "app-a")]["metadata"].get("labels") or {})
