@@ -39,11 +39,11 @@ SCENARIOS = (
     Scenario("shared-100", "shared", 100, 1, gateway_every=10),
     Scenario("shared-500", "shared", 500, 1, gateway_every=10, control_plane=False),
     Scenario("multicluster-2", "multicluster", 0, clusters=2),
-    # One multitenant.yml run over a fleet (one inventory host per cluster, forks >= 4), the same 3 dedicated
-    # tenants on each cluster: how close to flat the wall time stays from 1 to 4 clusters.
-    Scenario("fleet-1", "fleet", 3, 1, clusters=1),
-    Scenario("fleet-2", "fleet", 3, 1, clusters=2),
-    Scenario("fleet-4", "fleet", 3, 1, clusters=4),
+    # One multitenant.yml run over a fleet (one inventory host per cluster, forks >= 4), dedicated-3x3's tenants on
+    # each cluster: how close to flat the wall time stays from 1 to 4 clusters.
+    Scenario("fleet-1", "fleet", 3, 3, clusters=1),
+    Scenario("fleet-2", "fleet", 3, 3, clusters=2),
+    Scenario("fleet-4", "fleet", 3, 3, clusters=4),
 )
 # Scenarios compared pairwise to show how cost grows with tenants: (smaller, larger).
 GROWTH_PAIRS = (("dedicated-3x3", "dedicated-10x3"), ("shared-100", "shared-500"))
