@@ -75,11 +75,11 @@ cluster-up: venv binaries ## start a local cluster that keeps running; prints it
 cluster-down: venv ## stop the local clusters started by cluster-up
 	python -m localcluster down --state-dir $(CLUSTER_STATE)
 
-demo: venv binaries ## start a local cluster and run playbooks/multitenant.yml against it
+demo: venv binaries ## start a local cluster and run playbooks/multitenant.yml on it with the example inventory examples/seed-002
 	@echo "demo: [1/2] a local cluster (etcd, kube-apiserver, controllers, kwok nodes) in $(CLUSTER_STATE)"
 	python -m localcluster status --state-dir $(CLUSTER_STATE) >/dev/null 2>&1 || $(MAKE) cluster-up
-	@echo "demo: [2/2] playbooks/multitenant.yml: seed 002's tenants, a control plane each"
-	K8S_AUTH_KUBECONFIG=$(CLUSTER_STATE)/c1/kubeconfig ansible-playbook playbooks/multitenant.yml \
+	@echo "demo: [2/2] playbooks/multitenant.yml with examples/seed-002: seed 002's tenants, a control plane each"
+	K8S_AUTH_KUBECONFIG=$(CLUSTER_STATE)/c1/kubeconfig ansible-playbook -i examples/seed-002 playbooks/multitenant.yml \
 		-e istioctl_path=$$(bash hack/build-binaries.sh)/istioctl
 	@echo "The cluster keeps running: KUBECONFIG=$(CLUSTER_STATE)/c1/kubeconfig; stop it with make cluster-down"
 

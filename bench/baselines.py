@@ -6,6 +6,7 @@ B: `istioctl install -y` of the same IstioOperator spec, once per revision, for 
 import copy
 import math
 
+from ansible_collections.meshops.istio.plugins.filter.tenancy_plan import tenancy_plan
 from ansible_collections.meshops.istio.plugins.module_utils.engine import MANAGED_BY_LABEL
 from ansible_collections.meshops.istio.plugins.module_utils.kinds import KINDS, apply_order
 from ansible_collections.meshops.istio.plugins.module_utils.revision_render import operator_spec
@@ -75,32 +76,11 @@ def sample(objects: list, limit: int) -> list:
 
 
 def revisions(variables: dict) -> list:
-    """The control planes multitenant.yml installs for these vars, as istio_revision parameters (the playbook's
-    choices; everything else at the module's defaults)."""
+    """The control planes multitenant.yml installs for these vars, as istio_revision parameters: the tenancy plan's
+    (the playbook's choices), everything else at the module's defaults."""
     defaults = {name: spec.get("default") for name, spec in {**COMMON_ARG_SPEC, **ARGUMENT_SPEC}.items()}
-    if variables["tenancy_model"] == "shared":
-        shared = variables["shared_control_plane"]
-        chosen = [
-            {
-                "name": shared["name"],
-                "namespace": shared["namespace"],
-                "discovery_selectors": [{"matchLabels": {"meshops.io/mesh": shared["name"]}}],
-                "pilot_env": shared["pilot_env"],
-                "values": shared["values"],
-            }
-        ]
-    else:
-        chosen = [
-            {
-                "name": tenant["name"],
-                "namespace": tenant["name"],
-                "discovery_selectors": [
-                    {"matchLabels": tenant.get("discovery_label") or {"meshops.io/tenant": tenant["name"]}}
-                ],
-            }
-            for tenant in variables["tenants"]
-        ]
-    return [copy.deepcopy({**defaults, **revision}) for revision in chosen]
+    plan = tenancy_plan(variables["tenants"], variables.get("tenancy_model"), variables.get("shared_control_plane"))
+    return [copy.deepcopy({**defaults, **revision}) for revision in plan["control_planes"]]
 
 
 def istio_operator(revision: dict) -> dict:

@@ -259,8 +259,50 @@ def multicluster_scenario(bench: Bench, scenario) -> dict:
     return {**result, "medians": medians, "runs": runs}
 
 
+FLEET_FORKS = 4
+
+
+def fleet_inventory(kubeconfigs: list, variables: dict) -> dict:
+    """multitenant.yml's inventory for a fleet of local clusters: one host per cluster with its kubeconfig, the
+    tenants in the group's vars."""
+    hosts = {f"c{index}": {"kubeconfig": str(k)} for index, k in enumerate(kubeconfigs, start=1)}
+    group_vars = {"ansible_connection": "local", "ansible_python_interpreter": "{{ ansible_playbook_python }}"}
+    return {"meshops_clusters": {"hosts": hosts, "vars": {**group_vars, **variables}}}
+
+
+def fleet_scenario(bench: Bench, scenario) -> dict:
+    """Converge and no-op re-run of multitenant.yml over `scenario.clusters` clusters in one run, forks >= 4."""
+    runs = {"ours": {"converge": [], "noop": []}}
+    result = {"status": "measured", "size": {"clusters": scenario.clusters, "namespaces": scenario.namespaces}}
+    multitenant = REPO_ROOT / "playbooks" / "multitenant.yml"
+    repeats = _repeats(scenario, bench.options)
+    try:
+        for repeat in range(1, repeats + 1):
+            progress(f"[{scenario.name}] repeat {repeat}/{repeats}")
+            with contextlib.ExitStack() as stack:
+                clusters = [
+                    stack.enter_context(bench.fresh_cluster(f"{scenario.name}-{repeat}-c{i}", f"c{i}"))
+                    for i in range(1, scenario.clusters + 1)
+                ]
+                inventory = bench.path("vars", f"{scenario.name}-{repeat}-inventory.yml")
+                variables = playbook_vars(scenario)
+                inventory.write_text(yaml.safe_dump(fleet_inventory([c.kubeconfig for c in clusters], variables)))
+                forks = str(max(FLEET_FORKS, scenario.clusters))
+                common = ("-i", str(inventory), "-f", forks)
+                label = f"{scenario.name}.{repeat}.ours"
+                runs["ours"]["converge"].append(bench.playbook(f"{label}.converge", clusters, multitenant, *common))
+                runs["ours"]["noop"].append(bench.playbook(f"{label}.noop", clusters, multitenant, *common))
+    except CommandFailed as error:
+        result["status"] = f"failed: {error}"
+    medians = {"ours": {phase: report.median_of(r) for phase, r in runs["ours"].items() if r}}
+    return {**result, "medians": medians, "runs": runs}
+
+
+RUNNERS = {"multicluster": multicluster_scenario, "fleet": fleet_scenario}
+
+
 def run_scenario(bench: Bench, scenario) -> dict:
-    runner = multicluster_scenario if scenario.model == "multicluster" else single_cluster_scenario
+    runner = RUNNERS.get(scenario.model, single_cluster_scenario)
     started = time.monotonic()
     result = runner(bench, scenario)
     result.update(name=scenario.name, model=scenario.model, duration_s=round(time.monotonic() - started, 1))

@@ -39,6 +39,11 @@ SCENARIOS = (
     Scenario("shared-100", "shared", 100, 1, gateway_every=10),
     Scenario("shared-500", "shared", 500, 1, gateway_every=10, control_plane=False),
     Scenario("multicluster-2", "multicluster", 0, clusters=2),
+    # One multitenant.yml run over a fleet (one inventory host per cluster, forks >= 4), dedicated-3x3's tenants on
+    # each cluster: how close to flat the wall time stays from 1 to 4 clusters.
+    Scenario("fleet-1", "fleet", 3, 3, clusters=1),
+    Scenario("fleet-2", "fleet", 3, 3, clusters=2),
+    Scenario("fleet-4", "fleet", 3, 3, clusters=4),
 )
 # Scenarios compared pairwise to show how cost grows with tenants: (smaller, larger).
 GROWTH_PAIRS = (("dedicated-3x3", "dedicated-10x3"), ("shared-100", "shared-500"))
@@ -80,13 +85,13 @@ def playbook_vars(scenario: Scenario) -> dict:
         else:
             namespaces = [f"{name}-ns-{n}" for n in range(1, scenario.namespaces_per_tenant + 1)]
         tenant = {"name": name, "namespaces": namespaces}
-        if scenario.model == "dedicated":  # seed 002's shape: each control plane selects its usergroup label
+        if scenario.model in ("dedicated", "fleet"):  # seed 002's shape: each control plane selects its usergroup label
             tenant["discovery_label"] = {"usergroup": name}
         if scenario.gateway_every and index % scenario.gateway_every == 0:
             tenant["gateway"] = _gateway(gateways)
             gateways += 1
         tenants.append(tenant)
-    variables = {"tenancy_model": scenario.model, "tenants": tenants}
+    variables = {"tenancy_model": "dedicated" if scenario.model == "fleet" else scenario.model, "tenants": tenants}
     if scenario.model == "shared":
         variables["shared_control_plane"] = SHARED_CONTROL_PLANE
     return variables

@@ -77,6 +77,10 @@ class Cluster:
         try:
             with self.reaching():
                 result = self.client.get(resource(kind), namespace=namespace, label_selector=label_selector)
+        except NotFoundError:
+            # The API server does not serve the kind (its CRD is not installed, e.g. on a new cluster whose
+            # control plane a check-mode run only dry-ran): there is no object of it.
+            return []
         except ApiError as error:
             raise EngineError(f"Cannot list {kind.plural}{self.where}: {api_message(error)}") from error
         return [dict(item.to_dict(), kind=kind.kind, apiVersion=kind.api_version) for item in result.items]

@@ -11,11 +11,12 @@ policies carry the owner labels and are pruned by them."""
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .cluster import Cluster
 from .engine import Engine, Owner, Report, identity
 from .errors import EngineError, Refusal, refuse
+from .planned import NOTHING_PLANNED, RunPlan, with_planned_revisions
 from .selectors import any_matches
 from .tenant_policies import namespace_manifest, policies
 from .tenant_spec import OWNER_KIND, TENANT_LABEL, TenantSpec, validate, validate_tenants
@@ -216,7 +217,9 @@ def _onboard(engine: Engine, spec: TenantSpec, view: _ClusterView, claimed: set)
             engine.ensure_shared(_without_injection(manifests[entry.name]), live, _force(view, entry.name, spec))
     for namespace in taken_over(spec, view.labels):
         engine.delete_objects(_other_tenants_objects(engine.cluster, namespace, spec.name))
-    released = sorted(view.members(spec.name) - claimed)
+    # A revision's system namespace carries its discovery label, which is the tenant label by default: never a member.
+    system_namespaces = {info["namespace"] for info in view.revisions.values()}
+    released = sorted(view.members(spec.name) - claimed - system_namespaces)
     for namespace in released:
         engine.release("Namespace", namespace)
     system_namespace = view.revisions[spec.revision]["namespace"]
@@ -295,14 +298,23 @@ def _refuse(specs: list, view: _ClusterView) -> None:
     refuse(problems)
 
 
-def ensure_tenant_present(cluster: Cluster, spec: TenantSpec, check_mode: bool) -> tuple:
-    """Onboard the tenant's namespaces and isolate them. Returns (result, warnings, diff)."""
+def _with_plan(view: _ClusterView, plan: RunPlan, check_mode: bool) -> tuple:
+    """(the view with the revisions the run's plan installs, notes): check mode only, see planned.py."""
+    revisions, note = with_planned_revisions(view.revisions, plan.revisions, check_mode)
+    return replace(view, revisions=revisions), [note] if note else []
+
+
+def ensure_tenant_present(
+    cluster: Cluster, spec: TenantSpec, check_mode: bool, plan: RunPlan = NOTHING_PLANNED
+) -> tuple:
+    """Onboard the tenant's namespaces and isolate them. Returns (result, warnings, diff). In check mode, `plan`
+    holds the revisions earlier steps of the same run install (planned.py); a warning says when it was used."""
     validate(spec)
     engine = _engine(cluster, spec, check_mode)
-    view = _read_view(cluster, [spec.name])
+    view, notes = _with_plan(_read_view(cluster, [spec.name]), plan, check_mode)
     _refuse([spec], view)
     result, warnings = _onboard(engine, spec, view, spec.namespace_names)
-    return {"changed": engine.report.changed, **result}, warnings, engine.report.diff
+    return {"changed": engine.report.changed, **result}, notes + warnings, engine.report.diff
 
 
 def ensure_tenant_absent(cluster: Cluster, spec: TenantSpec, check_mode: bool) -> tuple:
@@ -313,7 +325,7 @@ def ensure_tenant_absent(cluster: Cluster, spec: TenantSpec, check_mode: bool) -
     return {"changed": engine.report.changed, **result}, [], engine.report.diff
 
 
-def ensure_tenants(cluster: Cluster, specs: list, check_mode: bool) -> tuple:
+def ensure_tenants(cluster: Cluster, specs: list, check_mode: bool, plan: RunPlan = NOTHING_PLANNED) -> tuple:
     """Many tenants in one run (option `tenants`: a TenantSpec per entry). Onboarding reads the cluster once and
     checks every tenant before anything is written; then each tenant converges as it would alone.
     Returns (result, warnings, diff)."""
@@ -321,7 +333,7 @@ def ensure_tenants(cluster: Cluster, specs: list, check_mode: bool) -> tuple:
     engines = [_engine(cluster, spec, check_mode) for spec in specs]
     tenants, warnings = [], []
     if specs and specs[0].state == "present":
-        view = _read_view(cluster, [spec.name for spec in specs])
+        view, warnings = _with_plan(_read_view(cluster, [spec.name for spec in specs]), plan, check_mode)
         _refuse(specs, view)
         claimed = set().union(*(spec.namespace_names for spec in specs))
         for index, (engine, spec) in enumerate(zip(engines, specs, strict=True)):

@@ -218,6 +218,44 @@ options:
       - Seconds to wait for the rollout before failing with the reason.
     type: int
     default: 300
+  planned_revisions:
+    description:
+      - Check mode only, ignored otherwise. Revisions an earlier step of the same run installs, so that a check-mode
+        run of a whole playbook can plan a gateway on a revision it has only dry-run; a warning says so.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      name:
+        description: The revision.
+        type: str
+        required: true
+      namespace:
+        description: Its system namespace.
+        type: str
+        required: true
+      discovery_selectors:
+        description: Its discoverySelectors.
+        type: list
+        elements: dict
+        default: []
+  planned_namespaces:
+    description:
+      - Check mode only, ignored otherwise. Namespaces as an earlier step of the same run leaves them (the
+        C(namespaces) that M(meshops.istio.istio_tenant) returns), so that the gateway's namespace is checked with
+        the labels that step plans, or as created by it; a warning says so.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      name:
+        description: The namespace.
+        type: str
+        required: true
+      labels:
+        description: Its labels once that step ran.
+        type: dict
+        default: {}
 notes:
   - Needs the C(kubernetes) Python library. Install the revision first with M(meshops.istio.istio_revision).
 seealso:
@@ -350,6 +388,12 @@ from ansible_collections.meshops.istio.plugins.module_utils.gateway.ensure impor
     ensure_gateway_present,
 )
 from ansible_collections.meshops.istio.plugins.module_utils.gateway.spec import GatewaySpec
+from ansible_collections.meshops.istio.plugins.module_utils.planned import (
+    NOTHING_PLANNED,
+    PLANNED_NAMESPACE_SPEC,
+    PLANNED_REVISION_SPEC,
+    RunPlan,
+)
 from ansible_collections.meshops.istio.plugins.module_utils.runner import COMMON_ARG_SPEC, run_module
 
 PORT_SPEC = dict(
@@ -390,6 +434,8 @@ ARGUMENT_SPEC = dict(
     node_port_range=dict(type="str", default="30000-32767"),
     wait=dict(type="bool", default=True),
     wait_timeout=dict(type="int", default=300),
+    planned_revisions=dict(type="list", elements="dict", default=[], options=PLANNED_REVISION_SPEC),
+    planned_namespaces=dict(type="list", elements="dict", default=[], options=PLANNED_NAMESPACE_SPEC),
 )
 MUTUALLY_EXCLUSIVE = [("replicas", "autoscale")]
 REQUIRED_IF = [("state", "present", ("revision",))]
@@ -403,8 +449,12 @@ def main():
         supports_check_mode=True,
     )
     spec = GatewaySpec.from_params(module.params)
-    ensure = ensure_gateway_present if spec.state == "present" else ensure_gateway_absent
-    run_module(module, lambda cluster, check_mode: ensure(cluster, spec, check_mode))
+    if spec.state == "absent":
+        run_module(module, lambda cluster, check_mode: ensure_gateway_absent(cluster, spec, check_mode))
+        return
+    # What earlier steps of the run plan counts in check mode only, never in the dry run before a real run.
+    plan = RunPlan.from_params(module.params) if module.check_mode else NOTHING_PLANNED
+    run_module(module, lambda cluster, check_mode: ensure_gateway_present(cluster, spec, check_mode, plan))
 
 
 if __name__ == "__main__":

@@ -184,6 +184,30 @@ options:
       - With O(delete_namespaces=true), delete namespaces even when they hold objects the collection does not own.
     type: bool
     default: false
+  planned_revisions:
+    description:
+      - Check mode only, ignored otherwise. Revisions an earlier step of the same run installs (as
+        M(meshops.istio.istio_revision) would), so that a check-mode run of a whole playbook can plan tenants on
+        revisions it has only dry-run. A planned revision that is not installed is checked with its namespace and
+        discoverySelectors, and a warning says so. C(playbooks/multitenant.yml) passes its tenancy plan's control
+        planes.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      name:
+        description: The revision.
+        type: str
+        required: true
+      namespace:
+        description: Its system namespace.
+        type: str
+        required: true
+      discovery_selectors:
+        description: Its discoverySelectors.
+        type: list
+        elements: dict
+        default: []
 notes:
   - Needs the C(kubernetes) Python library and an installed revision (see M(meshops.istio.istio_revision)).
 seealso:
@@ -279,6 +303,11 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.module_utils.errors import UnsupportedError
 from ansible_collections.meshops.istio.plugins.module_utils.errors import Refusal
+from ansible_collections.meshops.istio.plugins.module_utils.planned import (
+    NOTHING_PLANNED,
+    PLANNED_REVISION_SPEC,
+    RunPlan,
+)
 from ansible_collections.meshops.istio.plugins.module_utils.runner import COMMON_ARG_SPEC, run_module
 from ansible_collections.meshops.istio.plugins.module_utils.tenant import (
     ensure_tenant_absent,
@@ -324,6 +353,7 @@ ARGUMENT_SPEC = dict(
     name=dict(type="str"),
     tenants=dict(type="list", elements="dict"),
     **RUN_SPEC,
+    planned_revisions=dict(type="list", elements="dict", default=[], options=PLANNED_REVISION_SPEC),
 )
 
 
@@ -359,17 +389,20 @@ def main():
 def _action(module):
     """The ensure function to run, once every tenant's parameters are checked (before the cluster is even
     contacted)."""
+    # What earlier steps of the run plan counts in check mode only, never in the dry run before a real run.
+    plan = RunPlan.from_params(module.params) if module.check_mode else NOTHING_PLANNED
     try:
         if module.params["tenants"] is not None:
             specs = tenant_entries(module)
             validate_tenants(specs)
-            return lambda cluster, check_mode: ensure_tenants(cluster, specs, check_mode)
+            return lambda cluster, check_mode: ensure_tenants(cluster, specs, check_mode, plan)
         spec = TenantSpec.from_params(module.params)
         validate(spec)
     except Refusal as error:
         module.fail_json(msg=str(error))
-    ensure = ensure_tenant_present if spec.state == "present" else ensure_tenant_absent
-    return lambda cluster, check_mode: ensure(cluster, spec, check_mode)
+    if spec.state == "present":
+        return lambda cluster, check_mode: ensure_tenant_present(cluster, spec, check_mode, plan)
+    return lambda cluster, check_mode: ensure_tenant_absent(cluster, spec, check_mode)
 
 
 if __name__ == "__main__":

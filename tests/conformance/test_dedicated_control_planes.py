@@ -40,7 +40,7 @@ def seed_002(clusters, istiods):
     [cluster] = clusters(1)
     api = cluster.api_client()
     client.CoreV1Api(api).create_namespace({"metadata": {"name": BYSTANDER}})
-    playbook(cluster, "multitenant.yml", "-e", f"istioctl_path={binary_dir() / 'istioctl'}")
+    playbook(cluster, "multitenant.yml", "-i", "examples/seed-002", "-e", f"istioctl_path={binary_dir() / 'istioctl'}")
     installed_bundles = {rev: ca_bundles(api, rev) for rev in REVISIONS}
     running = {rev: istiods(cluster, rev, rev) for rev in REVISIONS}
     return {"cluster": cluster, "api": api, "istiod": running, "installed_bundles": installed_bundles}

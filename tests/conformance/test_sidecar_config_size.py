@@ -27,7 +27,7 @@ STEPS = 2
 def shared(clusters, istiods, tmp_path_factory):
     [cluster] = clusters(1)
     playbook(
-        cluster, "multitenant.yml", "-e", "@playbooks/vars/seed-000-foo-bar.yml",
+        cluster, "multitenant.yml", "-i", "examples/seed-000",
         "-e", f"istioctl_path={binary_dir() / 'istioctl'}", "-e", "gateways_wait=false",
     )  # fmt: skip
     unscoped = run_task(

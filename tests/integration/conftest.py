@@ -55,6 +55,8 @@ class _Clusters:
 
     @staticmethod
     def _external(index: int):
+        if index >= len(KUBECONFIG_VARIABLES):  # more clusters than variables: the rest are local
+            return None
         path = os.environ.get(KUBECONFIG_VARIABLES[index])
         if not path:
             return None
@@ -88,6 +90,11 @@ def cluster(_clusters) -> TestCluster:
 @pytest.fixture(scope="module")
 def two_clusters(_clusters) -> tuple:
     return _clusters.get(0), _clusters.get(1)
+
+
+@pytest.fixture(scope="module")
+def three_clusters(_clusters) -> tuple:
+    return _clusters.get(0), _clusters.get(1), _clusters.get(2)
 
 
 @pytest.fixture(scope="session")

@@ -8,6 +8,10 @@ from pathlib import Path
 import yaml
 from localcluster.cluster import REPO_ROOT
 
+# The example inventories (one cluster, localhost, and its tenants), as the tests pass them.
+SEED_002 = ("-i", "examples/seed-002")
+SEED_000 = ("-i", "examples/seed-000")
+
 ANSIBLE_ENV = {
     **os.environ,
     "ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg"),

@@ -16,7 +16,7 @@ import pytest
 import yaml
 from kubernetes import client
 from localcluster.cluster import REPO_ROOT
-from playbook import failures
+from playbook import SEED_002, failures
 
 ANSIBLE_BIN = Path(os.environ.get("MESHOPS_ANSIBLE_BIN") or Path(sys.executable).parent)
 OLD, NEW = "usergroup-1", "usergroup-1-v2"
@@ -63,7 +63,8 @@ def credential(cluster, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def job(credential, binaries, tmp_path_factory):
-    """Run one playbook as an AWX job would: the project checkout as working directory, the credential's variables,
+    """Run one playbook as an AWX job would: the project checkout as working directory, its example inventory
+    examples/seed-002 as the job's inventory, the credential's variables,
     an empty HOME, no kubeconfig; the json callback's view of it."""
     home = tmp_path_factory.mktemp("home")
     env = {
@@ -79,7 +80,7 @@ def job(credential, binaries, tmp_path_factory):
 
     def run(name, *extra):
         result = subprocess.run(
-            [str(ANSIBLE_BIN / "ansible-playbook"), f"playbooks/{name}", "-e", istioctl, *extra],
+            [str(ANSIBLE_BIN / "ansible-playbook"), f"playbooks/{name}", *SEED_002, "-e", istioctl, *extra],
             cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=900, check=False,
         )  # fmt: skip
         try:

@@ -51,7 +51,9 @@ def test_tarball_ships_what_users_need_and_no_development_files(tarball):
         names = archive.getnames()
     for needed in ("MANIFEST.json", "meta/runtime.yml", "README.md", "requirements.txt", "requirements-ee.txt",
                    "bindep.txt", "execution-environment.yml", "docs/awx.md", "playbooks/multitenant.yml",
-                   "playbooks/vars/model.yml", "playbooks/inventory/localhost.yml", "roles/istioctl/tasks/main.yml",
+                   "playbooks/inventory/localhost.yml", "plugins/filter/tenancy_plan.py",
+                   "examples/seed-002/hosts.yml", "examples/seed-000/group_vars/meshops_clusters.yml",
+                   "roles/istioctl/tasks/main.yml",
                    "plugins/filter/rollout_problems.py", "CHANGELOG.rst", "changelogs/changelog.yaml",
                    # The report's action plugin reads its template from the role at run time.
                    "plugins/action/isolation_report.py",
@@ -77,11 +79,23 @@ def test_installed_tarball_is_found_by_fqcn(installed):
     for module in sorted(shipped):
         doc = json.loads(_run("ansible-doc", module, "--json", env=env).stdout)[module]["doc"]
         assert any(line.startswith("ansible-core 2.17") for line in doc["requirements"]), module
+    doc = _run("ansible-doc", "-t", "filter", "meshops.istio.tenancy_plan", env=env)
+    assert "unknown or misspelled key" in doc.stdout
+
+
+def test_installed_playbook_without_tenants_says_where_to_put_them(installed, tmp_path):
+    """By FQCN outside the clone, with no tenants anywhere: the run stops at once with the guidance message."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("ANSIBLE_")}
+    env |= {"ANSIBLE_COLLECTIONS_PATH": f"{installed}:{_site_collections()}", "ANSIBLE_CONFIG": str(tmp_path / "none")}
+    command = ["ansible-playbook", "meshops.istio.multitenant", "-i", "localhost,", "-c", "local",
+               "-e", "meshops_hosts=localhost"]  # fmt: skip
+    run = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert run.returncode != 0 and "No tenants for localhost: describe them as `tenants:`" in run.stdout, run.stdout
 
 
 def test_installed_playbooks_run_by_fqcn_from_a_user_directory(installed, cluster, binaries, tmp_path):
     """multitenant and verify by FQCN, from a directory with only the user's inventory and tenants."""
-    (tmp_path / "inventory.yml").write_text(yaml.safe_dump({"all": {"hosts": {"localhost": {
+    (tmp_path / "inventory.yml").write_text(yaml.safe_dump({"meshops_clusters": {"hosts": {"localhost": {
         "ansible_connection": "local", "ansible_python_interpreter": "{{ ansible_playbook_python }}"}}}}))  # fmt: skip
     tenants = [{"name": "team-a", "discovery_label": {"team": "team-a"}, "namespaces": ["team-a-app"]}]
     (tmp_path / "tenants.yml").write_text(yaml.safe_dump({"tenants": tenants}))

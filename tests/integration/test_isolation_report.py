@@ -15,7 +15,7 @@ import xmlschema
 from browser import Page, chromium_binary
 from kubernetes import client
 from localcluster.cluster import REPO_ROOT
-from playbook import failures, playbook, run_task
+from playbook import SEED_002, failures, playbook, run_task
 
 SCHEMA = xmlschema.XMLSchema(str(REPO_ROOT / "tests" / "junit.xsd"))
 ARTIFACTS = REPO_ROOT / "tests" / "output" / "isolation-report"
@@ -52,14 +52,14 @@ def _failed_cases(junit: Path) -> dict:
 
 @pytest.fixture(scope="module")
 def seed_002(cluster, binaries):
-    playbook(cluster, "multitenant.yml", "-e", f"istioctl_path={binaries / 'istioctl'}")
+    playbook(cluster, "multitenant.yml", *SEED_002, "-e", f"istioctl_path={binaries / 'istioctl'}")
     return cluster
 
 
 @pytest.fixture(scope="module")
 def healthy(seed_002, tmp_path_factory) -> dict:
     directory = tmp_path_factory.mktemp("healthy")
-    playbook(seed_002, "verify.yml", "-e", f"verify_report_dir={directory}")
+    playbook(seed_002, "verify.yml", *SEED_002, "-e", f"verify_report_dir={directory}")
     files = _reports(directory)
     _keep(files, "healthy")
     return files
@@ -72,7 +72,7 @@ def broken(seed_002, healthy, tmp_path_factory) -> tuple:
     core = client.CoreV1Api(seed_002.api_client())
     core.patch_namespace("app-ns-1", {"metadata": {"labels": {"istio.io/rev": "usergroup-2"}}})
     try:
-        code, output = playbook(seed_002, "verify.yml", "-e", f"verify_report_dir={directory}", check=False)
+        code, output = playbook(seed_002, "verify.yml", *SEED_002, "-e", f"verify_report_dir={directory}", check=False)
     finally:
         core.patch_namespace("app-ns-1", {"metadata": {"labels": {"istio.io/rev": "usergroup-1"}}})
     files = _reports(directory)

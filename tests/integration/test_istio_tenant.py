@@ -329,3 +329,39 @@ def test_many_tenants_removed_in_one_run(run, api):
         assert "meshops.io/tenant" not in labels_of(api, f"batch-{n:02d}")
         assert policies_in(api, f"batch-{n:02d}") == {}
     assert policies_in(api, "app-ns-1")  # a tenant not listed keeps everything
+
+
+def test_a_revision_on_the_default_tenant_label_keeps_its_system_namespace(run, api, cluster, binaries):
+    """A revision whose selectors match the default discovery label meshops.io/tenant=<name> puts that label on its
+    own system namespace; the tenant's runs must not take the namespace for a member and release it each time."""
+    selectors = [{"matchLabels": {"meshops.io/tenant": "solo"}}]
+    installed = run("istio_revision", {"name": "solo", "namespace": "solo", "discovery_selectors": selectors,
+                                       "istioctl_path": str(binaries / "istioctl")})  # fmt: skip
+    assert not installed.get("failed"), installed.get("msg")
+    assert labels_of(api, "solo")["meshops.io/tenant"] == "solo"
+    first = run("istio_tenant", {"name": "solo", "revision": "solo", "namespaces": ["solo-app"]})
+    assert first["changed"] is True and first["released"] == [], first.get("msg")
+    before = api_request_counts(cluster.kubeconfig)
+    again = run("istio_tenant", {"name": "solo", "revision": "solo", "namespaces": ["solo-app"]})
+    assert again["changed"] is False and again["released"] == [], again.get("objects")
+    assert writes(before, api_request_counts(cluster.kubeconfig)) == {}
+    assert labels_of(api, "solo")["meshops.io/tenant"] == "solo"
+
+
+PLANNED_SOLO_2 = {"name": "solo-2", "namespace": "solo-2", "discovery_selectors": [{"matchLabels": {"x": "solo-2"}}]}
+
+
+def test_check_mode_accepts_a_revision_the_run_plans_and_says_so(run, cluster):
+    args = {"name": "solo-2", "revision": "solo-2", "namespaces": ["solo-2-app"], "discovery_label": {"x": "solo-2"},
+            "planned_revisions": [PLANNED_SOLO_2]}  # fmt: skip
+    before = api_request_counts(cluster.kubeconfig)
+    planned = run("istio_tenant", args, check=True, diff=True)
+    assert planned["changed"] is True, planned.get("msg")
+    assert any(w.startswith("check mode: revision solo-2 is not installed yet") for w in planned["warnings"])
+    assert {"Namespace solo-2-app", "PeerAuthentication solo-2-app/default"} <= {
+        d["before_header"] for d in planned["diff"]
+    }
+    # Outside check mode the plan counts for nothing: the revision is not there.
+    refused = run("istio_tenant", args)
+    assert refused["failed"] is True and "revision solo-2 is not installed" in refused["msg"]
+    assert writes(before, api_request_counts(cluster.kubeconfig)) == {}

@@ -11,25 +11,25 @@ import yaml
 from kubernetes import client
 from localcluster import api_request_counts, writes
 from localcluster.cluster import REPO_ROOT
-from playbook import ANSIBLE_ENV, changed_count, failures, playbook
+from playbook import ANSIBLE_ENV, SEED_000, SEED_002, changed_count, failures, playbook
 
 
 def test_dedicated_model_installs_seed_002_and_verifies(cluster, istioctl):
-    first = playbook(cluster, "multitenant.yml", "-e", istioctl)[1]
+    first = playbook(cluster, "multitenant.yml", *SEED_002, "-e", istioctl)[1]
     assert changed_count(first) > 0
     namespaces = {
         ns.metadata.name: ns.metadata.labels for ns in client.CoreV1Api(cluster.api_client()).list_namespace().items
     }
     assert namespaces["app-ns-1"]["istio.io/rev"] == "usergroup-1"
     assert namespaces["app-ns-3"]["usergroup"] == "usergroup-2"
-    verified = playbook(cluster, "verify.yml")[1]
+    verified = playbook(cluster, "verify.yml", *SEED_002)[1]
     assert any("2 tenants isolated" in str(h.get("msg")) for p in verified["plays"] for t in p["tasks"]
                for h in t["hosts"].values())  # fmt: skip
 
 
 def test_second_run_changes_nothing_and_sends_no_write(cluster, istioctl):
     before = api_request_counts(cluster.kubeconfig)
-    again = playbook(cluster, "multitenant.yml", "-e", istioctl)[1]
+    again = playbook(cluster, "multitenant.yml", *SEED_002, "-e", istioctl)[1]
     assert changed_count(again) == 0
     assert writes(before, api_request_counts(cluster.kubeconfig)) == {}
 
@@ -40,14 +40,14 @@ def test_verify_fails_on_isolation_broken_by_hand_and_a_rerun_repairs_it(cluster
     client.CustomObjectsApi(api).delete_namespaced_custom_object(
         "security.istio.io", "v1", "app-ns-2", "peerauthentications", "default"
     )
-    code, broken = playbook(cluster, "verify.yml", check=False)
+    code, broken = playbook(cluster, "verify.yml", *SEED_002, check=False)
     assert code != 0
     [message] = failures(broken)
     assert "namespace app-ns-1 carries istio.io/rev=usergroup-2 but is selected by revisions usergroup-1" in message
     assert "namespace app-ns-2 has mTLS unset; expected STRICT" in message
 
-    playbook(cluster, "multitenant.yml", "-e", istioctl)
-    playbook(cluster, "verify.yml")
+    playbook(cluster, "multitenant.yml", *SEED_002, "-e", istioctl)
+    playbook(cluster, "verify.yml", *SEED_002)
 
 
 def test_verify_reports_an_overlapping_selector_applied_directly(cluster):
@@ -58,20 +58,24 @@ def test_verify_reports_an_overlapping_selector_applied_directly(cluster):
     mesh["discoverySelectors"].append({"matchLabels": {"usergroup": "usergroup-1"}})
     core.patch_namespaced_config_map("istio-usergroup-2", "usergroup-2", {"data": {"mesh": yaml.safe_dump(mesh)}})
     try:
-        code, broken = playbook(cluster, "verify.yml", check=False)
+        code, broken = playbook(cluster, "verify.yml", *SEED_002, check=False)
         assert code != 0
         assert (
             "revisions usergroup-1 and usergroup-2 both select namespaces app-ns-1, usergroup-1" in failures(broken)[0]
         )
     finally:
         core.patch_namespaced_config_map("istio-usergroup-2", "usergroup-2", {"data": {"mesh": original}})
-    playbook(cluster, "verify.yml")
+    playbook(cluster, "verify.yml", *SEED_002)
 
 
 def test_a_wrong_variable_fails_early_with_a_clear_message(cluster, istioctl):
-    code, output = playbook(cluster, "multitenant.yml", "-e", istioctl, "-e", "tenancy_model=pooled", check=False)
+    before = api_request_counts(cluster.kubeconfig)
+    code, output = playbook(cluster, "multitenant.yml", *SEED_002, "-e", istioctl, "-e", "tenancy_model=pooled",
+                            check=False)  # fmt: skip
     assert code != 0
-    assert failures(output) == ["tenancy_model must be dedicated or shared, not pooled"]
+    [message] = failures(output)
+    assert "tenancy_model must be one of: dedicated, shared, got: pooled" in message
+    assert writes(before, api_request_counts(cluster.kubeconfig)) == {}
 
 
 def _istioctl_archive(binaries, tmp_path):
@@ -107,7 +111,7 @@ def test_istioctl_role_downloads_and_verifies_the_checksum(binaries, tmp_path, c
 
 
 def test_shared_model_installs_seed_000_next_to_the_dedicated_tenants(cluster, istioctl):
-    seed_000 = ("-e", "@playbooks/vars/seed-000-foo-bar.yml", "-e", istioctl, "-e", "gateways_wait=false")
+    seed_000 = (*SEED_000, "-e", istioctl, "-e", "gateways_wait=false")
     playbook(cluster, "multitenant.yml", *seed_000)
     api = cluster.api_client()
     for namespace, node_port in (("foo", 32180), ("bar", 32280)):
@@ -123,7 +127,7 @@ def test_shared_model_installs_seed_000_next_to_the_dedicated_tenants(cluster, i
 
     # No istiod answers the injector webhook on this cluster (kwok fakes kubelets, not istiod), so the gateways'
     # pods cannot be created: verify must say exactly that and find nothing else wrong.
-    code, output = playbook(cluster, "verify.yml", "-e", "@playbooks/vars/seed-000-foo-bar.yml", check=False)
+    code, output = playbook(cluster, "verify.yml", *SEED_000, check=False)
     assert code != 0
     problems = failures(output)[0].removeprefix("Isolation is broken: ").split("; tenant ")
     assert len(problems) == 2
@@ -131,7 +135,7 @@ def test_shared_model_installs_seed_000_next_to_the_dedicated_tenants(cluster, i
 
 
 def test_shared_model_upgrade_moves_tenants_and_gateways(cluster, istioctl):
-    seed_000 = ("-e", "@playbooks/vars/seed-000-foo-bar.yml", "-e", istioctl, "-e", "gateways_wait=false")
+    seed_000 = (*SEED_000, "-e", istioctl, "-e", "gateways_wait=false")
     playbook(cluster, "upgrade.yml", *seed_000, "-e", "upgrade_to_revision=shared-v2")
     api = cluster.api_client()
     core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
@@ -145,8 +149,7 @@ def test_shared_model_upgrade_moves_tenants_and_gateways(cluster, istioctl):
 
 
 def test_uninstall_all_needs_confirmation_and_removes_every_shared_tenant(cluster):
-    upgraded = ("-e", "@playbooks/vars/seed-000-foo-bar.yml", "-e",
-                '{"shared_control_plane": {"name": "shared-v2", "namespace": "istio-system"}}')  # fmt: skip
+    upgraded = (*SEED_000, "-e", '{"shared_control_plane": {"name": "shared-v2", "namespace": "istio-system"}}')
     code, output = playbook(cluster, "uninstall.yml", *upgraded, "-e", "uninstall_all=true", check=False)
     assert code != 0 and failures(output) == ["uninstall_all removes every tenant: set uninstall_confirm: true as well"]
     playbook(cluster, "uninstall.yml", *upgraded, "-e", "uninstall_all=true", "-e", "uninstall_confirm=true")

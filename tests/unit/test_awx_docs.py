@@ -118,11 +118,11 @@ ALLOWED_VALUES = re.compile(r"^\s*(\w+)\s+in\s+(\[[^\]]*\])\s*$")
 
 def documented_variables(playbook: Path) -> dict:
     """The variables a playbook documents for its users: its plays' vars, vars files, the argument specs of the
-    roles in its plays' `roles:` and of inline validate_argument_spec tasks, plus the example tenant files in
-    playbooks/vars/. Maps each name to what is known of it: {"choices": [...]} from an argument spec or from an
+    roles in its plays' `roles:` and of inline validate_argument_spec tasks, plus the example inventories' group
+    vars in examples/. Maps each name to what is known of it: {"choices": [...]} from an argument spec or from an
     assert of the form `<variable> in [...]`, else {}."""
     found = {}
-    for path in sorted((PLAYBOOKS / "vars").glob("*.yml")):
+    for path in sorted((ROOT / "examples").glob("*/group_vars/*.yml")):
         found.update(dict.fromkeys(_yaml(path), {}))
     choices = {}
     for play in _yaml(playbook):
@@ -154,13 +154,21 @@ def documented_variables(playbook: Path) -> dict:
     return found
 
 
+def _without_comments(path: Path) -> str:
+    return "\n".join(line.split(" #")[0] for line in path.read_text().splitlines() if not line.lstrip().startswith("#"))
+
+
 def _code(playbook: Path) -> str:
-    """A playbook's text without comments, with the playbooks it imports."""
-    text = "\n".join(
-        line.split(" #")[0] for line in playbook.read_text().splitlines() if not line.lstrip().startswith("#")
-    )
+    """A playbook's text without comments, with the playbooks it imports and the tasks of the roles its plays list
+    in `roles:` (the tenancy role reads the data every playbook shares)."""
+    text = _without_comments(playbook)
     for target in re.findall(r"import_playbook:\s*(\S+)", text):
         text += _code(playbook.parent / target)
+    for play in _yaml(playbook):
+        for role in play.get("roles") or []:
+            name = (role if isinstance(role, str) else role.get("role", role.get("name", ""))).split(".")[-1]
+            for path in sorted((ROOT / "roles" / name / "tasks").glob("*.yml")):
+                text += _without_comments(path)
     return text
 
 

@@ -659,6 +659,15 @@ def test_a_transport_error_on_read_names_the_second_clusters_parameter_and_host(
     assert "check remote.kubeconfig, remote.context and remote.host" in str(raised.value)
 
 
+def test_a_kind_the_api_server_does_not_serve_lists_as_empty_and_other_list_errors_stay_errors():
+    fake = FakeClient()
+    fake.failures[("list", "AuthorizationPolicy")] = api_error(404, "404 page not found")
+    assert Cluster(fake).list_objects("AuthorizationPolicy") == []
+    fake.failures[("list", "ConfigMap")] = api_error(403, 'configmaps is forbidden: User "nobody"')
+    with pytest.raises(EngineError, match='Cannot list configmaps: configmaps is forbidden: User "nobody"'):
+        Cluster(fake).list_objects("ConfigMap")
+
+
 # Secrets in reports
 
 

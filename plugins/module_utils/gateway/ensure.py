@@ -9,16 +9,20 @@ from __future__ import annotations
 from ..cluster import Cluster
 from ..engine import Engine, Owner
 from ..errors import refuse
+from ..planned import NOTHING_PLANNED, RunPlan
 from .guards import cluster_problems
 from .manifests import GATEWAY_KINDS, manifests, selector_labels, service
 from .spec import OWNER_KIND, GatewaySpec, validate
 
 
-def ensure_gateway_present(cluster: Cluster, spec: GatewaySpec, check_mode: bool) -> tuple:
-    """Install or converge one gateway. Returns (result, warnings, diff); raises a MeshopsError."""
+def ensure_gateway_present(
+    cluster: Cluster, spec: GatewaySpec, check_mode: bool, plan: RunPlan = NOTHING_PLANNED
+) -> tuple:
+    """Install or converge one gateway. Returns (result, warnings, diff); raises a MeshopsError. In check mode,
+    `plan` holds what earlier steps of the same run install (planned.py); the warnings say when it was used."""
     validate(spec)
     engine = _engine(cluster, spec, check_mode)
-    revision, revision_namespace, problems = cluster_problems(cluster, spec)
+    revision, revision_namespace, problems, notes = cluster_problems(cluster, spec, plan, check_mode)
     refuse(problems)
     desired = manifests(spec, revision, revision_namespace)
     report = engine.ensure_present(desired, GATEWAY_KINDS)
@@ -26,7 +30,7 @@ def ensure_gateway_present(cluster: Cluster, spec: GatewaySpec, check_mode: bool
         engine.wait_for_rollout(desired, spec.wait_timeout)
     live_service = cluster.get("Service", spec.name, spec.namespace)
     info = service_facts(spec, live_service, service(spec))
-    return _result(spec, revision, report, info), [], report.diff
+    return _result(spec, revision, report, info), notes, report.diff
 
 
 def ensure_gateway_absent(cluster: Cluster, spec: GatewaySpec, check_mode: bool) -> tuple:

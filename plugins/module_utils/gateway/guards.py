@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from ..cluster import Cluster
 from ..engine import foreign_object_problem
+from ..planned import RunPlan, with_planned_namespace, with_planned_revisions
 from ..selectors import any_matches
 from ..vocabulary import (
     FIELD_MANAGER,
@@ -25,20 +26,24 @@ from .manifests import selector_labels
 from .spec import OWNER_LABEL, GatewaySpec
 
 
-def cluster_problems(cluster: Cluster, spec: GatewaySpec) -> tuple:
-    """(installed revision behind spec.revision, its namespace, what stops the install)."""
+def cluster_problems(cluster: Cluster, spec: GatewaySpec, plan: RunPlan, check_mode: bool) -> tuple:
+    """(installed revision behind spec.revision, its namespace, what stops the install, check-mode notes).
+    In check mode the revisions and namespace labels the run's plan makes count as there (see planned.py)."""
     revisions = installed_revisions(cluster.list_objects("ConfigMap", label_selector=REV_LABEL))
+    revisions, revision_note = with_planned_revisions(revisions, plan.revisions, check_mode)
     tags = installed_tags(cluster.list_objects("MutatingWebhookConfiguration", label_selector=TAG_LABEL))
     revision = resolve_revision(spec.revision, revisions, tags)
     if revision is None:
-        return None, None, [_revision_problem(spec, revisions)]
-    namespace = cluster.get("Namespace", spec.namespace)
+        return None, None, [_revision_problem(spec, revisions)], []
+    live = cluster.get("Namespace", spec.namespace)
+    namespace, namespace_note = with_planned_namespace(live, spec.namespace, plan.namespaces, check_mode)
     problems = namespace_problems(spec, namespace, revision, revisions, tags)
     if any(port.node_port for port in spec.service.ports):
         problems += node_port_problems(spec, cluster.list_objects("Service"))
-    if namespace is not None:
+    if live is not None:
         problems += _existing_object_problems(cluster, spec)
-    return revision, revisions[revision]["namespace"], problems
+    notes = [note for note in (revision_note, namespace_note) if note]
+    return revision, revisions[revision]["namespace"], problems, notes
 
 
 def _revision_problem(spec: GatewaySpec, revisions: dict) -> str:

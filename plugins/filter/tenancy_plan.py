@@ -1,0 +1,246 @@
+# Copyright: meshops.istio contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The tenancy plan: the `tenants` data, the model and the shared control plane turned into what each step of
+a run installs (control planes, CAs, tenants, gateways). Every playbook reads the plan; the defaults of the tenant
+data live here and nowhere else. Pure: no cluster, no Ansible state."""
+
+from __future__ import annotations
+
+import difflib
+
+from ansible.errors import AnsibleFilterError
+from ansible_collections.meshops.istio.plugins.module_utils.names import DNS_LABEL
+from ansible_collections.meshops.istio.plugins.module_utils.tenant_spec import TENANT_LABEL
+
+MODELS = ("dedicated", "shared")
+DEFAULT_MODEL = "dedicated"
+MESH_LABEL = "meshops.io/mesh"
+DEFAULT_SHARED_CONTROL_PLANE = {
+    "name": "shared",
+    "namespace": "istio-system",
+    "pilot_env": {"PILOT_SCOPE_GATEWAY_TO_NAMESPACE": "true"},
+    "values": {},
+}
+DEFAULT_GATEWAY_NAME = "istio-ingressgateway"
+
+# Keys a tenant entry may carry, and the model each one is for (None: both).
+TENANT_KEYS = {
+    "name": None,
+    "namespaces": None,
+    "mtls": None,
+    "isolation": None,
+    "takeover": None,
+    "create_namespaces": None,
+    "revision": "dedicated",
+    "system_namespace": "dedicated",
+    "discovery_label": "dedicated",
+    "ca": "dedicated",
+    "gateway": "shared",
+}
+GATEWAY_KEYS = ("name", "namespace", "autoscale", "replicas", "pdb", "service", "wait")
+# Carried to the gateway step only when the data sets them, so the step's own defaults apply otherwise.
+GATEWAY_OPTIONAL_KEYS = ("autoscale", "replicas", "pdb", "service", "wait")
+# Passed to istio_tenant only when the data sets them, so the module's defaults are the only ones.
+TENANT_OPTIONAL_KEYS = ("mtls", "isolation", "takeover", "create_namespaces")
+
+
+def _unknown_keys(entry: dict, known, where: str) -> list:
+    errors = []
+    for key in sorted(set(entry) - set(known), key=str):
+        close = difflib.get_close_matches(str(key), list(known), n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        errors.append(f"{where}: unknown key {key!r}{hint}; known keys: {', '.join(known)}")
+    return errors
+
+
+def _name_error(value, where: str) -> list:
+    if isinstance(value, str) and DNS_LABEL.match(value) and len(value) <= 63:
+        return []
+    return [f"{where} {value!r} must be a DNS-1123 label (lower-case letters, digits and '-', at most 63)"]
+
+
+def namespace_name(entry):
+    """A `namespaces` item: a bare name, or a dict with `name` (and labels, annotations)."""
+    return entry.get("name") if isinstance(entry, dict) else entry
+
+
+def _tenant_errors(index: int, tenant, model: str) -> list:
+    if not isinstance(tenant, dict):
+        return [f"tenants[{index}] must be a dict with name and namespaces, not {tenant!r}"]
+    where = f"tenants[{index}] ({tenant.get('name', 'no name')})"
+    errors = _unknown_keys(tenant, list(TENANT_KEYS), where)
+    errors += _name_error(tenant.get("name"), f"{where}: name")
+    for key, only in TENANT_KEYS.items():
+        if only and only != model and key in tenant:
+            errors.append(f"{where}: {key} applies to the {only} model only, and tenancy_model is {model}")
+    namespaces = tenant.get("namespaces")
+    if not isinstance(namespaces, list) or not namespaces:
+        errors.append(f"{where}: namespaces must be a non-empty list of namespace names")
+    else:
+        for position, entry in enumerate(namespaces):
+            errors += _name_error(namespace_name(entry), f"{where}: namespaces[{position}]")
+    for key in ("revision", "system_namespace"):
+        if key in tenant:
+            errors += _name_error(tenant[key], f"{where}: {key}")
+    if "discovery_label" in tenant and not isinstance(tenant["discovery_label"], dict):
+        errors.append(f"{where}: discovery_label must be a dict of one label, e.g. {{usergroup: {tenant.get('name')}}}")
+    gateway = tenant.get("gateway")
+    if gateway is not None:
+        if isinstance(gateway, dict):
+            errors += _unknown_keys(gateway, list(GATEWAY_KEYS), f"{where}: gateway")
+        else:
+            errors.append(f"{where}: gateway must be a dict (e.g. {{}} for the defaults)")
+    return errors
+
+
+def _shared_control_plane(given) -> tuple:
+    """(the shared control plane with its defaults, errors)."""
+    if given is None:
+        given = {}
+    if not isinstance(given, dict):
+        return {}, [f"shared_control_plane must be a dict with name and namespace, not {given!r}"]
+    errors = _unknown_keys(given, list(DEFAULT_SHARED_CONTROL_PLANE), "shared_control_plane")
+    merged = {**DEFAULT_SHARED_CONTROL_PLANE, **{key: value for key, value in given.items() if value is not None}}
+    errors += _name_error(merged["name"], "shared_control_plane.name")
+    errors += _name_error(merged["namespace"], "shared_control_plane.namespace")
+    return merged, errors
+
+
+def _duplicate_errors(tenants: list) -> list:
+    errors, seen, owners = [], set(), {}
+    for tenant in tenants:
+        if tenant["name"] in seen:
+            errors.append(f"tenant {tenant['name']} is listed twice; describe each tenant once")
+        seen.add(tenant["name"])
+        for entry in tenant["namespaces"]:
+            owners.setdefault(namespace_name(entry), []).append(tenant["name"])
+    for namespace, names in sorted(owners.items()):
+        if len(names) > 1:
+            errors.append(f"namespace {namespace} is listed by tenants {', '.join(names)}; it belongs to one tenant")
+    return errors
+
+
+def _dedicated(tenant: dict) -> dict:
+    name = tenant["name"]
+    revision = tenant.get("revision") or name
+    namespace = tenant.get("system_namespace") or name
+    label = dict(tenant.get("discovery_label") or {TENANT_LABEL: name})
+    return {"revision": revision, "system_namespace": namespace, "discovery_label": label}
+
+
+def _tenant_entry(tenant: dict, placement: dict) -> dict:
+    """What istio_tenant's `tenants` option takes for this tenant."""
+    entry = {
+        "name": tenant["name"],
+        "revision": placement["revision"],
+        "namespaces": tenant["namespaces"],
+        "discovery_label": placement["discovery_label"],
+    }
+    entry.update({key: tenant[key] for key in TENANT_OPTIONAL_KEYS if key in tenant})
+    return entry
+
+
+def _gateway(tenant: dict) -> dict:
+    given = tenant["gateway"] or {}
+    gateway = {
+        "tenant": tenant["name"],
+        "name": given.get("name") or DEFAULT_GATEWAY_NAME,
+        "namespace": given.get("namespace") or namespace_name(tenant["namespaces"][0]),
+    }
+    gateway.update({key: given[key] for key in GATEWAY_OPTIONAL_KEYS if key in given})
+    return gateway
+
+
+def tenancy_plan(tenants, model=None, shared_control_plane=None) -> dict:
+    """The plan of a run. Raises AnsibleFilterError naming every bad entry and key before any step runs.
+
+    Returns {model, control_planes, planned_revisions, cas, tenants, gateways, summary}: control_planes as
+    istio_revision's name,
+    namespace, discovery_selectors, pilot_env and values; cas (dedicated tenants with `ca: true`) as tenant,
+    namespace and revision; tenants as istio_tenant's `tenants` entries; gateways as istio_gateway's name and
+    namespace plus the data's settings; summary one line of facts per tenant; planned_revisions the control planes
+    as istio_tenant's and istio_gateway's planned_revisions."""
+    model = model or DEFAULT_MODEL
+    if model not in MODELS:
+        raise AnsibleFilterError(f"tenancy_model must be dedicated or shared, not {model!r}")
+    if not isinstance(tenants, list):
+        raise AnsibleFilterError(f"tenants must be a list of tenant entries, not {type(tenants).__name__}")
+    shared, errors = _shared_control_plane(shared_control_plane)
+    for index, tenant in enumerate(tenants):
+        errors += _tenant_errors(index, tenant, model)
+    if not errors:
+        errors += _duplicate_errors(tenants)
+    if errors:
+        raise AnsibleFilterError("; ".join(errors))
+    plan = _dedicated_plan(tenants) if model == "dedicated" else _shared_plan(tenants, shared)
+    plan["planned_revisions"] = [planned_revision(control_plane) for control_plane in plan["control_planes"]]
+    return plan
+
+
+def planned_revision(control_plane: dict) -> dict:
+    """What a later step of the run (istio_tenant, istio_gateway) accepts as planned, in check mode."""
+    return {key: control_plane[key] for key in ("name", "namespace", "discovery_selectors")}
+
+
+def _dedicated_plan(tenants: list) -> dict:
+    plan = {"model": "dedicated", "control_planes": [], "cas": [], "tenants": [], "gateways": [], "summary": []}
+    for tenant in tenants:
+        placement = _dedicated(tenant)
+        plan["control_planes"].append(
+            {
+                "name": placement["revision"],
+                "namespace": placement["system_namespace"],
+                "discovery_selectors": [{"matchLabels": placement["discovery_label"]}],
+                "pilot_env": {},
+                "values": {},
+            }
+        )
+        if tenant.get("ca"):
+            ca = {"tenant": tenant["name"], "namespace": placement["system_namespace"]}
+            plan["cas"].append({**ca, "revision": placement["revision"]})
+        plan["tenants"].append(_tenant_entry(tenant, placement))
+        plan["summary"].append(_summary(tenant, placement, None))
+    return plan
+
+
+def _shared_plan(tenants: list, shared: dict) -> dict:
+    label = {MESH_LABEL: shared["name"]}
+    placement = {"revision": shared["name"], "system_namespace": shared["namespace"], "discovery_label": label}
+    plan = {
+        "model": "shared",
+        "control_planes": [
+            {
+                "name": shared["name"],
+                "namespace": shared["namespace"],
+                "discovery_selectors": [{"matchLabels": label}],
+                "pilot_env": shared["pilot_env"] or {},
+                "values": shared["values"] or {},
+            }
+        ],
+        "cas": [],
+        "tenants": [],
+        "gateways": [],
+        "summary": [],
+    }
+    for tenant in tenants:
+        plan["tenants"].append(_tenant_entry(tenant, placement))
+        gateway = _gateway(tenant) if "gateway" in tenant else None
+        if gateway:
+            plan["gateways"].append(gateway)
+        plan["summary"].append(_summary(tenant, placement, gateway))
+    return plan
+
+
+def _summary(tenant: dict, placement: dict, gateway: dict | None) -> dict:
+    return {
+        "tenant": tenant["name"],
+        "revision": placement["revision"],
+        "system_namespace": placement["system_namespace"],
+        "namespaces": [namespace_name(entry) for entry in tenant["namespaces"]],
+        "gateway": f"{gateway['namespace']}/{gateway['name']}" if gateway else None,
+    }
+
+
+class FilterModule:
+    def filters(self):
+        return {"tenancy_plan": tenancy_plan}
