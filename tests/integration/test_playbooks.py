@@ -50,6 +50,17 @@ def test_verify_fails_on_isolation_broken_by_hand_and_a_rerun_repairs_it(cluster
     playbook(cluster, "verify.yml", *SEED_002)
 
 
+def test_verify_reports_a_missing_tenant_namespace_instead_of_crashing(cluster, tmp_path):
+    data = yaml.safe_load((REPO_ROOT / "examples/seed-002/group_vars/meshops_clusters.yml").read_text())
+    data["tenants"][1]["namespaces"] = ["app-ns-2", "app-ns-gone"]
+    extra = tmp_path / "tenants.yml"
+    extra.write_text(yaml.safe_dump(data))
+    code, broken = playbook(cluster, "verify.yml", *SEED_002, "-e", f"@{extra}", check=False)
+    assert code != 0
+    [message] = failures(broken)
+    assert "tenant usergroup-2: namespace app-ns-gone does not exist" in message
+
+
 def test_verify_reports_an_overlapping_selector_applied_directly(cluster):
     core = client.CoreV1Api(cluster.api_client())
     config_map = core.read_namespaced_config_map("istio-usergroup-2", "usergroup-2")
