@@ -67,7 +67,7 @@ def _qualified_key_errors(key, parameter: str, what: str, shown=None) -> list:
     if is_label_key(key):
         return []
     if isinstance(key, str) and "/" in key:
-        prefix, _, name = key.rpartition("/")
+        prefix, name = key.rsplit("/", 1)
         if not (DNS_SUBDOMAIN.match(prefix) and len(prefix) <= 253):
             return [
                 f"{parameter} key {shown!r} has an invalid prefix {prefix!r}: it must be a DNS subdomain (lower-case "

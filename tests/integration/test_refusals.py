@@ -235,14 +235,14 @@ def test_every_bad_input_fails_naming_its_parameter_and_writes_nothing(cluster, 
     own_kubeconfig = yaml.safe_load(cluster.kubeconfig.read_text())
     table = cases(prepared, pki, weak_root, own_kubeconfig)
     assert len(table) >= 60
-    tasks = [{"name": name, module: args} for name, (module, args), _ in table]
+    tasks = [{"name": case[0], case[1][0]: case[1][1]} for case in table]
 
     before = api_request_counts(cluster.kubeconfig)
     results = run_tasks(cluster.kubeconfig, tasks, tmp_path)
     written = writes(before, api_request_counts(cluster.kubeconfig))
 
     problems = []
-    for (name, _, expected), result in zip(table, results, strict=True):
+    for (name, _task, expected), result in zip(table, results, strict=True):
         if not result.get("failed"):
             problems.append(f"{name}: accepted ({result.get('objects')})")
         elif not re.search(expected, result.get("msg", ""), re.IGNORECASE):

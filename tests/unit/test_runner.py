@@ -49,7 +49,7 @@ def run(action, check_mode=False, clusters=None, locked=None):
 
 def test_a_change_is_rehearsed_as_a_dry_run_then_run_for_real():
     action = RecordingAction(changed=True)
-    (result, _, _), clusters = run(action)
+    (result, _warnings, _diff), clusters = run(action)
     assert action.calls == [(True, True), (True, True), (False, False)]
     assert result["pass"] == "real"
     assert clusters[0].reports == []  # the rehearsal's would-be writes are not reported as written
@@ -69,7 +69,7 @@ def test_a_no_op_never_takes_the_lock():
 
 def test_a_no_op_is_the_rehearsal_alone():
     action = RecordingAction(changed=False)
-    (result, _, _), clusters = run(action)
+    (result, _warnings, _diff), clusters = run(action)
     assert action.calls == [(True, True)]
     assert result["pass"] == "dry"
     assert not clusters[0].rehearsing
@@ -77,7 +77,7 @@ def test_a_no_op_is_the_rehearsal_alone():
 
 def test_check_mode_runs_once_and_is_not_a_rehearsal():
     action = RecordingAction(changed=True)
-    (result, _, _), _ = run(action, check_mode=True)
+    (result, _warnings, _diff), _clusters = run(action, check_mode=True)
     assert action.calls == [(True, False)]
     assert result["pass"] == "dry"
 

@@ -47,7 +47,7 @@ def injected_before_policies(fake: FakeClient) -> list:
 def test_a_new_namespace_is_labelled_for_injection_only_after_its_policies_exist():
     fake = FakeClient([mesh_config_map()])
     ensure_tenant_present(Cluster(fake), spec(), check_mode=False)
-    applied = [(kind, name) for verb, kind, _, name in fake.writes()]
+    applied = [(write[1], write[3]) for write in fake.writes()]
     assert applied[0] == ("Namespace", "app-a")
     assert (
         "istio.io/rev"
@@ -62,10 +62,10 @@ def test_a_re_run_writes_nothing_and_check_mode_labels_once():
     fake = FakeClient([mesh_config_map()])
     ensure_tenant_present(Cluster(fake), spec(), check_mode=False)
     fake.calls.clear()
-    result, _, _ = ensure_tenant_present(Cluster(fake), spec(), check_mode=False)
+    result = ensure_tenant_present(Cluster(fake), spec(), check_mode=False)[0]
     assert not result["changed"] and fake.writes() == []
     planned = FakeClient([mesh_config_map()])
-    result, _, _ = ensure_tenant_present(Cluster(planned), spec(), check_mode=True)
+    result = ensure_tenant_present(Cluster(planned), spec(), check_mode=True)[0]
     assert [o["kind"] for o in result["objects"]].count("Namespace") == 1
 
 
@@ -74,6 +74,6 @@ def test_offboarding_removes_the_labels_before_the_policies():
     ensure_tenant_present(Cluster(fake), spec(), check_mode=False)
     fake.calls.clear()
     ensure_tenant_absent(Cluster(fake), spec("absent"), check_mode=False)
-    kinds = [kind for _, kind, _, _ in fake.writes()]
+    kinds = [write[1] for write in fake.writes()]
     assert kinds[0] == "Namespace" and "PeerAuthentication" in kinds[1:]
     assert "istio.io/rev" not in (fake.store[("Namespace", "", "app-a")]["metadata"].get("labels") or {})
