@@ -147,7 +147,8 @@ class Engine:
             if self.check_mode and error.status == 404:
                 # Its CRD or namespace is only being created in this dry run: it would be created.
                 return manifest
-            message = api_message(error, "patch", kind, metadata.get("namespace"))
+            # Server-side apply is authorized as patch, and as create too when the object is new.
+            message = api_message(error, "create or patch", kind, metadata.get("namespace"))
             raise EngineError(f"Cannot apply {describe(manifest)}{self.cluster.where}: {message}") from error
         return result.to_dict()
 

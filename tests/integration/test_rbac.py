@@ -108,7 +108,7 @@ def test_a_viewer_account_verifies_and_cannot_install(cluster, directory, data, 
     code, output = playbook(viewer, "multitenant.yml", "-e", istioctl, "-e", data["before"], check=False)
     assert code != 0
     [message] = failures(output)
-    assert "forbidden: this account may not patch " in message
+    assert "forbidden: this account may not create or patch " in message
     assert "Bind the ClusterRole meshops-istio-installer that the collection ships (playbooks/rbac.yml" in message
     assert 'User "system:serviceaccount:meshops-istio:viewer"' in message
 

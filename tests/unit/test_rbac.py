@@ -51,9 +51,9 @@ def test_the_installer_role_reads_every_kind_and_writes_every_kind_the_engine_wr
     elif kind.kind in READ_ONLY_KINDS:
         assert verbs == {"get", "list"}
     elif kind.kind == "CustomResourceDefinition":  # never deleted: deleting a CRD deletes every object of its kind
-        assert verbs == {"get", "list", "patch"}
-    else:
-        assert {"get", "list", "patch", "delete"} <= verbs
+        assert verbs == {"get", "list", "create", "patch"}
+    else:  # server-side apply is authorized as patch, and as create too when the object is new
+        assert {"get", "list", "create", "patch", "delete"} <= verbs
 
 
 def test_the_installer_role_holds_the_reviews_tokens_events_and_the_escalation_it_needs():
@@ -121,10 +121,10 @@ def test_a_forbidden_read_names_the_verb_the_resource_the_scope_and_the_roles(ca
     ("verb", "call", "sentence"),
     [
         ("apply", lambda e: e.ensure_present([manifest("ConfigMap", "x")]),
-         "Cannot apply ConfigMap istio-system/x: forbidden: this account may not patch configmaps in namespace "
-         "istio-system."),
+         "Cannot apply ConfigMap istio-system/x: forbidden: this account may not create or patch configmaps in "
+         "namespace istio-system."),
         ("apply", lambda e: e.ensure_shared(manifest("CustomResourceDefinition", "x")),
-         "Cannot apply CustomResourceDefinition x: forbidden: this account may not patch "
+         "Cannot apply CustomResourceDefinition x: forbidden: this account may not create or patch "
          "customresourcedefinitions.apiextensions.k8s.io at the cluster scope."),
         ("delete", lambda e: e.delete_objects([manifest("ConfigMap", "x")]),
          "Cannot delete ConfigMap istio-system/x: forbidden: this account may not delete configmaps in namespace "
