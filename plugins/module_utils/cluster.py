@@ -27,7 +27,7 @@ VIEWER_ROLE = "meshops-istio-viewer"
 _READ_VERBS = ("get", "list")
 
 
-def api_message(error, verb: str | None = None, resource: Kind | str | None = None, namespace: str | None = None) -> str:
+def api_message(error, verb: str | None = None, resource: Kind | str | None = None, namespace: str | None = None):
     """The API server's own sentence for an ApiError (its Status message), else the error's text. A 403 Forbidden on
     `verb` of `resource` (a Kind, or a plural such as "serviceaccounts/token") says which permission is missing and
     which shipped ClusterRole grants it, followed by the server's sentence."""

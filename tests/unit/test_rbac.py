@@ -158,4 +158,5 @@ def test_a_forbidden_lock_names_the_lease_verb_and_the_installer_role():
 
 @pytest.mark.parametrize("status", [401, 404, 409, 422, 500])
 def test_other_statuses_keep_the_servers_own_sentence(status):
-    assert api_message(api_error(status, "the server's words"), "patch", KINDS["ConfigMap"], "x") == "the server's words"
+    said = api_message(api_error(status, "the server's words"), "patch", KINDS["ConfigMap"], "x")
+    assert said == "the server's words"
