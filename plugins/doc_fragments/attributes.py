@@ -30,7 +30,8 @@ options:
         write (rollout waits included), so two runs in parallel never both pass a guard (one namespace per tenant,
         no overlapping selectors, one revision per tag) before the other wrote. A run that changes nothing never
         takes it. A holder that died leaves it to expire 60 s after its last renewal.
-      - The collection's account needs get, create, update and delete on leases in kube-system.
+      - The collection's account needs create on leases, and get, update and delete on this one; the shipped
+        ClusterRole C(meshops-istio-installer) grants them.
     type: int
     default: 300
   force_conflicts:
@@ -41,6 +42,10 @@ options:
         or by another owner of this collection) instead of refusing it. A later C(state=absent) then deletes it.
     type: bool
     default: false
+notes:
+  - "Permissions: bind the ClusterRole C(meshops-istio-installer) that the collection ships (C(playbooks/rbac.yml),
+    C(docs/rbac.md)) to the account that runs the module. A request the API server forbids fails with a sentence
+    naming the verb, the resource, its namespace or the cluster scope, and that role."
 attributes:
   check_mode:
     description: Can run in check_mode and return changed status prediction without modifying target.
@@ -73,6 +78,10 @@ options:
         timed out, and after how many attempts.
     type: int
     default: 4
+notes:
+  - "Permissions: the read-only ClusterRole C(meshops-istio-viewer) that the collection ships (C(playbooks/rbac.yml),
+    C(docs/rbac.md)) is enough; C(meshops-istio-installer) includes it. A request the API server forbids fails with a
+    sentence naming the verb, the resource, its namespace or the cluster scope, and the role to bind."
 attributes:
   check_mode:
     description: Can run in check_mode and return changed status prediction without modifying target.

@@ -128,9 +128,8 @@ class ClaimsLock:
             if error.status == 409:
                 return False
             raise EngineError(
-                f"Cannot take the lock Lease {LEASE_NAMESPACE}/{LEASE_NAME}{self.cluster.where}: {api_message(error)}. "
-                "The collection's account needs get, create, update and delete on leases (coordination.k8s.io) in "
-                f"{LEASE_NAMESPACE}."
+                f"Cannot take the lock Lease {LEASE_NAMESPACE}/{LEASE_NAME}{self.cluster.where}: "
+                f"{api_message(error, 'update' if verb == 'replace' else verb, KINDS['Lease'], LEASE_NAMESPACE)}"
             ) from error
         return True
 

@@ -21,9 +21,28 @@ POLL_SECONDS = (0.05, 0.1, 0.2, 0.5, 1.0)
 _STARTED_BY = os.getppid()
 
 
-def api_message(error) -> str:
-    """The API server's own sentence for an ApiError (its Status message), else the error's text."""
-    return getattr(error, "summary", lambda: str(error))()
+# The ClusterRoles the collection ships (roles/rbac, playbooks/rbac.yml, docs/rbac.md).
+INSTALLER_ROLE = "meshops-istio-installer"
+VIEWER_ROLE = "meshops-istio-viewer"
+_READ_VERBS = ("get", "list")
+
+
+def api_message(error, verb: str | None = None, resource: Kind | str | None = None, namespace: str | None = None):
+    """The API server's own sentence for an ApiError (its Status message), else the error's text. A 403 Forbidden on
+    `verb` of `resource` (a Kind, or a plural such as "serviceaccounts/token") says which permission is missing and
+    which shipped ClusterRole grants it, followed by the server's sentence."""
+    said = getattr(error, "summary", lambda: str(error))()
+    if getattr(error, "status", None) != 403 or verb is None:
+        return said
+    if isinstance(resource, Kind):
+        resource = f"{resource.plural}.{resource.group}" if resource.group else resource.plural
+    scope = f"in namespace {namespace}" if namespace else "at the cluster scope"
+    roles = f"{INSTALLER_ROLE} (or {VIEWER_ROLE} for verify.yml and the *_info modules)"
+    role = roles if verb in _READ_VERBS else INSTALLER_ROLE
+    return (
+        f"forbidden: this account may not {verb} {resource} {scope}. Bind the ClusterRole {role} that the collection "
+        f"ships (playbooks/rbac.yml, see docs/rbac.md) to it. The API server said: {said}"
+    )
 
 
 def resource(kind: Kind):
@@ -70,7 +89,8 @@ class Cluster:
         except NotFoundError:
             return None
         except ApiError as error:
-            raise EngineError(f"Cannot read {kind_name} {name}{self.where}: {api_message(error)}") from error
+            message = api_message(error, "get", KINDS[kind_name], namespace)
+            raise EngineError(f"Cannot read {kind_name} {name}{self.where}: {message}") from error
 
     def list_objects(self, kind_name: str, label_selector: str | None = None, namespace: str | None = None) -> list:
         kind = KINDS[kind_name]
@@ -82,7 +102,8 @@ class Cluster:
             # control plane a check-mode run only dry-ran): there is no object of it.
             return []
         except ApiError as error:
-            raise EngineError(f"Cannot list {kind.plural}{self.where}: {api_message(error)}") from error
+            message = api_message(error, "list", kind, namespace)
+            raise EngineError(f"Cannot list {kind.plural}{self.where}: {message}") from error
         return [dict(item.to_dict(), kind=kind.kind, apiVersion=kind.api_version) for item in result.items]
 
     def post(self, path: str, body: dict) -> dict:
@@ -91,7 +112,8 @@ class Cluster:
             with self.reaching():
                 return self.client.request("post", path, body=body).to_dict().get("status") or {}
         except ApiError as error:
-            raise EngineError(f"Cannot send {body['kind']}{self.where}: {api_message(error)}") from error
+            message = api_message(error, "create", _resource_of(path))
+            raise EngineError(f"Cannot send {body['kind']}{self.where}: {message}") from error
 
     def request_token(self, namespace: str, service_account: str, lifetime: int, bound_to: dict) -> dict:
         """A TokenRequest for a ServiceAccount, bound to an object in its namespace (deleting that object revokes
@@ -109,7 +131,7 @@ class Cluster:
         except ApiError as error:
             raise EngineError(
                 f"Cannot request a token for ServiceAccount {namespace}/{service_account}{self.where}: "
-                f"{api_message(error)}"
+                f"{api_message(error, 'create', 'serviceaccounts/token', namespace)}"
             ) from error
 
     def latest_warnings(self, namespace: str, name_prefix: str, limit: int = 3) -> list:
@@ -140,6 +162,12 @@ class Cluster:
             if os.getppid() != _STARTED_BY:
                 raise EngineError("the ansible process that started this module is gone; stopped waiting")
             time.sleep(next(delays))
+
+
+def _resource_of(path: str) -> str:
+    """`tokenreviews.authentication.k8s.io` from `/apis/authentication.k8s.io/v1/tokenreviews`."""
+    parts = path.strip("/").split("/")
+    return f"{parts[-1]}.{parts[1]}" if parts[0] == "apis" else parts[-1]
 
 
 def _events():

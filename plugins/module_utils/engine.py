@@ -147,7 +147,9 @@ class Engine:
             if self.check_mode and error.status == 404:
                 # Its CRD or namespace is only being created in this dry run: it would be created.
                 return manifest
-            raise EngineError(f"Cannot apply {describe(manifest)}{self.cluster.where}: {api_message(error)}") from error
+            # Server-side apply is authorized as patch, and as create too when the object is new.
+            message = api_message(error, "create or patch", kind, metadata.get("namespace"))
+            raise EngineError(f"Cannot apply {describe(manifest)}{self.cluster.where}: {message}") from error
         return result.to_dict()
 
     def _delete(self, live: dict):
@@ -165,7 +167,8 @@ class Engine:
         except NotFoundError:
             pass
         except ApiError as error:
-            raise EngineError(f"Cannot delete {describe(live)}{self.cluster.where}: {api_message(error)}") from error
+            message = api_message(error, "delete", kind, metadata.get("namespace"))
+            raise EngineError(f"Cannot delete {describe(live)}{self.cluster.where}: {message}") from error
 
     def _converge(self, manifest: dict, live: dict | None, force: bool | None = None):
         """Apply one stamped manifest if it differs from live; record what changed."""
@@ -276,7 +279,8 @@ class Engine:
                 ).to_dict()
         except ApiError as error:
             raise EngineError(
-                f"Cannot remove labels {present} from {describe(live)}{self.cluster.where}: {api_message(error)}"
+                f"Cannot remove labels {present} from {describe(live)}{self.cluster.where}: "
+                f"{api_message(error, 'patch', kind_of(live), live['metadata'].get('namespace'))}"
             ) from error
         self.report.record(live, "updated", live, after)
         return self.report

@@ -79,7 +79,9 @@ options:
         no fallback to C(K8S_AUTH_*) environment variables, the in-cluster config or the default kubeconfig, since
         those describe the primary. Give O(remote.kubeconfig) or O(remote.host).
       - The remote credentials must be allowed to manage ServiceAccounts, Secrets, ClusterRoles and
-        ClusterRoleBindings and to request tokens, and they must hold every permission of the reader role.
+        ClusterRoleBindings and to request tokens, and they must hold every permission of the reader role (or
+        C(escalate) and C(bind)); the ClusterRole C(meshops-istio-installer) that the collection ships grants all of
+        this.
     type: dict
     required: true
     suboptions:

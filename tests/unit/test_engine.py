@@ -836,7 +836,8 @@ def test_post_returns_the_reviews_status_and_names_the_review_on_error():
     assert Cluster(fake).post(path, review) == {"allowed": False}
     assert fake.calls[0].options == {"method": "post", "path": path, "body": review}
     fake.failures[("request", "SubjectAccessReview")] = api_error(403, "forbidden")
-    with pytest.raises(EngineError, match="^Cannot send SubjectAccessReview on remote: forbidden$"):
+    forbidden = "forbidden: this account may not create subjectaccessreviews.authorization.k8s.io at the cluster scope"
+    with pytest.raises(EngineError, match=f"^Cannot send SubjectAccessReview on remote: {forbidden}"):
         Cluster(fake, "remote").post(path, review)
 
 
