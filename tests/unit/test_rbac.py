@@ -15,7 +15,7 @@ from ansible_collections.meshops.istio.plugins.module_utils.cluster import (
 )
 from ansible_collections.meshops.istio.plugins.module_utils.errors import EngineError
 from ansible_collections.meshops.istio.plugins.module_utils.kinds import KINDS
-from test_engine import FakeClient, api_error, engine_on, istio_system, manifest
+from test_engine import OWNER, FakeClient, api_error, engine_on, istio_system, manifest
 
 FILES = Path(__file__).resolve().parents[2] / "roles" / "rbac" / "files"
 SERVER_SAYS = 'configmaps "x" is forbidden: User "system:serviceaccount:t:ci" cannot patch resource "configmaps"'
@@ -135,7 +135,7 @@ def test_a_forbidden_read_names_the_verb_the_resource_the_scope_and_the_roles(ca
     ],
 )  # fmt: skip
 def test_a_forbidden_write_names_the_verb_the_resource_the_scope_and_the_installer_role(verb, call, sentence):
-    fake = FakeClient([istio_system(), manifest("ConfigMap", "x", labels={"a": "b"})])
+    fake = FakeClient([istio_system(), manifest("ConfigMap", "x", labels={"a": "b", **OWNER.labels})])
     fake.failures[(verb, "x")] = api_error(403, SERVER_SAYS)
     with pytest.raises(EngineError) as raised:
         call(engine_on(fake))
