@@ -37,6 +37,9 @@ options:
     description:
       - Take over fields that another field manager owns (for example labels set with kubectl) instead of failing
         with the conflict.
+      - Objects that already carry the module's owner labels (C(app.kubernetes.io/managed-by=meshops.istio) and
+        C(meshops.io/<owner kind>)) are always taken back, so an edit by someone else never blocks the next run;
+        this option is for objects the module does not own yet.
     type: bool
     default: false
 attributes:

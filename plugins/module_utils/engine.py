@@ -184,6 +184,7 @@ class Engine:
         """Converge this owner's objects to `manifests`; delete its objects of `prunable_kinds` (and of the
         desired kinds) that are no longer desired. Nothing without this owner's labels is ever deleted.
         `owned` ({identity: object}, every kind of those) is what the caller already listed for this owner.
+        Applies to objects that already carry this owner's labels are forced; conflicts on others stay an error.
         `keep_live(desired, live)` returns `desired` with the fields a controller manages after creation copied
         from `live`, so that a re-run neither reverts them nor conflicts with that controller."""
         desired = [with_hash(with_labels(m, self.owner.labels)) for m in apply_order(manifests)]
@@ -195,9 +196,14 @@ class Engine:
             live = owned.pop(key) if key in owned else self.cluster.get(*_get_args(key))
             if keep_live is not None and live is not None:
                 manifest = keep_live(manifest, live)
-            self._converge(manifest, live)
+            # An object carrying this owner's labels is ours: a re-run takes back fields another manager changed.
+            self._converge(manifest, live, True if live is not None and self._owns(live) else None)
         self._delete_all(owned.values())
         return self.report
+
+    def _owns(self, live: dict) -> bool:
+        labels = live["metadata"].get("labels") or {}
+        return all(labels.get(key) == value for key, value in self.owner.labels.items())
 
     def ensure_absent(self, kinds) -> Report:
         """Delete every object of `kinds` that carries this owner's labels, dependents last-created first."""
