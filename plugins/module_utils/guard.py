@@ -138,9 +138,10 @@ def guard_manifests(users, groups, label_keys) -> list:
         objects_match,
         users,
         groups,
-        [{"name": "namespace-not-deleted", "expression": "!has(namespaceObject.metadata.deletionTimestamp)"}],
+        [],
         {
-            "expression": "false",
+            # Passes only in a namespace being deleted (namespaceObject is not available to matchConditions).
+            "expression": "has(namespaceObject.metadata.deletionTimestamp)",
             "reason": "Forbidden",
             "message": f"meshops.istio guards this object: {objects_rule}",
             "messageExpression": "'meshops.istio guards ' + request.kind.kind + ' ' + request.namespace + '/' + "
