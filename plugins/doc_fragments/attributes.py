@@ -40,6 +40,9 @@ options:
         with the conflict.
       - Also adopt a same-named object that exists without this task's owner labels (made by hand, by another tool,
         or by another owner of this collection) instead of refusing it. A later C(state=absent) then deletes it.
+      - Objects that already carry the module's owner labels (C(app.kubernetes.io/managed-by=meshops.istio) and
+        C(meshops.io/<owner kind>)) are always taken back, so an edit by someone else never blocks the next run;
+        this option is for objects the module does not own yet.
     type: bool
     default: false
 notes:

@@ -155,8 +155,8 @@ def tenancy_plan(tenants, model=None, shared_control_plane=None) -> dict:
     """The plan of a run. Raises AnsibleFilterError naming every bad entry and key before any step runs.
 
     Returns {model, control_planes, planned_revisions, cas, tenants, gateways, summary}: control_planes as
-    istio_revision's name,
-    namespace, discovery_selectors, pilot_env and values; cas (dedicated tenants with `ca: true`) as tenant,
+    istio_revision's name, namespace, discovery_selectors, pilot_env and values, plus the names of the tenants each
+    serves (tenants); cas (dedicated tenants with `ca: true`) as tenant,
     namespace and revision; tenants as istio_tenant's `tenants` entries; gateways as istio_gateway's name and
     namespace plus the data's settings; summary one line of facts per tenant; planned_revisions the control planes
     as istio_tenant's and istio_gateway's planned_revisions."""
@@ -193,6 +193,7 @@ def _dedicated_plan(tenants: list) -> dict:
                 "discovery_selectors": [{"matchLabels": placement["discovery_label"]}],
                 "pilot_env": {},
                 "values": {},
+                "tenants": [tenant["name"]],
             }
         )
         if tenant.get("ca"):
@@ -215,6 +216,7 @@ def _shared_plan(tenants: list, shared: dict) -> dict:
                 "discovery_selectors": [{"matchLabels": label}],
                 "pilot_env": shared["pilot_env"] or {},
                 "values": shared["values"] or {},
+                "tenants": [tenant["name"] for tenant in tenants],
             }
         ],
         "cas": [],

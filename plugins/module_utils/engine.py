@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from .client import ApiError, NotFoundError
 from .cluster import Cluster, api_message, resource
 from .compare import for_diff, needs_apply, same_object, with_hash
-from .errors import EngineError, refuse
+from .errors import EngineError, FieldConflict, ForeignObjects, refuse
 from .kinds import KINDS, apply_order, kind_of
 from .vocabulary import FIELD_MANAGER, MANAGED_BY_LABEL, owner_label, owners_of
 
@@ -140,7 +140,7 @@ class Engine:
                 )
         except ApiError as error:
             if error.status == 409:
-                raise EngineError(
+                raise FieldConflict(
                     f"{describe(manifest)}{self.cluster.where}: {api_message(error)}. Another field manager owns "
                     "these fields; set force_conflicts: true to take them over."
                 ) from error
@@ -189,6 +189,7 @@ class Engine:
         """Converge this owner's objects to `manifests`; delete its objects of `prunable_kinds` (and of the
         desired kinds) that are no longer desired. Nothing without this owner's labels is ever deleted.
         `owned` ({identity: object}, every kind of those) is what the caller already listed for this owner.
+        Applies to objects that already carry this owner's labels are forced; conflicts on others stay an error.
         `keep_live(desired, live)` returns `desired` with the fields a controller manages after creation copied
         from `live`, so that a re-run neither reverts them nor conflicts with that controller.
         Refuses before its first write when a desired object exists without this owner's labels (ownership_problems);
@@ -201,11 +202,12 @@ class Engine:
             owned.pop(identity(m)) if identity(m) in owned else self.cluster.get(*_get_args(identity(m)))
             for m in desired
         ]
-        refuse(self.ownership_problems(lives, adoptable))
+        refuse(self.ownership_problems(lives, adoptable), ForeignObjects)
         for manifest, live in zip(desired, lives, strict=True):
             if keep_live is not None and live is not None:
                 manifest = keep_live(manifest, live)
-            self._converge(manifest, live)
+            # An object carrying this owner's labels is ours: a re-run takes back fields another manager changed.
+            self._converge(manifest, live, True if live is not None and self.owns(live) else None)
         self._delete_all(owned.values())
         return self.report
 
@@ -353,9 +355,12 @@ class Engine:
 
 def foreign_object_problem(live: dict) -> str:
     """The refusal for an object someone else owns: who holds it, and the ways out."""
-    owners = owners_of(live["metadata"].get("labels") or {})
+    labels = live["metadata"].get("labels") or {}
+    owners = owners_of(labels)
     if owners:
         held_by = f"belongs to meshops.istio's {' and '.join(owners)}"
+    elif labels.get(MANAGED_BY_LABEL) == FIELD_MANAGER:
+        held_by = "lost its meshops.istio owner label (meshops.io/<owner kind>), so no run of the collection owns it"
     else:
         held_by = f"was not created by meshops.istio (it lacks the label {MANAGED_BY_LABEL}={FIELD_MANAGER})"
     return (

@@ -14,8 +14,17 @@ class Refusal(MeshopsError):
     """Input or cluster state refused before anything is written; the message names the parameter and the fix."""
 
 
+class ForeignObjects(Refusal):
+    """Objects the run would write exist without its owner labels: state of the cluster in the way of one owner (a
+    tenant admin's object in their namespace, say), not a fault of the run's plan."""
+
+
 class EngineError(MeshopsError):
     """The API server refused or failed a read, write or wait."""
+
+
+class FieldConflict(EngineError):
+    """Server-side apply found fields another field manager owns on an object this run does not own."""
 
 
 class UnknownKindError(EngineError):
@@ -57,7 +66,7 @@ def _advice(error: Exception) -> str:
     return "and that the API server is up"
 
 
-def refuse(problems: list) -> None:
-    """Raise one Refusal listing every problem; do nothing when there is none."""
+def refuse(problems: list, error: type = Refusal) -> None:
+    """Raise one `error` (a Refusal) listing every problem; do nothing when there is none."""
     if problems:
-        raise Refusal("; ".join(problems))
+        raise error("; ".join(problems))

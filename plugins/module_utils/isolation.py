@@ -10,11 +10,13 @@ from __future__ import annotations
 from . import pki
 from .cacerts import SECRET_NAME, bundle_problem, describe_bundle, secret_files
 from .cluster import Cluster
+from .compare import is_subset
 from .engine import rollout_problem
 from .gateway.spec import OWNER_LABEL as GATEWAY_LABEL
 from .selectors import any_matches, matches
 from .tenant_policies import ISOLATION_NAME
-from .tenant_spec import TENANT_LABEL, AdminsSpec, IsolationSpec, NamespaceSpec, broad_subjects
+from .tenant_policies import policies as policies_of
+from .tenant_spec import TENANT_LABEL, AdminsSpec, IsolationSpec, NamespaceSpec, TenantSpec, broad_subjects
 from .vocabulary import FIELD_MANAGER, MANAGED_BY_LABEL, REV_LABEL, installed_revisions
 
 # (kind, name, isolation option that turns it off)
@@ -119,6 +121,21 @@ def _namespace_checks(tenant: dict, namespace: str, state: dict) -> tuple:
     found["no wildcard or broad access"] = [
         f"{where}: {problem}" for problem in access_problems(access, set(tenant["namespaces"]), isolation)
     ]
+    if revision in state["revisions"] and not selected:  # under the wrong control plane, that is the problem
+        desired = desired_policies(tenant, state["revisions"][revision]["namespace"]).get(namespace, {})
+        for (kind, _name), problem in content_problems(desired, policies).items():
+            invariant = "mTLS as desired" if kind == "PeerAuthentication" else "isolation policies in place"
+            if kind != "PeerAuthentication" or facts["mtls"] == expected_mtls:  # a wrong mode is reported above
+                found[invariant].append(f"{where}: {problem}")
+    network_policy = policies.get(("NetworkPolicy", ISOLATION_NAME))
+    if network_policy is not None:
+        gateways = [g for g in state["gateways"] if g["metadata"]["namespace"] == namespace]
+        for pod, shown in escaping_pods(network_policy, state.get("pods", {}).get(namespace, []), gateways):
+            found["isolation policies in place"].append(
+                f"{where}: pod {pod} escapes NetworkPolicy {ISOLATION_NAME} (labels {shown} are outside its "
+                "podSelector), so every namespace can reach it; remove the label, or deploy it as a meshops.istio "
+                "gateway"
+            )
     facts["invariants"] = found
     return facts, [problem for problems in found.values() for problem in problems]
 
@@ -168,6 +185,89 @@ def _policy_wildcards(spec: dict) -> list:
     return [f"allows callers from {', '.join(found)}, a wildcard; allow the tenant's namespaces by name instead"]
 
 
+def desired_policies(tenant: dict, system_namespace: str) -> dict:
+    """{namespace: {(kind, name): spec}} of the isolation policies istio_tenant writes for `tenant` (a verify entry:
+    name, namespaces, mtls, isolation) served by a control plane in `system_namespace`."""
+    spec = TenantSpec(
+        name=tenant["name"],
+        revision=None,
+        namespaces=tuple(NamespaceSpec(name) for name in tenant["namespaces"]),
+        create_namespaces=False,
+        discovery_label={},
+        mtls=tenant.get("mtls") or "STRICT",
+        isolation=IsolationSpec.from_params(tenant.get("isolation")),
+        takeover=False,
+        state="present",
+        delete_namespaces=False,
+        force=False,
+        force_conflicts=False,
+    )
+    desired = {}
+    for manifest in policies_of(spec, system_namespace):
+        if manifest["kind"] != "RoleBinding":
+            metadata = manifest["metadata"]
+            desired.setdefault(metadata["namespace"], {})[(manifest["kind"], metadata["name"])] = manifest["spec"]
+    return desired
+
+
+def changed_fields(desired: dict, live: dict) -> list:
+    """The top-level spec fields in which `live` differs from `desired` (values the server leaves out count as
+    empty)."""
+    return sorted(
+        key for key in set(desired) | set(live)
+        if not (is_subset(desired.get(key), live.get(key)) and is_subset(live.get(key), desired.get(key)))
+    )  # fmt: skip
+
+
+def content_problems(desired: dict, live: dict) -> dict:
+    """{(kind, name): sentence} for each desired policy that exists with another content than meshops.istio
+    writes (a missing one is reported as lacking)."""
+    problems = {}
+    for key, spec in sorted(desired.items()):
+        if key not in live:
+            continue
+        fields = changed_fields(spec, live[key])
+        if fields:
+            kind, name = key
+            opened = " and admits ingress from everywhere" if kind == "NetworkPolicy" and _open(live[key]) else ""
+            problems[key] = (
+                f"{kind} {name} differs from what meshops.istio writes ({', '.join('spec.' + f for f in fields)})"
+                f"{opened}; re-run the tenant's onboarding to restore it"
+            )
+    return problems
+
+
+def _open(network_policy: dict) -> bool:
+    """An ingress rule without peers, or with an empty peer, admits every source."""
+    return any(
+        not rule.get("from") or any(not peer for peer in rule["from"]) for rule in network_policy.get("ingress") or []
+    )
+
+
+def escaping_pods(network_policy: dict, pods: list, gateways: list) -> list:
+    """(pod name, its labels the podSelector looks at) of each pod the NetworkPolicy does not select, gateway pods
+    of meshops.istio's `gateways` (Deployments) in the namespace aside. A pod counts as a gateway's when its
+    ReplicaSet is the gateway's (named <deployment>-<pod-template-hash>) and the gateway's selector matches it."""
+    selector = network_policy.get("podSelector") or {}
+    keys = set(selector.get("matchLabels") or {}) | {e["key"] for e in selector.get("matchExpressions") or []}
+    escaping = []
+    for pod in pods:
+        labels = pod["metadata"].get("labels") or {}
+        if matches(selector, labels) or _gateway_pod(pod, labels, gateways):
+            continue
+        escaping.append((pod["metadata"]["name"], {k: v for k, v in sorted(labels.items()) if k in keys}))
+    return sorted(escaping, key=lambda found: found[0])
+
+
+def _gateway_pod(pod: dict, labels: dict, gateways: list) -> bool:
+    owners = {(o.get("kind"), o.get("name")) for o in pod["metadata"].get("ownerReferences") or []}
+    return any(
+        ("ReplicaSet", f"{g['metadata']['name']}-{labels.get('pod-template-hash')}") in owners
+        and matches((g.get("spec") or {}).get("selector") or {}, labels)
+        for g in gateways
+    )
+
+
 def _ca_of(revision: str | None, state: dict) -> str | None:
     """`cacerts` when the revision's istiod signs with a plugged CA, `self-signed` otherwise."""
     if revision not in state["revisions"]:
@@ -203,8 +303,8 @@ def analyze(tenants: list, state: dict, now=None) -> dict:
     """The report: per tenant and namespace the facts, gateway readiness, selector overlaps, and problems.
 
     `state` holds namespaces {name: labels}, revisions (installed_revisions), webhooks (MWC objects),
-    policies {namespace: {(kind, name): spec}}, gateways (Deployment objects) and cacerts {system namespace:
-    the files of its `cacerts` Secret}."""
+    policies {namespace: {(kind, name): spec}}, gateways (Deployment objects), cacerts {system namespace:
+    the files of its `cacerts` Secret} and pods {tenant namespace with a NetworkPolicy: Pod objects}."""
     now = now or pki.utc_now()
     invariants = {NO_OVERLAP: selector_overlaps(state["revisions"], state["namespaces"])}
     for namespace, files in sorted(state["cacerts"].items()):
@@ -243,6 +343,10 @@ def gather_isolation_report(cluster: Cluster, tenants: list) -> dict:
             policies.setdefault(obj["metadata"]["namespace"], {})[key] = obj.get("spec") or {}
     namespaces = cluster.list_objects("Namespace")
     revisions = installed_revisions(cluster.list_objects("ConfigMap", label_selector=REV_LABEL))
+    tenants = [_normalized(t) for t in tenants]
+    # Pods are read only where a NetworkPolicy should isolate them: one LIST per such namespace.
+    guarded = sorted({ns for t in tenants for ns in t["namespaces"] if ("NetworkPolicy", ISOLATION_NAME) in
+                      policies.get(ns, {})})  # fmt: skip
     state = {
         "namespaces": {n["metadata"]["name"]: n["metadata"].get("labels") or {} for n in namespaces},
         "revisions": revisions,
@@ -251,8 +355,9 @@ def gather_isolation_report(cluster: Cluster, tenants: list) -> dict:
         "policies": policies,
         "gateways": cluster.list_objects("Deployment", label_selector=GATEWAY_LABEL),
         "access": _access_objects(cluster, {ns for t in tenants for ns in _normalized(t)["namespaces"]}),
+        "pods": {ns: cluster.list_objects("Pod", None, ns) for ns in guarded},
     }
-    return {"server": cluster.host, **analyze([_normalized(t) for t in tenants], state)}
+    return {"server": cluster.host, **analyze(tenants, state)}
 
 
 ACCESS_KINDS = ("AuthorizationPolicy", "Sidecar", "RoleBinding")

@@ -58,6 +58,21 @@ KINDS = {
         Kind("Gateway", "networking.istio.io/v1", "gateways", True, _POLICY),
         Kind("VirtualService", "networking.istio.io/v1", "virtualservices", True, _POLICY),
         Kind("EnvoyFilter", "networking.istio.io/v1alpha3", "envoyfilters", True, _POLICY),
+        # The guard of tenant isolation (guard.py).
+        Kind(
+            "ValidatingAdmissionPolicy",
+            "admissionregistration.k8s.io/v1",
+            "validatingadmissionpolicies",
+            False,
+            _WEBHOOKS,
+        ),
+        Kind(
+            "ValidatingAdmissionPolicyBinding",
+            "admissionregistration.k8s.io/v1",
+            "validatingadmissionpolicybindings",
+            False,
+            _WEBHOOKS,
+        ),
         Kind(
             "MutatingWebhookConfiguration",
             "admissionregistration.k8s.io/v1",

@@ -15,7 +15,8 @@ from dataclasses import dataclass, replace
 
 from .cluster import Cluster
 from .engine import Engine, Owner, Report, identity
-from .errors import EngineError, Refusal, refuse
+from .errors import EngineError, FieldConflict, ForeignObjects, Refusal, refuse
+from .guard import GuardSpec, ensure_guard, remove_guard
 from .planned import NOTHING_PLANNED, RunPlan, with_planned_revisions
 from .selectors import any_matches
 from .tenant_policies import namespace_manifest, policies
@@ -305,48 +306,141 @@ def _with_plan(view: _ClusterView, plan: RunPlan, check_mode: bool) -> tuple:
 
 
 def ensure_tenant_present(
-    cluster: Cluster, spec: TenantSpec, check_mode: bool, plan: RunPlan = NOTHING_PLANNED
+    cluster: Cluster,
+    spec: TenantSpec,
+    check_mode: bool,
+    guard: GuardSpec | None = None,
+    plan: RunPlan = NOTHING_PLANNED,
 ) -> tuple:
     """Onboard the tenant's namespaces and isolate them. Returns (result, warnings, diff). In check mode, `plan`
     holds the revisions earlier steps of the same run install (planned.py); a warning says when it was used."""
     validate(spec)
-    engine = _engine(cluster, spec, check_mode)
     view, notes = _with_plan(_read_view(cluster, [spec.name]), plan, check_mode)
     _refuse([spec], view)
+    guarded = _guard(cluster, guard, _discovery_keys([spec]), check_mode)
+    engine = _engine(cluster, spec, check_mode)
     result, warnings = _onboard(engine, spec, view, spec.namespace_names)
-    return {"changed": engine.report.changed, **result}, notes + warnings, engine.report.diff
+    report = Report.combined([guarded, engine.report])
+    return {"changed": report.changed, **result, "objects": report.objects}, notes + warnings, report.diff
 
 
-def ensure_tenant_absent(cluster: Cluster, spec: TenantSpec, check_mode: bool) -> tuple:
+def ensure_tenant_absent(cluster: Cluster, spec: TenantSpec, check_mode: bool, guard: GuardSpec | None = None) -> tuple:
     """Remove what this tenant owns; release its namespaces, or delete them when asked and safe."""
     validate(spec)
+    guarded = _guard(cluster, guard, (), check_mode)
     engine = _engine(cluster, spec, check_mode)
     result = _offboard(engine, spec)
-    return {"changed": engine.report.changed, **result}, [], engine.report.diff
+    removed = _remove_guard_when_no_tenant_left(cluster, [spec], guard, check_mode)
+    report = Report.combined([guarded, engine.report, *removed])
+    return {"changed": report.changed, **result, "objects": report.objects}, [], report.diff
 
 
-def ensure_tenants(cluster: Cluster, specs: list, check_mode: bool, plan: RunPlan = NOTHING_PLANNED) -> tuple:
+def ensure_tenants(
+    cluster: Cluster,
+    specs: list,
+    check_mode: bool,
+    guard: GuardSpec | None = None,
+    plan: RunPlan = NOTHING_PLANNED,
+    skip=None,
+) -> tuple:
     """Many tenants in one run (option `tenants`: a TenantSpec per entry). Onboarding reads the cluster once and
-    checks every tenant before anything is written; then each tenant converges as it would alone.
+    checks every tenant before anything is written; then each tenant converges as it would alone. A tenant that
+    fails does not stop the others: its error is kept in the result's `failed` ({name: error}) and the caller
+    decides (TenantsRun). Tenants named in `skip` ({name: error}) are not written at all.
     Returns (result, warnings, diff)."""
     validate_tenants(specs)
-    engines = [_engine(cluster, spec, check_mode) for spec in specs]
-    tenants, warnings = [], []
-    if specs and specs[0].state == "present":
+    skip = skip or {}
+    tenants, warnings, failed = [], [], {}
+    present = bool(specs) and specs[0].state == "present"
+    if present:
         view, warnings = _with_plan(_read_view(cluster, [spec.name for spec in specs]), plan, check_mode)
         _refuse(specs, view)
         claimed = set().union(*(spec.namespace_names for spec in specs))
-        for index, (engine, spec) in enumerate(zip(engines, specs, strict=True)):
+    guarded = _guard(cluster, guard, _discovery_keys(specs) if present else (), check_mode)
+    engines = [_engine(cluster, spec, check_mode) for spec in specs]
+    for index, (engine, spec) in enumerate(zip(engines, specs, strict=True)):
+        if spec.name in skip:
+            failed[spec.name] = skip[spec.name]
+            continue
+        try:
             with _naming_entry(index, spec):
-                result, more = _onboard(engine, spec, view, claimed)
-            tenants.append(_tenant_summary(spec, result))
-            warnings += more
-    else:
-        for index, (engine, spec) in enumerate(zip(engines, specs, strict=True)):
-            with _naming_entry(index, spec):
-                tenants.append(_tenant_summary(spec, _offboard(engine, spec)))
-    report = Report.combined(engine.report for engine in engines)
-    return {"changed": report.changed, "tenants": tenants, "objects": report.objects}, warnings, report.diff
+                if present:
+                    result, more = _onboard(engine, spec, view, claimed)
+                else:
+                    result, more = _offboard(engine, spec), []
+        except (Refusal, EngineError) as error:
+            failed[spec.name] = error
+            continue
+        tenants.append(_tenant_summary(spec, result))
+        warnings += more
+    removed = [] if present or failed else _remove_guard_when_no_tenant_left(cluster, specs, guard, check_mode)
+    report = Report.combined([guarded, *(e.report for e in engines if e.owner.name not in failed), *removed])
+    result = {"changed": report.changed, "tenants": tenants, "objects": report.objects, "failed": failed}
+    return result, warnings, report.diff
+
+
+# What sets one tenant aside instead of failing the whole run: state of its namespaces, not a fault of the plan.
+IN_THE_WAY = (ForeignObjects, FieldConflict)
+
+
+class TenantsRun:
+    """The action of an istio_tenant run with `tenants`, called by runner.run_module (rehearsal, then real run).
+
+    A plan the API server rejects for any tenant (its dry run fails) writes nothing, for no tenant. A tenant whose
+    own namespaces hold something in the way (IN_THE_WAY: an object the collection does not own, or fields another
+    manager owns on one) is set aside instead: it is not written, the others converge, and the run then fails naming
+    it. A tenant failing during the real run does not stop the others either."""
+
+    def __init__(self, specs: list, guard: GuardSpec, plan: RunPlan = NOTHING_PLANNED):
+        self.specs = specs
+        self.guard = guard
+        self.plan = plan
+        self.set_aside = {}
+
+    def __call__(self, cluster: Cluster, check_mode: bool) -> tuple:
+        rehearsal = check_mode and cluster.rehearsing
+        skip = {} if check_mode else self.set_aside
+        result, warnings, diff = ensure_tenants(cluster, self.specs, check_mode, self.guard, self.plan, skip)
+        failed = result.pop("failed")
+        in_the_way = all(isinstance(error, IN_THE_WAY) for error in failed.values())
+        if rehearsal and failed and in_the_way and result["changed"]:
+            self.set_aside = failed
+            return result, warnings, diff  # the real run repairs the others, then fails naming these
+        if failed:
+            raise EngineError(failure_sentence(failed, [spec.name for spec in self.specs], not check_mode))
+        return result, warnings, diff
+
+
+def failure_sentence(failed: dict, names: list, written: bool) -> str:
+    """One sentence for a run in which some tenants failed: each failure, then (when the run wrote) which tenants
+    converged."""
+    if len(names) == 1:
+        return str(next(iter(failed.values())))
+    others = [name for name in names if name not in failed]
+    converged = f" The other tenants ({', '.join(others)}) were converged." if others and written else ""
+    reasons = "; ".join(str(error).rstrip(".") for error in failed.values())
+    return f"{len(failed)} of {len(names)} tenants failed: {reasons}.{converged}"
+
+
+def _guard(cluster: Cluster, guard: GuardSpec | None, discovery_keys, check_mode: bool) -> Report:
+    """The guard's report after installing, updating or removing it as `guard` asks; None leaves it alone."""
+    return Report() if guard is None else ensure_guard(cluster, guard, discovery_keys, check_mode).report
+
+
+def _discovery_keys(specs: list) -> set:
+    return {key for spec in specs for key in spec.discovery_label}
+
+
+def _remove_guard_when_no_tenant_left(cluster: Cluster, specs: list, guard: GuardSpec | None, check_mode: bool) -> list:
+    """After offboarding: the guard goes with the last tenant namespace (the reports of what it did)."""
+    leaving = {spec.name for spec in specs}
+    remaining = [
+        ns for ns in cluster.list_objects("Namespace", label_selector=TENANT_LABEL)
+        if ns["metadata"]["labels"][TENANT_LABEL] not in leaving
+    ]  # fmt: skip
+    if remaining or guard is None or not guard.enabled:
+        return []
+    return [remove_guard(cluster, check_mode).report]
 
 
 @contextlib.contextmanager

@@ -20,6 +20,14 @@ description:
     C(system:serviceaccounts), C(system:serviceaccounts:<namespace>) of a namespace outside the tenant or the user
     C(system:anonymous). The last is allowed when the tenant's C(isolation.allow_broad_admins) is true. This is the
     invariant C(no wildcard or broad access).
+  - The content counts, not only the presence. The PeerAuthentication, AuthorizationPolicy, Sidecar and NetworkPolicy
+    are compared with what M(meshops.istio.istio_tenant) writes for the tenant's data and the control plane that
+    serves the namespace. A policy someone changed (for example a NetworkPolicy opened to every source, or an
+    AuthorizationPolicy given a selector) is a problem that names the changed fields.
+  - Pods the NetworkPolicy does not select are reported too. Its pod selector leaves out pods labelled C(istio),
+    so that gateways stay reachable. A pod with that label that is not a pod of a meshops.istio gateway (its
+    ReplicaSet is not the gateway Deployment's) can be reached from every namespace. The pods of namespaces with a
+    NetworkPolicy are read for this, one LIST per namespace.
   - Across the cluster, no namespace may be selected by two revisions, and every tenant gateway must be Ready.
   - Every violation is returned as a sentence in RV(problems). C(playbooks/verify.yml) fails when there are any.
 author:
@@ -36,7 +44,8 @@ options:
   tenants:
     description:
       - The tenants to check, as given to C(playbooks/multitenant.yml). Each entry has C(name) and C(namespaces),
-        and optionally C(mtls) (default STRICT) and C(isolation) (which policies are expected).
+        and optionally C(mtls) (default STRICT) and C(isolation) (which policies are expected, and the
+        C(allow_namespaces) their content allows).
     type: list
     elements: dict
     required: true

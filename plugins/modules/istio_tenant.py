@@ -52,7 +52,9 @@ options:
       - Many tenants in one run, instead of O(name) and the other per-tenant options. Each entry is a dict with
         C(name) (required), C(revision), C(namespaces), C(create_namespaces), C(discovery_label), C(mtls),
         C(isolation) and C(takeover), with the meaning, types and defaults of the options of the same name.
-        O(state), O(delete_namespaces), O(force) and O(force_conflicts) apply to every entry.
+        O(state), O(delete_namespaces), O(force), O(force_conflicts) and O(guard) apply to every entry.
+      - One tenant's failure does not stop the others. A tenant whose dry run fails is not written. Every
+        other tenant is converged, then the task fails naming each failed tenant and why.
       - With O(state=present) the cluster is read once for all tenants (a LIST of namespaces, of revisions and of
         each policy kind), and every tenant is checked before anything is written, so a re-run that changes
         nothing costs the same few reads for 5 tenants or 500. A tenant no longer listed is not touched; remove it
@@ -208,6 +210,45 @@ options:
         type: list
         elements: dict
         default: []
+  guard:
+    description:
+      - A guard that tenant admins cannot undo, installed (or updated) before the tenants are written. Two
+        C(ValidatingAdmissionPolicies) with their bindings. C(meshops-istio-tenant-objects) denies creating,
+        changing or deleting the objects this module writes in tenant namespaces (those labelled
+        C(app.kubernetes.io/managed-by=meshops.istio), of the kinds PeerAuthentication, AuthorizationPolicy,
+        Sidecar, NetworkPolicy and RoleBinding). C(meshops-istio-tenant-namespaces) denies changing the labels
+        C(meshops.io/tenant), C(istio.io/rev), C(istio-injection) and every tenant's discovery label on tenant
+        namespaces. The denial names meshops.istio and who may make the change.
+      - Only the installer identities pass. They are the user that runs this module (read with a
+        C(SelfSubjectReview), so a run never locks itself out), O(guard.users) and O(guard.groups). A run as
+        another user takes the guard over for that user. Objects in a namespace being deleted are not guarded, so
+        the namespace controller can empty it.
+      - With O(state=absent), the guard is removed once no tenant namespace is left.
+      - Needs Kubernetes 1.30 or later (C(admissionregistration.k8s.io/v1) admission policies).
+    type: dict
+    default: {}
+    suboptions:
+      enabled:
+        description:
+          - V(false) removes the guard (and installs none). Tenant admins can then change their isolation objects;
+            M(meshops.istio.istio_isolation_info) reports such changes and the next run takes them back.
+        type: bool
+        default: true
+      users:
+        description:
+          - More users who may change what the guard protects, for example a second automation account. The user
+            running the module is always allowed.
+        type: list
+        elements: str
+        default: []
+      groups:
+        description:
+          - Groups whose members may change what the guard protects. The default, C(system:masters), keeps
+            break-glass access for cluster administrators, who could delete the guard anyway. V([]) allows
+            only the users.
+        type: list
+        elements: str
+        default: [system:masters]
 notes:
   - Needs the C(kubernetes) Python library and an installed revision (see M(meshops.istio.istio_revision)).
 seealso:
@@ -303,6 +344,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.module_utils.errors import UnsupportedError
 from ansible_collections.meshops.istio.plugins.module_utils.errors import Refusal
+from ansible_collections.meshops.istio.plugins.module_utils.guard import GuardSpec
 from ansible_collections.meshops.istio.plugins.module_utils.planned import (
     NOTHING_PLANNED,
     PLANNED_REVISION_SPEC,
@@ -310,9 +352,9 @@ from ansible_collections.meshops.istio.plugins.module_utils.planned import (
 )
 from ansible_collections.meshops.istio.plugins.module_utils.runner import COMMON_ARG_SPEC, run_module
 from ansible_collections.meshops.istio.plugins.module_utils.tenant import (
+    TenantsRun,
     ensure_tenant_absent,
     ensure_tenant_present,
-    ensure_tenants,
 )
 from ansible_collections.meshops.istio.plugins.module_utils.tenant_spec import TenantSpec, validate, validate_tenants
 
@@ -347,6 +389,15 @@ RUN_SPEC = dict(
     state=dict(type="str", choices=["present", "absent"], default="present"),
     delete_namespaces=dict(type="bool", default=False),
     force=dict(type="bool", default=False),
+    guard=dict(
+        type="dict",
+        default={},
+        options=dict(
+            enabled=dict(type="bool", default=True),
+            users=dict(type="list", elements="str", default=[]),
+            groups=dict(type="list", elements="str", default=["system:masters"]),
+        ),
+    ),
 )
 ARGUMENT_SPEC = dict(
     TENANT_SPEC,
@@ -392,17 +443,18 @@ def _action(module):
     # What earlier steps of the run plan counts in check mode only, never in the dry run before a real run.
     plan = RunPlan.from_params(module.params) if module.check_mode else NOTHING_PLANNED
     try:
+        guard = GuardSpec.from_params(module.params["guard"])
         if module.params["tenants"] is not None:
             specs = tenant_entries(module)
             validate_tenants(specs)
-            return lambda cluster, check_mode: ensure_tenants(cluster, specs, check_mode, plan)
+            return TenantsRun(specs, guard, plan)
         spec = TenantSpec.from_params(module.params)
         validate(spec)
     except Refusal as error:
         module.fail_json(msg=str(error))
     if spec.state == "present":
-        return lambda cluster, check_mode: ensure_tenant_present(cluster, spec, check_mode, plan)
-    return lambda cluster, check_mode: ensure_tenant_absent(cluster, spec, check_mode)
+        return lambda cluster, check_mode: ensure_tenant_present(cluster, spec, check_mode, guard, plan)
+    return lambda cluster, check_mode: ensure_tenant_absent(cluster, spec, check_mode, guard)
 
 
 if __name__ == "__main__":

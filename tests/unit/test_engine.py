@@ -605,6 +605,27 @@ def test_force_conflicts_takes_the_fields_over():
     assert report.objects[0]["action"] == "created"
 
 
+def test_an_owned_object_changed_by_another_manager_is_taken_back():
+    """A tenant admin's edit of an object the collection owns never blocks the next run: the apply is forced."""
+    owned = manifest("ConfigMap", "istio-usergroup-1", labels=OWNER.labels, data={"mesh": "opened"})
+    fake = FakeClient([istio_system(), owned])
+    fake.conflicts.add("istio-usergroup-1")
+    report = engine_on(fake).ensure_present([manifest("ConfigMap", "istio-usergroup-1", data={"mesh": "{}"})])
+    assert [c.options["force"] for c in fake.calls if c.verb == "apply"] == [True]
+    assert report.objects[0]["action"] == "updated"
+    assert fake.store[("ConfigMap", "istio-system", "istio-usergroup-1")]["data"] == {"mesh": "{}"}
+
+
+def test_a_conflict_on_an_adopted_object_it_does_not_own_stays_an_error():
+    """Taking fields back is for objects with this owner's labels; one adopted by identity (a tag's Service) that
+    another manager edited still fails on the conflict."""
+    theirs = manifest("Service", "istiod-revision-tag-prod", labels={"app": "istiod"})
+    fake = FakeClient([istio_system(), theirs])
+    fake.conflicts.add("istiod-revision-tag-prod")
+    with pytest.raises(EngineError, match="set force_conflicts: true"):
+        engine_on(fake).ensure_present([manifest("Service", "istiod-revision-tag-prod")], adoptable={key_of(theirs)})
+
+
 def test_a_conflict_on_a_second_cluster_says_which():
     fake = FakeClient([istio_system()])
     fake.conflicts.add("reader")

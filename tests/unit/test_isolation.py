@@ -1,6 +1,13 @@
 """verify.yml's invariants evaluated on listed objects: pure logic, no cluster."""
 
-from ansible_collections.meshops.istio.plugins.module_utils.isolation import analyze, injector_webhooks
+import copy
+
+from ansible_collections.meshops.istio.plugins.module_utils.isolation import (
+    analyze,
+    desired_policies,
+    escaping_pods,
+    injector_webhooks,
+)
 
 
 def _injector(revision):
@@ -17,12 +24,7 @@ def _injector(revision):
     }  # fmt: skip
 
 
-POLICIES = {
-    ("PeerAuthentication", "default"): {"mtls": {"mode": "STRICT"}},
-    ("AuthorizationPolicy", "meshops-tenant-isolation"): {},
-    ("Sidecar", "default"): {},
-    ("NetworkPolicy", "meshops-tenant-isolation"): {},
-}
+TENANTS = [{"name": "t1", "namespaces": ["a"]}, {"name": "t2", "namespaces": ["b"]}]
 
 
 def _state(**changes):
@@ -36,15 +38,12 @@ def _state(**changes):
             "r2": {"namespace": "r2", "selectors": [{"matchLabels": {"group": "two"}}]},
         },
         "webhooks": [_injector("r1"), _injector("r2")],
-        "policies": {"a": dict(POLICIES), "b": dict(POLICIES)},
+        "policies": {**desired_policies(TENANTS[0], "r1"), **desired_policies(TENANTS[1], "r2")},
         "gateways": [],
         "cacerts": {},
     }
     state.update(changes)
     return state
-
-
-TENANTS = [{"name": "t1", "namespaces": ["a"]}, {"name": "t2", "namespaces": ["b"]}]
 
 
 def test_isolated_tenants_have_no_problems():
@@ -95,3 +94,73 @@ def test_a_canary_in_the_same_system_namespace_is_one_control_plane():
     # The same selectors from another system namespace are two control planes fighting over the namespace.
     state["revisions"]["r1-v2"]["namespace"] = "elsewhere"
     assert "revisions r1 and r1-v2 both select namespaces a" in analyze(TENANTS, state)["problems"]
+
+
+def test_policies_as_written_are_isolation_and_their_content_is_compared():
+    desired = desired_policies(TENANTS[0], "r1")["a"]
+    assert desired[("NetworkPolicy", "meshops-tenant-isolation")]["ingress"][0]["from"][0]["namespaceSelector"] == {
+        "matchExpressions": [{"key": "kubernetes.io/metadata.name", "operator": "In", "values": ["a", "r1"]}]
+    }
+    assert desired[("AuthorizationPolicy", "meshops-tenant-isolation")]["rules"] == [
+        {"from": [{"source": {"namespaces": ["a", "r1"]}}]}
+    ]
+
+
+def test_an_opened_network_policy_and_a_changed_authorization_policy_are_reported():
+    state = _state()
+    policies = copy.deepcopy(state["policies"])
+    policies["a"][("NetworkPolicy", "meshops-tenant-isolation")]["ingress"] = [{}]
+    policies["b"][("AuthorizationPolicy", "meshops-tenant-isolation")]["selector"] = {"matchLabels": {"app": "x"}}
+    policies["b"][("PeerAuthentication", "default")]["portLevelMtls"] = {"8080": {"mode": "DISABLE"}}
+    report = analyze(TENANTS, {**state, "policies": policies})
+    assert report["problems"] == [
+        "tenant t1: namespace a: NetworkPolicy meshops-tenant-isolation differs from what meshops.istio writes "
+        "(spec.ingress) and admits ingress from everywhere; re-run the tenant's onboarding to restore it",
+        "tenant t2: namespace b: PeerAuthentication default differs from what meshops.istio writes "
+        "(spec.portLevelMtls); re-run the tenant's onboarding to restore it",
+        "tenant t2: namespace b: AuthorizationPolicy meshops-tenant-isolation differs from what meshops.istio "
+        "writes (spec.selector); re-run the tenant's onboarding to restore it",
+    ]
+    invariants = report["tenants"]["t2"]["namespaces"]["b"]["invariants"]
+    assert len(invariants["mTLS as desired"]) == 1 and len(invariants["isolation policies in place"]) == 1
+
+
+def _pod(name, labels, owner=None):
+    metadata = {"name": name, "labels": labels}
+    if owner:
+        metadata["ownerReferences"] = [{"kind": "ReplicaSet", "name": owner}]
+    return {"metadata": metadata}
+
+
+GATEWAY = {
+    "metadata": {"name": "ingress", "namespace": "a", "generation": 1},
+    "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "ingress", "istio": "ingress"}}},
+    "status": {"observedGeneration": 1, "availableReplicas": 1, "updatedReplicas": 1, "replicas": 1},
+}
+
+
+def test_a_pod_labelled_istio_escapes_the_network_policy_unless_it_is_a_gateway_pod():
+    gateway_labels = {"app": "ingress", "istio": "ingress", "pod-template-hash": "5d9f"}
+    pods = [
+        _pod("app", {"app": "app"}),
+        _pod("ingress-5d9f-x", gateway_labels, owner="ingress-5d9f"),
+        _pod("impostor", gateway_labels, owner="impostor-5d9f"),
+        _pod("sneaky", {"app": "app", "istio": "anything"}),
+    ]
+    state = _state(gateways=[GATEWAY], pods={"a": pods})
+    problems = analyze(TENANTS, state)["problems"]
+    assert problems == [
+        "tenant t1: namespace a: pod impostor escapes NetworkPolicy meshops-tenant-isolation (labels {'istio': "
+        "'ingress'} are outside its podSelector), so every namespace can reach it; remove the label, or deploy it "
+        "as a meshops.istio gateway",
+        "tenant t1: namespace a: pod sneaky escapes NetworkPolicy meshops-tenant-isolation (labels {'istio': "
+        "'anything'} are outside its podSelector), so every namespace can reach it; remove the label, or deploy it "
+        "as a meshops.istio gateway",
+    ]
+
+
+def test_a_network_policy_selecting_every_pod_lets_none_escape():
+    pods = [_pod("sneaky", {"istio": "anything"})]
+    assert escaping_pods({"podSelector": {}}, pods, []) == []
+    selective = {"podSelector": {"matchExpressions": [{"key": "istio", "operator": "DoesNotExist"}]}}
+    assert escaping_pods(selective, pods, []) == [("sneaky", {"istio": "anything"})]

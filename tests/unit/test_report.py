@@ -9,18 +9,12 @@ import pytest
 import xmlschema
 from ansible_collections.meshops.istio.plugins.module_utils import report
 from ansible_collections.meshops.istio.plugins.module_utils.errors import Refusal
-from ansible_collections.meshops.istio.plugins.module_utils.isolation import analyze
+from ansible_collections.meshops.istio.plugins.module_utils.isolation import analyze, desired_policies
 
 REPO = Path(__file__).resolve().parents[2]
 SCHEMA = xmlschema.XMLSchema(str(REPO / "tests" / "junit.xsd"))
 TEMPLATE = (REPO / "roles" / "verify_report" / "templates" / "isolation_report.html.j2").read_text()
 GENERATED = "2026-12-04T14:30:00Z"
-POLICIES = {
-    ("PeerAuthentication", "default"): {"mtls": {"mode": "STRICT"}},
-    ("AuthorizationPolicy", "meshops-tenant-isolation"): {},
-    ("Sidecar", "default"): {},
-    ("NetworkPolicy", "meshops-tenant-isolation"): {},
-}
 REVISIONS = ("usergroup-1", "usergroup-2")
 TENANTS = [{"name": "usergroup-1", "namespaces": ["app-ns-1"]}, {"name": "usergroup-2", "namespaces": ["app-ns-2"]}]
 TRAFFIC = [
@@ -50,7 +44,7 @@ def _facts(relabel_app_ns_1=False):
         "namespaces": namespaces,
         "revisions": {r: {"namespace": r, "selectors": [{"matchLabels": {"usergroup": r}}]} for r in REVISIONS},
         "webhooks": [_injector("usergroup-1"), _injector("usergroup-2")],
-        "policies": {"app-ns-1": dict(POLICIES), "app-ns-2": dict(POLICIES)},
+        "policies": {**desired_policies(TENANTS[0], "usergroup-1"), **desired_policies(TENANTS[1], "usergroup-2")},
         "gateways": [{"metadata": {"name": "ingress", "namespace": "app-ns-2", "generation": 1},
                       "spec": {"replicas": 1}, "status": {"observedGeneration": 1, "availableReplicas": 1,
                                                           "updatedReplicas": 1, "replicas": 1}}],

@@ -33,6 +33,7 @@ def test_dedicated_is_the_default_model_a_control_plane_per_tenant():
         "discovery_selectors": [{"matchLabels": {"usergroup": "usergroup-2"}}],
         "pilot_env": {},
         "values": {},
+        "tenants": ["usergroup-2"],
     }
     assert plan["tenants"][1] == {
         "name": "usergroup-2",
@@ -74,6 +75,7 @@ def test_shared_model_one_control_plane_a_mesh_label_and_gateways():
             "discovery_selectors": [{"matchLabels": {"meshops.io/mesh": "shared"}}],
             "pilot_env": {"PILOT_SCOPE_GATEWAY_TO_NAMESPACE": "true"},
             "values": {},
+            "tenants": ["foo", "bar"],
         }
     ]
     assert [t["revision"] for t in plan["tenants"]] == ["shared", "shared"]
