@@ -178,3 +178,23 @@ def test_uninstall_removes_one_tenant_and_leaves_the_other_byte_identical(cluste
     again = playbook(cluster, "uninstall.yml", "-e", data["after"], "-e", "uninstall_tenant=usergroup-1")[1]
     assert changed_tasks(again) == []
     assert writes(before, api_request_counts(cluster.kubeconfig)) == {}
+
+
+def test_uninstall_during_a_canary_upgrade_removes_both_revisions(cluster, installed, data, istioctl):
+    """usergroup-2's upgrade stops after `move` (its data still names the old revision): uninstalling the tenant
+    removes the canary as well, its injector webhook included, and leaves nothing owned by either revision."""
+    canary = "usergroup-2-v2"
+    upgrade = ("-e", istioctl, "-e", data["after"], "-e", "upgrade_tenant=usergroup-2", "-e",
+               f"upgrade_to_revision={canary}")  # fmt: skip
+    playbook(cluster, "upgrade.yml", *upgrade, "--tags", "install,move")
+    assert _labels(cluster, "app-ns-2")["istio.io/rev"] == canary
+    assert _revision_installed(cluster, "usergroup-2", "usergroup-2") and _revision_installed(
+        cluster, canary, "usergroup-2"
+    )
+
+    playbook(cluster, "uninstall.yml", "-e", data["after"], "-e", "uninstall_tenant=usergroup-2")
+    api = cluster.api_client()
+    left = [(path, obj["metadata"]["name"]) for revision in ("usergroup-2", canary) for path in COLLECTIONS
+            for obj in _list(api, path, f"meshops.io/revision={revision}")]  # fmt: skip
+    assert left == []
+    assert not {"istio.io/rev", "meshops.io/tenant", "usergroup"} & set(_labels(cluster, "app-ns-2"))
