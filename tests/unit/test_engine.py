@@ -19,6 +19,7 @@ from ansible_collections.meshops.istio.plugins.module_utils.errors import (
     Refusal,
     UnknownKindError,
 )
+from ansible_collections.meshops.istio.plugins.module_utils.kinds import KINDS
 from ansible_collections.meshops.istio.plugins.module_utils.vocabulary import FIELD_MANAGER, MANAGED_BY_LABEL
 from kubernetes.client.rest import ApiException
 from kubernetes.dynamic.exceptions import api_exception
@@ -27,19 +28,6 @@ from urllib3.exceptions import ProtocolError
 HOST = "https://203.0.113.7:6443"
 OWNER = Owner("revision", "usergroup-1")
 OTHER_OWNER = Owner("revision", "usergroup-2")
-API_VERSIONS = {
-    "CustomResourceDefinition": "apiextensions.k8s.io/v1",
-    "Namespace": "v1",
-    "ServiceAccount": "v1",
-    "Role": "rbac.authorization.k8s.io/v1",
-    "ConfigMap": "v1",
-    "Secret": "v1",
-    "Service": "v1",
-    "Deployment": "apps/v1",
-    "AuthorizationPolicy": "security.istio.io/v1",
-    "Sidecar": "networking.istio.io/v1",
-    "ValidatingWebhookConfiguration": "admissionregistration.k8s.io/v1",
-}
 CLUSTER_SCOPED = {"CustomResourceDefinition", "Namespace", "ValidatingWebhookConfiguration"}
 
 
@@ -55,7 +43,7 @@ def manifest(kind: str, name: str, namespace: str = "istio-system", labels=None,
     metadata = {"name": name} if kind in CLUSTER_SCOPED else {"name": name, "namespace": namespace}
     if labels:
         metadata["labels"] = dict(labels)
-    return {"apiVersion": API_VERSIONS[kind], "kind": kind, "metadata": metadata, **content}
+    return {"apiVersion": KINDS[kind].api_version, "kind": kind, "metadata": metadata, **content}
 
 
 def key_of(obj: dict) -> tuple:

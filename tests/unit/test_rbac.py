@@ -14,6 +14,7 @@ from ansible_collections.meshops.istio.plugins.module_utils.cluster import (
     api_message,
 )
 from ansible_collections.meshops.istio.plugins.module_utils.errors import EngineError
+from ansible_collections.meshops.istio.plugins.module_utils.isolation import gather_isolation_report
 from ansible_collections.meshops.istio.plugins.module_utils.kinds import KINDS
 from test_engine import OWNER, FakeClient, api_error, engine_on, istio_system, manifest
 
@@ -84,6 +85,18 @@ def test_the_viewer_role_writes_nothing_and_reads_what_verify_reads():
     }
     for kind in ("Namespace", "ConfigMap", "Secret", "MutatingWebhookConfiguration", "PeerAuthentication"):
         assert granted(role, KINDS[kind].group, KINDS[kind].plural) == {"get", "list"}
+
+
+def test_the_viewer_role_grants_every_read_of_istio_isolation_info():
+    """Every kind istio_isolation_info reads, recorded by the fake client on a tenant with a NetworkPolicy (its
+    namespace's Pods are read then)."""
+    policy = manifest("NetworkPolicy", "meshops-tenant-isolation", "a", labels=OWNER.labels, spec={})
+    fake = FakeClient([istio_system(), manifest("Namespace", "a", None, labels={"meshops.io/tenant": "a"}), policy])
+    gather_isolation_report(Cluster(fake), [{"name": "a", "namespaces": ["a"]}])
+    reads = {(call.verb, call.kind) for call in fake.calls}
+    assert ("list", "Pod") in reads and ("list", "RoleBinding") in reads
+    for verb, kind in reads:
+        assert verb in granted(shipped("viewer"), KINDS[kind].group, KINDS[kind].plural), (verb, kind)
 
 
 # A 403 Forbidden becomes a sentence
