@@ -47,7 +47,7 @@ unit: venv ## pure-logic tests, no cluster
 INTEGRATION_WORKERS ?= 2
 
 integration: venv binaries ## modules and playbooks against local clusters (or MESHOPS_TEST_KUBECONFIG)
-	pytest tests/integration -n $(INTEGRATION_WORKERS) --dist loadfile $(PYTEST_ARGS)
+	pytest tests/integration -n $(INTEGRATION_WORKERS) --dist loadfile --durations=15 $(PYTEST_ARGS)
 
 floor: venv binaries ## the oldest supported pair (ansible-core 2.17, Python 3.10): unit tests and the AWX-credential playbooks
 	bash hack/floor.sh $(PYTEST_ARGS)
