@@ -4,10 +4,11 @@
 discoverySelectors in one would overlap every tenant of another); `two_clusters` adds a second, independent one.
 Set MESHOPS_TEST_KUBECONFIG (and MESHOPS_TEST_KUBECONFIG_2) to run the same tests against real clusters.
 
-`api` is the first cluster's ApiClient; `run_on` and `run` run one module task through ansible-playbook and return
-its result. A test module names its module in `MODULE`; a module whose tasks take another shape adapts `run_on` in
-its own `run` fixture. `binaries` is the local Go binaries' directory, `istioctl` the playbook variable naming its
-istioctl.
+`installer` is a ServiceAccount of the first cluster bound only to the shipped ClusterRole meshops-istio-installer
+(accounts.py); playbook tests run as it. `api` is the first cluster's ApiClient; `run_on` and `run` run one module
+task through ansible-playbook and return its result. A test module names its module in `MODULE`; a module whose
+tasks take another shape adapts `run_on` in its own `run` fixture. `binaries` is the local Go binaries' directory,
+`istioctl` the playbook variable naming its istioctl.
 """
 
 import os
@@ -102,6 +103,13 @@ def binaries():
     from localcluster import binary_dir
 
     return binary_dir()
+
+
+@pytest.fixture(scope="module")
+def installer(cluster, tmp_path_factory):
+    from accounts import bind
+
+    return bind(cluster, "installer", "installer", tmp_path_factory.mktemp("accounts"))
 
 
 @pytest.fixture(scope="module")

@@ -16,6 +16,7 @@ from xml.etree import ElementTree
 import pytest
 import xmlschema
 import yaml
+from accounts import bind
 from cryptography import x509
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
@@ -113,8 +114,11 @@ def pki_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def mesh(two_clusters, binaries, pki_dir, tmp_path_factory) -> Mesh:
-    path = tmp_path_factory.mktemp("inventory") / "mesh.yml"
-    path.write_text(yaml.safe_dump(inventory(two_clusters, binaries, pki_dir)))
+    """The mesh installed by ServiceAccounts bound only to the shipped installer ClusterRole, one per cluster."""
+    directory = tmp_path_factory.mktemp("inventory")
+    accounts = [bind(cluster, "installer", "installer", directory) for cluster in two_clusters]
+    path = directory / "mesh.yml"
+    path.write_text(yaml.safe_dump(inventory(accounts, binaries, pki_dir)))
     check = run_playbook(two_clusters, path, "multicluster.yml", "--check", "--diff")
     root_after_check = (pki_dir / "root-key.pem").exists()
     first = run_playbook(two_clusters, path, "multicluster.yml", "--diff")

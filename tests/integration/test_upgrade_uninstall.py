@@ -1,7 +1,9 @@
 """upgrade.yml and uninstall.yml against a real API server, on seed 002 with usergroup-1 on its own CA.
 
 The tests build on each other in file order, like a user's runs: a canary upgrade of usergroup-1 one step at a time,
-the rest of it, a re-run, then usergroup-1 uninstalled; usergroup-2 must stay byte-identical throughout."""
+the rest of it, a re-run, then usergroup-1 uninstalled; usergroup-2 must stay byte-identical throughout, until it is
+uninstalled in the middle of its own canary upgrade. Every playbook runs as the ServiceAccount bound only to the
+shipped installer ClusterRole (conftest's `installer`)."""
 
 import json
 
@@ -34,8 +36,8 @@ def data(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def installed(cluster, data, istioctl):
-    playbook(cluster, "multitenant.yml", "-e", istioctl, "-e", data["before"])
+def installed(cluster, installer, data, istioctl):
+    playbook(installer, "multitenant.yml", "-e", istioctl, "-e", data["before"])
     apps = client.AppsV1Api(cluster.api_client())
     apps.create_namespaced_deployment("app-ns-1", _deployment("web"))
     return usergroup_2_state(cluster)
@@ -106,18 +108,20 @@ def _labels(cluster, namespace) -> dict:
     return client.CoreV1Api(cluster.api_client()).read_namespace(namespace).metadata.labels or {}
 
 
-def test_install_step_alone_adds_the_canary_next_to_the_old_revision(cluster, installed, data, istioctl):
+def test_install_step_alone_adds_the_canary_next_to_the_old_revision(cluster, installer, installed, data, istioctl):
     upgrade = ("-e", istioctl, "-e", data["before"], "-e", f"upgrade_tenant={OLD}", "-e", f"upgrade_to_revision={NEW}")
-    playbook(cluster, "upgrade.yml", *upgrade, "--tags", "install")
+    playbook(installer, "upgrade.yml", *upgrade, "--tags", "install")
     assert _revision_installed(cluster, OLD) and _revision_installed(cluster, NEW)
     assert _labels(cluster, "app-ns-1")["istio.io/rev"] == OLD  # not moved yet
     # Two revisions in one system namespace share its CA: verify still sees one control plane per tenant.
-    playbook(cluster, "verify.yml", "-e", data["before"])
+    playbook(installer, "verify.yml", "-e", data["before"])
 
 
-def test_the_rest_of_the_upgrade_moves_restarts_and_removes_the_old_revision(cluster, installed, data, istioctl):
+def test_the_rest_of_the_upgrade_moves_restarts_and_removes_the_old_revision(
+    cluster, installer, installed, data, istioctl
+):
     upgrade = ("-e", istioctl, "-e", data["before"], "-e", f"upgrade_tenant={OLD}", "-e", f"upgrade_to_revision={NEW}")
-    playbook(cluster, "upgrade.yml", *upgrade, "-e", "upgrade_restart_workloads=true")
+    playbook(installer, "upgrade.yml", *upgrade, "-e", "upgrade_restart_workloads=true")
     assert _labels(cluster, "app-ns-1")["istio.io/rev"] == NEW
     assert not _revision_installed(cluster, OLD) and _revision_installed(cluster, NEW)
     web = client.AppsV1Api(cluster.api_client()).read_namespaced_deployment("web", "app-ns-1")
@@ -132,38 +136,42 @@ def test_the_rest_of_the_upgrade_moves_restarts_and_removes_the_old_revision(clu
 
     # Resumed or repeated, the upgrade changes nothing and writes nothing.
     before = api_request_counts(cluster.kubeconfig)
-    again = playbook(cluster, "upgrade.yml", *upgrade, "-e", "upgrade_restart_workloads=true")[1]
+    again = playbook(installer, "upgrade.yml", *upgrade, "-e", "upgrade_restart_workloads=true")[1]
     assert changed_tasks(again) == []
     assert writes(before, api_request_counts(cluster.kubeconfig)) == {}
-    playbook(cluster, "verify.yml", "-e", data["after"])
+    playbook(installer, "verify.yml", "-e", data["after"])
 
 
-def test_multitenant_converges_the_upgraded_data_and_refuses_the_stale_one(cluster, installed, data, istioctl):
-    playbook(cluster, "multitenant.yml", "-e", istioctl, "-e", data["after"])
+def test_multitenant_converges_the_upgraded_data_and_refuses_the_stale_one(
+    cluster, installer, installed, data, istioctl
+):
+    playbook(installer, "multitenant.yml", "-e", istioctl, "-e", data["after"])
     before = api_request_counts(cluster.kubeconfig)
-    assert changed_tasks(playbook(cluster, "multitenant.yml", "-e", istioctl, "-e", data["after"])[1]) == []
+    assert changed_tasks(playbook(installer, "multitenant.yml", "-e", istioctl, "-e", data["after"])[1]) == []
     assert writes(before, api_request_counts(cluster.kubeconfig)) == {}
     # Data still naming the old revision would bring it back next to the new one: refused, naming the fix.
-    code, output = playbook(cluster, "multitenant.yml", "-e", istioctl, "-e", data["before"], check=False)
+    code, output = playbook(installer, "multitenant.yml", "-e", istioctl, "-e", data["before"], check=False)
     assert code != 0
     assert f"namespace usergroup-1 already holds revision {NEW}" in " ".join(map(str, failures(output)))
     assert usergroup_2_state(cluster) == installed
 
 
-def test_wrong_upgrade_and_uninstall_variables_fail_early_and_write_nothing(cluster, installed, data, istioctl):
+def test_wrong_upgrade_and_uninstall_variables_fail_early_and_write_nothing(
+    cluster, installer, installed, data, istioctl
+):
     before = api_request_counts(cluster.kubeconfig)
-    code, output = playbook(cluster, "upgrade.yml", "-e", istioctl, "-e", data["after"], "-e", "upgrade_tenant=nobody",
-                            "-e", "upgrade_to_revision=x", check=False)  # fmt: skip
+    code, output = playbook(installer, "upgrade.yml", "-e", istioctl, "-e", data["after"],
+                            "-e", "upgrade_tenant=nobody", "-e", "upgrade_to_revision=x", check=False)  # fmt: skip
     assert code != 0
     assert "upgrade_tenant to one of the tenants: usergroup-1, usergroup-2" in failures(output)[0]
-    code, output = playbook(cluster, "uninstall.yml", "-e", data["after"], "-e", "uninstall_all=true", check=False)
+    code, output = playbook(installer, "uninstall.yml", "-e", data["after"], "-e", "uninstall_all=true", check=False)
     assert code != 0
     assert failures(output) == ["uninstall_all removes every tenant: set uninstall_confirm: true as well"]
     assert writes(before, api_request_counts(cluster.kubeconfig)) == {}
 
 
-def test_uninstall_removes_one_tenant_and_leaves_the_other_byte_identical(cluster, installed, data):
-    playbook(cluster, "uninstall.yml", "-e", data["after"], "-e", "uninstall_tenant=usergroup-1")
+def test_uninstall_removes_one_tenant_and_leaves_the_other_byte_identical(cluster, installer, installed, data):
+    playbook(installer, "uninstall.yml", "-e", data["after"], "-e", "uninstall_tenant=usergroup-1")
     assert not _revision_installed(cluster, NEW)
     labels = _labels(cluster, "app-ns-1")
     assert not {"istio.io/rev", "meshops.io/tenant", "usergroup"} & set(labels)  # released, not deleted
@@ -175,24 +183,24 @@ def test_uninstall_removes_one_tenant_and_leaves_the_other_byte_identical(cluste
     assert usergroup_2_state(cluster) == installed
 
     before = api_request_counts(cluster.kubeconfig)
-    again = playbook(cluster, "uninstall.yml", "-e", data["after"], "-e", "uninstall_tenant=usergroup-1")[1]
+    again = playbook(installer, "uninstall.yml", "-e", data["after"], "-e", "uninstall_tenant=usergroup-1")[1]
     assert changed_tasks(again) == []
     assert writes(before, api_request_counts(cluster.kubeconfig)) == {}
 
 
-def test_uninstall_during_a_canary_upgrade_removes_both_revisions(cluster, installed, data, istioctl):
+def test_uninstall_during_a_canary_upgrade_removes_both_revisions(cluster, installer, installed, data, istioctl):
     """usergroup-2's upgrade stops after `move` (its data still names the old revision): uninstalling the tenant
     removes the canary as well, its injector webhook included, and leaves nothing owned by either revision."""
     canary = "usergroup-2-v2"
     upgrade = ("-e", istioctl, "-e", data["after"], "-e", "upgrade_tenant=usergroup-2", "-e",
                f"upgrade_to_revision={canary}")  # fmt: skip
-    playbook(cluster, "upgrade.yml", *upgrade, "--tags", "install,move")
+    playbook(installer, "upgrade.yml", *upgrade, "--tags", "install,move")
     assert _labels(cluster, "app-ns-2")["istio.io/rev"] == canary
     assert _revision_installed(cluster, "usergroup-2", "usergroup-2") and _revision_installed(
         cluster, canary, "usergroup-2"
     )
 
-    playbook(cluster, "uninstall.yml", "-e", data["after"], "-e", "uninstall_tenant=usergroup-2")
+    playbook(installer, "uninstall.yml", "-e", data["after"], "-e", "uninstall_tenant=usergroup-2")
     api = cluster.api_client()
     left = [(path, obj["metadata"]["name"]) for revision in ("usergroup-2", canary) for path in COLLECTIONS
             for obj in _list(api, path, f"meshops.io/revision={revision}")]  # fmt: skip
