@@ -12,7 +12,7 @@ CLUSTER_STATE ?= $(CURDIR)/.cluster
 export PATH := $(BIN):$(PATH)
 export PYTHONPATH := $(CURDIR)/tests
 
-.PHONY: help venv binaries lint sanity unit integration floor conformance molecule bench test cluster-up cluster-down demo build ee-context clean
+.PHONY: help venv binaries lint sanity unit integration floor conformance molecule cluster-tiers bench test cluster-up cluster-down demo build ee-context clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 16
@@ -66,8 +66,14 @@ bench: venv binaries ## benchmarks vs kubernetes.core.k8s and istioctl install, 
 # The shared scenario's gateways need an istiod to answer the sidecar injector, which the local cluster (fake
 # kubelets, no istiod) cannot provide: run it against a real cluster (see README); test_playbooks.py covers the
 # shared model locally.
-test: MOLECULE_SCENARIOS = dedicated upgrade multicluster
-test: lint sanity unit integration floor conformance molecule ## everything CI runs
+# The cluster tiers are mostly CPU on the local clusters, with waits in between: integration (two workers) runs
+# beside the other cluster tiers, which run one after another; each tier's output is printed when it ends.
+test: lint sanity unit ## everything CI runs
+	$(MAKE) --no-print-directory -j2 --output-sync=target integration cluster-tiers
+
+cluster-tiers: MOLECULE_SCENARIOS = dedicated upgrade multicluster
+cluster-tiers: venv binaries ## floor, conformance and molecule, one after another
+	$(MAKE) --no-print-directory floor conformance molecule MOLECULE_SCENARIOS="$(MOLECULE_SCENARIOS)"
 
 cluster-up: venv binaries ## start a local cluster that keeps running; prints its kubeconfig
 	python -m localcluster up --state-dir $(CLUSTER_STATE) --clusters $${CLUSTERS:-1}
