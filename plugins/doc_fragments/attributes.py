@@ -5,24 +5,9 @@ from __future__ import annotations
 
 
 class ModuleDocFragment:
-    # What every module gets from the shared apply engine.
+    # What every writing module gets from the shared apply engine (with TRANSPORT).
     DOCUMENTATION = r"""
 options:
-  request_timeout:
-    description:
-      - Seconds to wait for the API server's answer to one request (connecting may take 10 more). A request that
-        times out is retried like a dropped connection.
-    type: int
-    default: 30
-  request_retries:
-    description:
-      - How many times a request is retried when the API server throttles (429, after its Retry-After), fails
-        (500, 502, 503, 504), drops the connection or does not answer in time; with exponential backoff from 0.5 s
-        (up to 30 s) and jitter. Writes are retried too; server-side apply sets the same fields again.
-      - The error after the last try says whether no connection could be made or the connection was dropped or
-        timed out, and after how many attempts.
-    type: int
-    default: 4
   lock_timeout:
     description:
       - Seconds to wait for the cluster's claims lock, the Lease C(kube-system/meshops-istio-claims), while another
@@ -65,6 +50,22 @@ attributes:
 
     # What the read-only *_info modules get instead.
     INFO_MODULE = r"""
+notes:
+  - "Permissions: the read-only ClusterRole C(meshops-istio-viewer) that the collection ships (C(playbooks/rbac.yml),
+    C(docs/rbac.md)) is enough; C(meshops-istio-installer) includes it. A request the API server forbids fails with a
+    sentence naming the verb, the resource, its namespace or the cluster scope, and the role to bind."
+attributes:
+  check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
+    support: full
+    details: Read only; the same in check mode.
+  diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
+    support: none
+"""
+
+    # How every module talks to the API server (meshops.istio.attributes.transport).
+    TRANSPORT = r"""
 options:
   request_timeout:
     description:
@@ -81,16 +82,4 @@ options:
         timed out, and after how many attempts.
     type: int
     default: 4
-notes:
-  - "Permissions: the read-only ClusterRole C(meshops-istio-viewer) that the collection ships (C(playbooks/rbac.yml),
-    C(docs/rbac.md)) is enough; C(meshops-istio-installer) includes it. A request the API server forbids fails with a
-    sentence naming the verb, the resource, its namespace or the cluster scope, and the role to bind."
-attributes:
-  check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
-    support: full
-    details: Read only; the same in check mode.
-  diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
-    support: none
 """

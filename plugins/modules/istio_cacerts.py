@@ -43,6 +43,7 @@ requirements:
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
   - meshops.istio.attributes
+  - meshops.istio.attributes.transport
 options:
   namespace:
     description:

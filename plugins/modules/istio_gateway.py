@@ -43,6 +43,8 @@ requirements:
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
   - meshops.istio.attributes
+  - meshops.istio.attributes.transport
+  - meshops.istio.planned
 options:
   name:
     description:
@@ -218,27 +220,6 @@ options:
       - Seconds to wait for the rollout before failing with the reason.
     type: int
     default: 300
-  planned_revisions:
-    description:
-      - Check mode only, ignored otherwise. Revisions an earlier step of the same run installs, so that a check-mode
-        run of a whole playbook can plan a gateway on a revision it has only dry-run; a warning says so.
-    type: list
-    elements: dict
-    default: []
-    suboptions:
-      name:
-        description: The revision.
-        type: str
-        required: true
-      namespace:
-        description: Its system namespace.
-        type: str
-        required: true
-      discovery_selectors:
-        description: Its discoverySelectors.
-        type: list
-        elements: dict
-        default: []
   planned_namespaces:
     description:
       - Check mode only, ignored otherwise. Namespaces as an earlier step of the same run leaves them (the

@@ -40,6 +40,7 @@ requirements:
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
   - meshops.istio.attributes.info_module
+  - meshops.istio.attributes.transport
 options:
   tenants:
     description:

@@ -35,6 +35,7 @@ requirements:
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
   - meshops.istio.attributes.info_module
+  - meshops.istio.attributes.transport
 options:
   cluster_name:
     description:

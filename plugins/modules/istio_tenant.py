@@ -41,6 +41,8 @@ requirements:
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
   - meshops.istio.attributes
+  - meshops.istio.attributes.transport
+  - meshops.istio.planned
 options:
   name:
     description:
@@ -186,30 +188,6 @@ options:
       - With O(delete_namespaces=true), delete namespaces even when they hold objects the collection does not own.
     type: bool
     default: false
-  planned_revisions:
-    description:
-      - Check mode only, ignored otherwise. Revisions an earlier step of the same run installs (as
-        M(meshops.istio.istio_revision) would), so that a check-mode run of a whole playbook can plan tenants on
-        revisions it has only dry-run. A planned revision that is not installed is checked with its namespace and
-        discoverySelectors, and a warning says so. C(playbooks/multitenant.yml) passes its tenancy plan's control
-        planes.
-    type: list
-    elements: dict
-    default: []
-    suboptions:
-      name:
-        description: The revision.
-        type: str
-        required: true
-      namespace:
-        description: Its system namespace.
-        type: str
-        required: true
-      discovery_selectors:
-        description: Its discoverySelectors.
-        type: list
-        elements: dict
-        default: []
   guard:
     description:
       - A guard that tenant admins cannot undo, installed (or updated) before the tenants are written. Two

@@ -160,7 +160,11 @@ def test_a_forbidden_write_names_the_verb_the_resource_the_scope_and_the_install
 
 def test_a_forbidden_lock_names_the_lease_verb_and_the_installer_role():
     fake = FakeClient()
-    fake.create = lambda *args, **kwargs: (_ for _ in ()).throw(api_error(403, "leases is forbidden"))
+
+    def forbidden(*args, **kwargs):
+        raise api_error(403, "leases is forbidden")
+
+    fake.create = forbidden
     with pytest.raises(EngineError) as raised:
         ClaimsLock(Cluster(fake), "me", timeout=0).try_acquire()
     assert str(raised.value).startswith(
