@@ -12,11 +12,11 @@ import subprocess
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 from localcluster import api_request_counts, writes
 from playbook import run_verbose
+from selfsigned import pem, self_signed_ca
 from workload_certs import leaf_signed_by
 
 MODULE = "meshops.istio.istio_cacerts"
@@ -238,23 +238,10 @@ def test_root_rotation_without_an_outage(run, two_clusters, pki_dir, tmp_path):
 # Refusals: each fails with its sentence and writes nothing
 
 
-def self_signed(ca=True, key_cert_sign=True, days=3650, start_days_ago=1):
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "Test CA")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=start_days_ago))
-        .not_valid_after(now - datetime.timedelta(days=start_days_ago) + datetime.timedelta(days=days))
-        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-        .add_extension(x509.KeyUsage(True, False, False, False, False, key_cert_sign, False, False, False), True)
-        .sign(key, hashes.SHA256())
-    )
-    return certificate.public_bytes(serialization.Encoding.PEM).decode(), key
+def self_signed(**flaws) -> tuple:
+    """(certificate PEM, key) of a self-signed CA with `flaws` (selfsigned.self_signed_ca's options)."""
+    certificate, key = self_signed_ca(**flaws)
+    return pem(certificate, key)[0], key
 
 
 def key_pem(key) -> str:

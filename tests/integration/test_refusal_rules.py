@@ -5,15 +5,11 @@ reporting the same wildcards and broad bindings when they were created by hand.
 One local cluster with two revisions; revision usergroup-2 also selects namespaces labelled shared-ops=true, so a
 tenant label can make it select another tenant's namespace."""
 
-import datetime
-
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 from kubernetes import client
 from kubernetes.dynamic import DynamicClient
 from localcluster import api_request_counts, writes
+from selfsigned import weak_rsa_root_pem
 
 REVISION_SELECTORS = {
     "usergroup-1": [{"matchLabels": {"usergroup": "usergroup-1"}}],
@@ -66,28 +62,6 @@ def gateway(**service):
 
 def port(**overrides):
     return {"ports": [{"name": "http", "port": 80, **overrides}]}
-
-
-def weak_root_pem() -> dict:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=1024)
-    name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "Weak Root CA")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=3650))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(x509.KeyUsage(True, False, False, False, False, True, False, False, False), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    return {"root_cert": certificate.public_bytes(serialization.Encoding.PEM).decode(), "root_key": key_pem.decode()}
 
 
 # A revision that would install if nothing else were wrong.
@@ -166,7 +140,7 @@ CASES = {
         "istio_remote_secret", {"cluster_name": "c2", "remote": {"kubeconfig": "{bad_kubeconfig}"}},
         "remote.kubeconfig {bad_kubeconfig} is not valid YAML (line 3"),
     "1024-bit RSA root": (
-        "istio_cacerts", {"cluster_name": "c1", **weak_root_pem()},
+        "istio_cacerts", {"cluster_name": "c1", **weak_rsa_root_pem()},
         "root_cert has a 1024-bit RSA key, under the 2048 bits the collection accepts for a CA"),
     "cacerts cluster_name": (
         "istio_cacerts", {"cluster_name": "Cluster_1", "root_dir": "/nonexistent"},

@@ -4,19 +4,16 @@ parameter, and the API server counts 0 writes (its own apiserver_request_total, 
 All cases run as tasks of one playbook against one prepared cluster (two revisions, a tag, a tenant, a gateway
 and objects made by hand), so the write count over the whole run proves that no case wrote anything."""
 
-import datetime
 import re
 import time
 
 import pytest
 import yaml
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 from localcluster import api_request_counts, wait_for_namespace_defaults, writes
 from playbook import run_tasks
+from selfsigned import pem, rsa_ca
 
 TENANT, REVISION, SHARED = "meshops.istio.istio_tenant", "meshops.istio.istio_revision", "meshops.istio.istio_gateway"
 CACERTS, REMOTE = "meshops.istio.istio_cacerts", "meshops.istio.istio_remote_secret"
@@ -176,28 +173,6 @@ def cases(istioctl, pki, weak_root, own_kubeconfig):
     ]
 
 
-def weak_rsa_root() -> tuple:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=1024)
-    name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "Weak Root CA")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=3650))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(x509.KeyUsage(True, False, False, False, False, True, True, False, False), True)
-        .sign(key, hashes.SHA256())
-    )
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
-    return certificate.public_bytes(serialization.Encoding.PEM).decode(), key_pem
-
-
 @pytest.fixture(scope="module")
 def prepared(cluster, api, run, binaries):
     """rev-a (tag prod-a) selecting team=a, rev-b selecting team=b, tenant team-a on rev-a with app-a, and a
@@ -229,7 +204,7 @@ def prepared(cluster, api, run, binaries):
 @pytest.mark.timeout(2400)  # some 75 module runs in one playbook: minutes on a loaded 2-core machine
 def test_every_bad_input_fails_naming_its_parameter_and_writes_nothing(cluster, prepared, tmp_path):
     pki = tmp_path / "pki"
-    weak_cert, weak_key = weak_rsa_root()
+    weak_cert, weak_key = pem(*rsa_ca(1024))
     weak_root = (CACERTS, {"cluster_name": "cluster1", "namespace": "istio-a", "root_cert": weak_cert,
                            "root_key": weak_key})  # fmt: skip
     own_kubeconfig = yaml.safe_load(cluster.kubeconfig.read_text())

@@ -1,8 +1,6 @@
 """Refusals of issue 15's classes 1, 2 and 6 and what verify reports (pure logic, no cluster): each names the
 parameter, the value and the fix."""
 
-import datetime
-
 import pytest
 import yaml
 from ansible_collections.meshops.istio.plugins.module_utils import cacerts, client, istioctl, pki
@@ -15,9 +13,7 @@ from ansible_collections.meshops.istio.plugins.module_utils.multicluster import 
 from ansible_collections.meshops.istio.plugins.module_utils.revision_spec import validate as validate_revision
 from ansible_collections.meshops.istio.plugins.module_utils.tenant import labels_kept, refusals
 from ansible_collections.meshops.istio.plugins.module_utils.tenant_spec import IsolationSpec, validate, validate_tenants
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import rsa
+from selfsigned import rsa_ca
 from test_cacerts import NOW, pem_spec
 from test_cacerts import spec as cacerts_spec
 from test_revision import params as revision_params
@@ -276,27 +272,9 @@ def test_invalid_yaml_kubeconfig_gives_one_sentence_naming_the_option(tmp_path):
     assert client.kubeconfig_problem(None, "kubeconfig") is None
 
 
-def _rsa_ca(bits: int):
-    key = rsa.generate_private_key(public_exponent=65537, key_size=bits)
-    name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "Weak CA")])
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(NOW - datetime.timedelta(days=1))
-        .not_valid_after(NOW + datetime.timedelta(days=3650))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(x509.KeyUsage(True, False, False, False, False, True, False, False, False), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    return certificate, key
-
-
 @pytest.fixture(scope="module")
 def weak_root():
-    return _rsa_ca(1024)
+    return rsa_ca(1024, NOW)
 
 
 def test_a_1024_bit_rsa_root_is_refused(weak_root):
