@@ -1,6 +1,11 @@
 """A TLS proxy in front of a real kube-apiserver that answers chosen requests with faults: a status (429 with or
 without Retry-After, 500, 503), a reset connection, or a stall; every other request goes through unchanged. It
-serves the API server's own certificate, so the cluster's kubeconfig works with only its server changed."""
+serves the API server's own certificate, so the cluster's kubeconfig works with only its server changed.
+
+It also passes the writes that store something (not dry runs, not SelfSubjectReviews or other reviews) one at a
+time, counts them, and can act right after a chosen one (`after_writes`): a test kills the API server there, once
+the write is committed, and the client never gets its answer. While the API server is down, every request gets a
+reset connection, as a client of a dead server would."""
 
 from __future__ import annotations
 
@@ -14,12 +19,15 @@ import ssl
 import struct
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "proxy-authorization"}
+WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+STORES_NOTHING = re.compile(r"dryRun|reviews(\?|$)")  # a path pattern: dry runs, SelfSubjectReviews and the like
 
 
 @dataclass
@@ -44,10 +52,12 @@ class FaultProxy:
     kubeconfig: Path  # the real cluster's
     faults: list = field(default_factory=list)
     log: list = field(default_factory=list)  # (method, path, what was answered)
-    # After this many real (not dry-run) writes went through, the API server is gone for good: every later request
-    # gets a reset connection, as if it had been killed.
-    cut_after_writes: int | None = None
-    writes: int = 0
+    # (n, action): once the n-th write that stores something has been answered by the API server, call action()
+    # (which kills it) and drop that answer: the client sees its connection reset after a committed write.
+    after_writes: tuple[int, Callable[[], None]] | None = None
+    writes: int = 0  # writes that store something, answered by the API server
+    # They go through one at a time, so that no other write reaches the server between the n-th and action().
+    write_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def start(self, directory: Path) -> Path:
         """Listen on a free local port; return a kubeconfig pointing at the proxy."""
@@ -101,18 +111,14 @@ def _handler(proxy: FaultProxy, host: str, port: int, upstream: ssl.SSLContext):
         def _relay(self):
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             fault = proxy.fault_for(self.command, self.path)
-            if proxy.cut_after_writes is not None and proxy.writes >= proxy.cut_after_writes:
-                fault = Fault(self.command, "", "reset")
-            if fault is None:
-                status = self._forward(body)
-                proxy.log.append((self.command, self.path, status))
-                if self.command in ("POST", "PUT", "PATCH", "DELETE") and "dryRun" not in self.path:
-                    proxy.writes += 1
+            if fault is None and self.command in WRITE_METHODS and not STORES_NOTHING.search(self.path):
+                with proxy.write_lock:
+                    self._forward_write(body)
+            elif fault is None:
+                self._forward(body)
             elif fault.kind == "reset":
                 proxy.log.append((self.command, self.path, "reset"))
-                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-                self.close_connection = True
-                self.connection.close()
+                self._reset()
             elif fault.kind == "stall":
                 proxy.log.append((self.command, self.path, "stall"))
                 time.sleep(fault.stall_seconds)
@@ -134,20 +140,52 @@ def _handler(proxy: FaultProxy, host: str, port: int, upstream: ssl.SSLContext):
             self.end_headers()
             self.wfile.write(payload)
 
-        def _forward(self, body: bytes) -> int:
+        def _reset(self):
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.close_connection = True
+            self.connection.close()
+
+        def _forward(self, body: bytes):
+            answer = self._ask_upstream(body)
+            if answer is not None:
+                self._send_upstream_answer(*answer)
+
+        def _forward_write(self, body: bytes):
+            answer = self._ask_upstream(body)
+            if answer is None:
+                return
+            proxy.writes += 1
+            if proxy.after_writes is not None and proxy.writes == proxy.after_writes[0]:
+                proxy.after_writes[1]()
+                proxy.log.append((self.command, self.path, f"reset after its answer {answer[0]}"))
+                self._reset()
+                return
+            self._send_upstream_answer(*answer)
+
+        def _ask_upstream(self, body: bytes) -> tuple | None:
+            """The API server's (status, headers, payload); None, the connection reset, when it cannot answer."""
             connection = http.client.HTTPSConnection(host, port, context=upstream, timeout=60)
             headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP | {"host"}}
-            connection.request(self.command, self.path, body=body or None, headers=headers)
-            response = connection.getresponse()
-            payload = response.read()
-            self.send_response(response.status)
-            for name, value in response.getheaders():
+            try:
+                connection.request(self.command, self.path, body=body or None, headers=headers)
+                response = connection.getresponse()
+                answer = response.status, response.getheaders(), response.read()
+            except (OSError, http.client.HTTPException):  # refused or dropped: the API server is down
+                proxy.log.append((self.command, self.path, "reset: API server down"))
+                self._reset()
+                return None
+            finally:
+                connection.close()
+            return answer
+
+        def _send_upstream_answer(self, status: int, headers: list, payload: bytes):
+            proxy.log.append((self.command, self.path, status))
+            self.send_response(status)
+            for name, value in headers:
                 if name.lower() not in HOP_BY_HOP | {"content-length"}:
                     self.send_header(name, value)
             self.send_header("Content-Length", str(len(payload)))
             self.end_headers()
             self.wfile.write(payload)
-            connection.close()
-            return response.status
 
     return Handler

@@ -8,7 +8,8 @@ Set MESHOPS_TEST_KUBECONFIG (and MESHOPS_TEST_KUBECONFIG_2) to run the same test
 (accounts.py); playbook tests run as it. `api` is the first cluster's ApiClient; `run_on` and `run` run one module
 task through ansible-playbook and return its result. A test module names its module in `MODULE`; a module whose
 tasks take another shape adapts `run_on` in its own `run` fixture. `binaries` is the local Go binaries' directory,
-`istioctl` the playbook variable naming its istioctl.
+`istioctl` the playbook variable naming its istioctl. A cluster's `local_cluster` is the localcluster.Cluster
+whose processes a test may kill and start again; it is None for MESHOPS_TEST_KUBECONFIG clusters.
 """
 
 import os
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from localcluster import ClusterError, start_cluster, stop_cluster
+from localcluster import Cluster, ClusterError, start_cluster, stop_cluster
 from playbook import run_task
 
 KUBECONFIG_VARIABLES = ("MESHOPS_TEST_KUBECONFIG", "MESHOPS_TEST_KUBECONFIG_2")
@@ -26,7 +27,7 @@ KUBECONFIG_VARIABLES = ("MESHOPS_TEST_KUBECONFIG", "MESHOPS_TEST_KUBECONFIG_2")
 class TestCluster:
     name: str
     kubeconfig: Path
-    local: bool  # started by this session, so tests may stop and inspect its processes
+    local_cluster: Cluster | None  # started by this session, so tests may kill and start its processes
 
     def api_client(self):
         from kubernetes import config
@@ -63,13 +64,13 @@ class _Clusters:
             return None
         if not Path(path).is_file():
             pytest.exit(f"{KUBECONFIG_VARIABLES[index]}={path} is not a file", returncode=2)
-        return TestCluster(f"external-{index + 1}", Path(path), local=False)
+        return TestCluster(f"external-{index + 1}", Path(path), local_cluster=None)
 
     def _start(self, index: int) -> TestCluster:
         name = f"c{index + 1}"
         local = start_cluster(name, self.state_root / name)
         self.started.append(local)
-        return TestCluster(name, local.kubeconfig, local=True)
+        return TestCluster(name, local.kubeconfig, local_cluster=local)
 
     def stop_all(self):
         for local in self.started:

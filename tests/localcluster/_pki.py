@@ -73,17 +73,23 @@ def write_cluster_pki(directory: Path, cluster_name: str) -> dict:
             builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
         return key, builder.sign(ca_key, hashes.SHA256())
 
-    paths = {name: directory / f"{name}.pem" for name in ("ca", "apiserver", "admin")}
-    keys = {name: directory / f"{name}-key.pem" for name in ("ca", "apiserver", "admin", "service-account")}
+    paths = cluster_pki_paths(directory)
     _write(paths["ca"], _cert_pem(ca))
-    _write(keys["ca"], _key_pem(ca_key), 0o600)
+    _write(paths["ca-key"], _key_pem(ca_key), 0o600)
     server_names = ("127.0.0.1", "localhost", "10.96.0.1", "kubernetes", "kubernetes.default.svc")
     for role, (key, cert) in {
         "apiserver": issue("kube-apiserver", server_names=server_names),
         "admin": issue("meshops-admin", organization="system:masters"),
     }.items():
         _write(paths[role], _cert_pem(cert))
-        _write(keys[role], _key_pem(key), 0o600)
+        _write(paths[f"{role}-key"], _key_pem(key), 0o600)
     service_account_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    _write(keys["service-account"], _key_pem(service_account_key), 0o600)
-    return {**paths, **{f"{name}-key": path for name, path in keys.items()}}
+    _write(paths["service-account-key"], _key_pem(service_account_key), 0o600)
+    return paths
+
+
+def cluster_pki_paths(directory: Path) -> dict:
+    """Where write_cluster_pki puts each file, by role (ca, apiserver, admin, and each one's -key)."""
+    paths = {name: directory / f"{name}.pem" for name in ("ca", "apiserver", "admin")}
+    keys = {f"{name}-key": directory / f"{name}-key.pem" for name in ("ca", "apiserver", "admin", "service-account")}
+    return {**paths, **keys}

@@ -2,8 +2,9 @@
 
 Each cluster is etcd, kube-apiserver (RBAC, service-account tokens, admission), kube-controller-manager,
 kube-scheduler and kwok (fake nodes and kubelets, so Deployments become Ready). The binaries come from
-hack/build-binaries.sh. A cluster's state (PKI, etcd data, logs, kubeconfig, pids) lives in one directory,
-so a cluster started by one process (the CLI) can be stopped by another.
+hack/build-binaries.sh. A cluster's state (PKI, etcd data, logs, kubeconfig, pids, each component's command line)
+lives in one directory, so a cluster started by one process (the CLI) can be stopped by another, and one component
+can be killed and started again as it was (kill_component, start_component).
 """
 
 import contextlib
@@ -22,7 +23,7 @@ from pathlib import Path
 
 import yaml
 
-from ._pki import write_cluster_pki
+from ._pki import cluster_pki_paths, write_cluster_pki
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BUILD_SCRIPT = REPO_ROOT / "hack" / "build-binaries.sh"
@@ -44,6 +45,7 @@ class Cluster:
     directory: Path
     api_port: int
     pids: dict = field(default_factory=dict)
+    args: dict = field(default_factory=dict)  # component -> its command line, to start it again as it was
 
     @property
     def kubeconfig(self) -> Path:
@@ -57,13 +59,13 @@ class Cluster:
         return self.directory / "logs" / f"{component}.log"
 
     def save(self):
-        state = {"name": self.name, "api_port": self.api_port, "pids": self.pids}
+        state = {"name": self.name, "api_port": self.api_port, "pids": self.pids, "args": self.args}
         (self.directory / STATE_FILE).write_text(json.dumps(state, indent=2))
 
     @classmethod
     def load(cls, directory: Path) -> "Cluster":
         state = json.loads((directory / STATE_FILE).read_text())
-        return cls(state["name"], directory, state["api_port"], state["pids"])
+        return cls(state["name"], directory, state["api_port"], state["pids"], state.get("args", {}))
 
 
 def binary_dir() -> Path:
@@ -88,6 +90,7 @@ def _die_with_parent():
 
 
 def _spawn(cluster: Cluster, component: str, args: list, detach: bool) -> int:
+    cluster.args[component] = [str(arg) for arg in args]
     log = cluster.log(component).open("ab")
     process = subprocess.Popen(
         args,
@@ -295,13 +298,7 @@ def start_cluster(name: str, directory: Path, nodes: int = 1, detach: bool = Fal
         _spawn(cluster, "etcd", args["etcd"], detach)
         _wait_until("etcd health", lambda: b"true" in _get(f"{etcd_url}/health"), 30, cluster, "etcd")
         _spawn(cluster, "kube-apiserver", args["kube-apiserver"], detach)
-        _wait_until(
-            "kube-apiserver /readyz",
-            lambda: _get(f"{cluster.server}/readyz", admin) == b"ok",
-            60,
-            cluster,
-            "kube-apiserver",
-        )
+        _wait_for_apiserver(cluster, admin)
         for component in COMPONENTS[2:]:
             _spawn(cluster, component, args[component], detach)
         core = _core_api(cluster)
@@ -322,6 +319,36 @@ def start_cluster(name: str, directory: Path, nodes: int = 1, detach: bool = Fal
         stop_cluster(cluster)
         raise
     return cluster
+
+
+def _wait_for_apiserver(cluster: Cluster, admin: ssl.SSLContext):
+    _wait_until(
+        "kube-apiserver /readyz",
+        lambda: _get(f"{cluster.server}/readyz", admin) == b"ok",
+        60,
+        cluster,
+        "kube-apiserver",
+    )
+
+
+def kill_component(cluster: Cluster, component: str):
+    """SIGKILL one running component, as a crash would (no chance to finish requests or shut down), and return
+    once it is gone. start_component starts it again."""
+    pid = cluster.pids.pop(component, None)
+    cluster.save()
+    if pid is None or not _alive(pid):
+        raise ClusterError(f"{component} of cluster {cluster.name} is not running")
+    _kill(pid)
+
+
+def start_component(cluster: Cluster, component: str, detach: bool = False):
+    """Start a component killed by kill_component again, with the same command line (the same ports, certificates
+    and etcd data); for kube-apiserver, return once it answers /readyz."""
+    if component in running_components(cluster):
+        raise ClusterError(f"{component} of cluster {cluster.name} is already running")
+    _spawn(cluster, component, cluster.args[component], detach)
+    if component == "kube-apiserver":
+        _wait_for_apiserver(cluster, _admin_ssl_context(cluster_pki_paths(cluster.directory / "pki")))
 
 
 def wait_for_namespace_defaults(api_client, namespace: str, timeout: float = 60.0):
@@ -373,6 +400,10 @@ def _stop_process(pid: int, timeout: float):
             return
         time.sleep(0.1)
     # kube-scheduler has been seen to ignore SIGTERM.
+    _kill(pid)
+
+
+def _kill(pid: int):
     try:
         os.killpg(pid, signal.SIGKILL)
     except ProcessLookupError:
