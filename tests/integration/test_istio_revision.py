@@ -198,8 +198,8 @@ REFUSALS = {
     "unreachable API server": ({"host": "https://127.0.0.1:9", "validate_certs": False},
                                "Cannot reach the Kubernetes API at https://127.0.0.1:9"),
     "forbidden by RBAC": ({"impersonate_user": "nobody"},
-                          "Cannot list configmaps: forbidden: this account may not list configmaps at the cluster scope. "
-                          "Bind the ClusterRole meshops-istio-installer"),
+                          "Cannot list configmaps: forbidden: this account may not list configmaps at the cluster "
+                          "scope. Bind the ClusterRole meshops-istio-installer"),
 }  # fmt: skip
 
 
