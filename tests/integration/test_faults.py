@@ -138,8 +138,8 @@ def test_an_api_server_killed_after_any_write_leaves_no_namespace_injected_witho
     result = run_task(kubeconfig, MODULE, tenants, tmp_path=tmp_path)
     assert result.get("failed") and faults.writes == killed_after, (faults.writes, result.get("msg"))
     assert "kube-apiserver" not in running_components(local_cluster)
-    dropped = [(path, what) for _, path, what in faults.log if str(what).startswith("reset after its answer")]
-    assert [what for _, what in dropped] in (["reset after its answer 200"], ["reset after its answer 201"]), dropped
+    dropped = [entry for entry in faults.log if str(entry[2]).startswith("reset after its answer")]
+    assert [entry[2] for entry in dropped] in (["reset after its answer 200"], ["reset after its answer 201"]), dropped
 
     start_component(local_cluster, "kube-apiserver")
     assert injected_without_strict(api, names) == []
