@@ -9,7 +9,9 @@ source "$here/versions.env"
 cache_root=${MESHOPS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/meshops-istio}
 istio_rev=${ISTIO_MODULE_VERSION##*-}
 bin_dir="$cache_root/bin/k8s-$KUBERNETES_VERSION.istio-$istio_rev.kwok-$KWOK_VERSION.etcd-$ETCD_VERSION.r$BUILD_RECIPE"
-binaries=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok istioctl pilot-discovery)
+# pilot-agent and Istio's echo server and client are the data plane of the real-pods tier (proxyless gRPC).
+binaries=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok istioctl pilot-discovery pilot-agent
+  echo-server echo-client)
 
 all_present() {
   local b
@@ -25,6 +27,8 @@ export GOFLAGS=-mod=mod GOTOOLCHAIN=${GOTOOLCHAIN:-auto} CGO_ENABLED=0
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$bin_dir.partial"
+# Binaries a previous recipe of the same versions already built are kept; only the missing ones are built.
+if [ -d "$bin_dir" ]; then cp -an "$bin_dir/." "$bin_dir.partial/"; fi
 # Go's own output (hundreds of "go: downloading" lines) goes to a log; the terminal gets one line per step.
 log=$cache_root/build.log
 : >"$log"
@@ -104,6 +108,9 @@ build_istio() {
   ldflags+=" -X $v.buildTag=$ISTIO_VERSION -X $v.buildHub=registry.istio.io/release"
   build "$work/istio" istioctl istio.io/istio/istioctl/cmd/istioctl "$ldflags"
   build "$work/istio" pilot-discovery istio.io/istio/pilot/cmd/pilot-discovery "$ldflags"
+  build "$work/istio" pilot-agent istio.io/istio/pilot/cmd/pilot-agent "$ldflags"
+  build "$work/istio" echo-server istio.io/istio/pkg/test/echo/cmd/server "$ldflags"
+  build "$work/istio" echo-client istio.io/istio/pkg/test/echo/cmd/client "$ldflags"
 }
 
 build_etcd
