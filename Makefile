@@ -12,7 +12,7 @@ CLUSTER_STATE ?= $(CURDIR)/.cluster
 export PATH := $(BIN):$(PATH)
 export PYTHONPATH := $(CURDIR)/tests
 
-.PHONY: help venv binaries lint sanity unit integration floor conformance molecule cluster-tiers bench test cluster-up cluster-down demo build ee-context clean
+.PHONY: help venv binaries lint sanity unit integration floor conformance molecule realpods cluster-tiers bench test cluster-up cluster-down demo build ee-context clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 16
@@ -55,6 +55,13 @@ floor: venv binaries ## the oldest supported pair (ansible-core 2.17, Python 3.1
 conformance: venv binaries ## real istiods (pilot-discovery) against what the collection installs; Go builds hack/xdsclient once
 	pytest tests/conformance $(PYTEST_ARGS)
 
+# Inside the pod network (hack/pod-network.sh: a user + network namespace owning the pod and service CIDRs) the API
+# server calls the real istiods at their pods' IPs, and echo pods run pilot-agent and Istio's echo server: real
+# injection and validation, real workload certificates and mTLS, and molecule's shared scenario with its gateways.
+realpods: venv binaries ## real pods: webhooks called by the API server, tenants' workloads over mTLS, molecule shared
+	hack/pod-network.sh pytest tests/realpods $(PYTEST_ARGS)
+	hack/pod-network.sh bash hack/molecule.sh shared
+
 MOLECULE_SCENARIOS ?= $(sort $(patsubst molecule/%/molecule.yml,%,$(wildcard molecule/*/molecule.yml)))
 
 molecule: venv binaries ## molecule scenarios (converge, idempotence, verify), each on its own local cluster
@@ -63,17 +70,15 @@ molecule: venv binaries ## molecule scenarios (converge, idempotence, verify), e
 bench: venv binaries ## benchmarks vs kubernetes.core.k8s and istioctl install, on local clusters (BENCH_ARGS=--quick)
 	python -m bench $(BENCH_ARGS)
 
-# The shared scenario's gateways need an istiod to answer the sidecar injector, which the local cluster (fake
-# kubelets, no istiod) cannot provide: run it against a real cluster (see README); test_playbooks.py covers the
-# shared model locally.
+# The shared scenario's gateways need an istiod to answer the sidecar injector: it runs in the realpods tier.
 # The cluster tiers are mostly CPU on the local clusters, with waits in between: integration (two workers) runs
 # beside the other cluster tiers, which run one after another; each tier's output is printed when it ends.
 test: lint sanity unit ## everything CI runs
 	$(MAKE) --no-print-directory -j2 --output-sync=target integration cluster-tiers
 
 cluster-tiers: MOLECULE_SCENARIOS = dedicated upgrade multicluster
-cluster-tiers: venv binaries ## floor, conformance and molecule, one after another
-	$(MAKE) --no-print-directory floor conformance molecule MOLECULE_SCENARIOS="$(MOLECULE_SCENARIOS)"
+cluster-tiers: venv binaries ## floor, conformance, molecule and real pods, one after another
+	$(MAKE) --no-print-directory floor conformance molecule realpods MOLECULE_SCENARIOS="$(MOLECULE_SCENARIOS)"
 
 cluster-up: venv binaries ## start a local cluster that keeps running; prints its kubeconfig
 	python -m localcluster up --state-dir $(CLUSTER_STATE) --clusters $${CLUSTERS:-1}

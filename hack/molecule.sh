@@ -3,6 +3,7 @@
 # the script fails if any failed. Usage: hack/molecule.sh SCENARIO...
 # A scenario gets one cluster, or as many as its file molecule/<scenario>/clusters says. The scenario sees their
 # kubeconfigs as MESHOPS_KUBECONFIG_1, MESHOPS_KUBECONFIG_2, ..., and the first one also as K8S_AUTH_KUBECONFIG.
+# A scenario with a file molecule/<scenario>/real-pods gets real-pods clusters (run the script in hack/pod-network.sh).
 set -uo pipefail
 molecule_dir="$(cd "$(dirname "$0")/../molecule" && pwd)"
 istioctl="$(bash "$(dirname "$0")/build-binaries.sh" | tail -n 1)/istioctl"
@@ -11,9 +12,11 @@ for scenario in "$@"; do
   state="$(mktemp -d)"
   started=$SECONDS
   clusters="$(cat "$molecule_dir/$scenario/clusters" 2>/dev/null || echo 1)"
+  real_pods=()
+  if [ -e "$molecule_dir/$scenario/real-pods" ]; then real_pods=(--real-pods); fi
   if (
     trap 'python -m localcluster down --state-dir "$state" >/dev/null; rm -rf "$state"' EXIT
-    kubeconfigs="$(python -m localcluster up --state-dir "$state" --clusters "$clusters")" || exit 1
+    kubeconfigs="$(python -m localcluster up --state-dir "$state" --clusters "$clusters" "${real_pods[@]}")" || exit 1
     index=0
     while read -r kubeconfig; do
       index=$((index + 1))

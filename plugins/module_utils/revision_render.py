@@ -122,8 +122,32 @@ def split_rendering(rendered: list, spec: RevisionSpec, version: str) -> tuple:
             crd["metadata"].setdefault("annotations", {})[CRD_VERSION_ANNOTATION] = version
             crds.append(crd)
         else:
+            if "default" not in spec.tags:  # a default validator would see unlabelled config
+                manifest = validating_its_namespaces(manifest, spec.name)
             owned.append(_istioctl_labels(manifest, spec.name, spec.namespace, version))
     return crds, owned
+
+
+def validating_its_namespaces(manifest: dict, revision: str) -> dict:
+    """The revision's validator, also validating the unlabelled Istio config of the namespaces injected by it.
+
+    Istio's per-revision validator only sees objects labelled istio.io/rev=<revision>; the cluster-wide default
+    validator sees the rest, but a multi-tenant install has no default revision, so a tenant's unlabelled
+    VirtualService would reach istiod unvalidated. A second webhook of the same configuration (istiod patches the
+    caBundle and failurePolicy of every webhook in it) takes unlabelled objects in namespaces labelled for the
+    revision; labelled ones stay with the first, so nothing is validated twice."""
+    if manifest["kind"] != "ValidatingWebhookConfiguration" or manifest["metadata"]["name"] == DEFAULT_VALIDATOR:
+        return manifest
+    selected = {"key": REV_LABEL, "operator": "In", "values": [revision]}
+    revised = copy.deepcopy(manifest)
+    for hook in manifest.get("webhooks") or []:
+        if selected in ((hook.get("objectSelector") or {}).get("matchExpressions") or []):
+            by_namespace = copy.deepcopy(hook)
+            by_namespace["name"] = f"namespace.{hook['name']}"
+            by_namespace["objectSelector"] = {"matchExpressions": [{"key": REV_LABEL, "operator": "DoesNotExist"}]}
+            by_namespace["namespaceSelector"] = {"matchExpressions": [selected]}
+            revised["webhooks"].append(by_namespace)
+    return revised
 
 
 def split_shared(owned: list) -> tuple:

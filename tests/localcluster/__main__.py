@@ -1,4 +1,4 @@
-"""python -m localcluster up|down|status|binaries [--state-dir DIR] [--clusters N] [--nodes N]
+"""python -m localcluster up|down|status|binaries [--state-dir DIR] [--clusters N] [--nodes N] [--real-pods]
 
 `up` starts N clusters (named c1, c2, …) that keep running after the command returns and prints one
 kubeconfig path per line; `down` stops every cluster under the state directory."""
@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 
 from .cluster import (
-    COMPONENTS,
     REPO_ROOT,
     STATE_FILE,
     Cluster,
@@ -36,7 +35,7 @@ def up(args) -> int:
     for index in range(1, args.clusters + 1):
         started = time.monotonic()
         name = f"c{index}"
-        cluster = start_cluster(name, args.state_dir / name, nodes=args.nodes, detach=True)
+        cluster = start_cluster(name, args.state_dir / name, nodes=args.nodes, detach=True, real_pods=args.real_pods)
         print(f"cluster {name} ready in {time.monotonic() - started:.1f} s at {cluster.server}", file=sys.stderr)
         print(cluster.kubeconfig)
     return 0
@@ -55,7 +54,7 @@ def status(args) -> int:
     healthy = bool(clusters)
     for cluster in clusters:
         running = running_components(cluster)
-        healthy &= set(running) == set(COMPONENTS)
+        healthy &= set(running) == set(cluster.components)
         print(f"{cluster.name} {cluster.server} {cluster.kubeconfig} running: {' '.join(running) or 'nothing'}")
     return 0 if healthy else 1
 
@@ -71,6 +70,9 @@ def main(argv=None) -> int:
     parser.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR)
     parser.add_argument("--clusters", type=int, default=1)
     parser.add_argument("--nodes", type=int, default=1)
+    parser.add_argument(
+        "--real-pods", action="store_true", help="webhooks at pod IPs and a kubelet for istiod and echo pods"
+    )
     args = parser.parse_args(argv)
     args.state_dir = args.state_dir.resolve()
     return {"up": up, "down": down, "status": status, "binaries": binaries}[args.command](args)

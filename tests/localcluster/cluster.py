@@ -5,6 +5,9 @@ kube-scheduler and kwok (fake nodes and kubelets, so Deployments become Ready). 
 hack/build-binaries.sh. A cluster's state (PKI, etcd data, logs, kubeconfig, pids, each component's command line)
 lives in one directory, so a cluster started by one process (the CLI) can be stopped by another, and one component
 can be killed and started again as it was (kill_component, start_component).
+
+A real-pods cluster (real_pods=True, inside the pod network of podnet.py) also lets the API server call webhooks at
+pod IPs, and runs kubelet.py, which runs istiod pods and echo workloads as local processes.
 """
 
 import contextlib
@@ -16,6 +19,7 @@ import signal
 import socket
 import ssl
 import subprocess
+import sys
 import time
 import urllib.request
 from dataclasses import dataclass, field
@@ -23,15 +27,15 @@ from pathlib import Path
 
 import yaml
 
+from . import podnet
 from ._pki import cluster_pki_paths, write_cluster_pki
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BUILD_SCRIPT = REPO_ROOT / "hack" / "build-binaries.sh"
 STATE_FILE = "cluster.json"
 KWOK_STAGES = sorted(Path(__file__).with_name("kwok").glob("*.yaml"))
-# Process start order; they are stopped in reverse.
-COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
-SERVICE_CIDR = "10.96.0.0/16"
+# Process start order; they are stopped in reverse. Only real-pods clusters run the kubelet.
+COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", "kubelet")
 STOP_TIMEOUT = 10.0
 
 
@@ -46,6 +50,7 @@ class Cluster:
     api_port: int
     pids: dict = field(default_factory=dict)
     args: dict = field(default_factory=dict)  # component -> its command line, to start it again as it was
+    real_pods: bool = False
 
     @property
     def kubeconfig(self) -> Path:
@@ -59,13 +64,30 @@ class Cluster:
         return self.directory / "logs" / f"{component}.log"
 
     def save(self):
-        state = {"name": self.name, "api_port": self.api_port, "pids": self.pids, "args": self.args}
+        state = {
+            "name": self.name,
+            "api_port": self.api_port,
+            "pids": self.pids,
+            "args": self.args,
+            "real_pods": self.real_pods,
+        }
         (self.directory / STATE_FILE).write_text(json.dumps(state, indent=2))
 
     @classmethod
     def load(cls, directory: Path) -> "Cluster":
         state = json.loads((directory / STATE_FILE).read_text())
-        return cls(state["name"], directory, state["api_port"], state["pids"], state.get("args", {}))
+        return cls(
+            state["name"],
+            directory,
+            state["api_port"],
+            state["pids"],
+            state.get("args", {}),
+            state.get("real_pods", False),
+        )
+
+    @property
+    def components(self) -> tuple:
+        return COMPONENTS if self.real_pods else COMPONENTS[:-1]
 
 
 def binary_dir() -> Path:
@@ -215,7 +237,7 @@ def _component_args(bins: Path, cluster: Cluster, pki: dict, etcd_url: str, peer
             "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
             f"--service-account-key-file={pki['service-account-key']}",
             f"--service-account-signing-key-file={pki['service-account-key']}",
-            f"--service-cluster-ip-range={SERVICE_CIDR}",
+            f"--service-cluster-ip-range={podnet.SERVICE_CIDR}",
             "--service-node-port-range=30000-32767",
             # Endpoints may not hold a loopback address, so the apiserver cannot publish itself; nothing needs it.
             "--endpoint-reconciler-type=none",
@@ -230,7 +252,7 @@ def _component_args(bins: Path, cluster: Cluster, pki: dict, etcd_url: str, peer
             f"--root-ca-file={pki['ca']}",
             f"--cluster-signing-cert-file={pki['ca']}",
             f"--cluster-signing-key-file={pki['ca-key']}",
-            f"--service-cluster-ip-range={SERVICE_CIDR}",
+            f"--service-cluster-ip-range={podnet.SERVICE_CIDR}",
         ],
         "kube-scheduler": [
             bins / "kube-scheduler",
@@ -242,12 +264,28 @@ def _component_args(bins: Path, cluster: Cluster, pki: dict, etcd_url: str, peer
             f"--kubeconfig={kubeconfig}",
             "--manage-all-nodes=false",
             "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
-            "--cidr=10.244.0.0/16",
-            "--node-ip=10.0.0.1",
+            f"--cidr={podnet.POD_CIDR}",
+            f"--node-ip={podnet.NODE_ADDRESS if cluster.real_pods else '10.0.0.1'}",
             "--node-lease-duration-seconds=40",
             f"--server-address=127.0.0.1:{free_port()}",
         ],
+        "kubelet": [
+            "env",
+            f"PYTHONPATH={REPO_ROOT / 'tests'}",
+            sys.executable,
+            "-m",
+            "localcluster.kubelet",
+            f"--kubeconfig={kubeconfig}",
+            f"--state-dir={cluster.directory / 'pods'}",
+            f"--binaries={bins}",
+        ],
     }
+
+
+def _real_pods_flags() -> list:
+    """The API server calls webhooks at their Service's endpoint (the pod IP) instead of the ClusterIP nothing serves,
+    and advertises an address of the pod network, which has no default route to take one from."""
+    return ["--enable-aggregator-routing=true", f"--advertise-address={podnet.ADVERTISE_ADDRESS}"]
 
 
 def _fake_node(name: str) -> dict:
@@ -280,26 +318,33 @@ def _node_ready(core, name: str) -> bool:
     return any(c.type == "Ready" and c.status == "True" for c in conditions)
 
 
-def start_cluster(name: str, directory: Path, nodes: int = 1, detach: bool = False) -> Cluster:
+def start_cluster(name: str, directory: Path, nodes: int = 1, detach: bool = False, real_pods: bool = False) -> Cluster:
     """Starts a cluster in `directory` and returns once nodes are Ready and controllers run.
 
     detach=True leaves the processes running after this Python process exits (the CLI's `up`);
-    otherwise they are killed when it dies. On failure everything started is stopped again."""
+    otherwise they are killed when it dies. real_pods=True needs the pod network (hack/pod-network.sh).
+    On failure everything started is stopped again."""
+    if real_pods and not podnet.inside():
+        raise ClusterError(
+            f"a real-pods cluster must run inside the pod network: run the command through {podnet.WRAPPER}"
+        )
     bins = binary_dir()
     directory = directory.resolve()
     (directory / "logs").mkdir(parents=True, exist_ok=True)
     pki = write_cluster_pki(directory / "pki", name)
-    cluster = Cluster(name, directory, free_port())
+    cluster = Cluster(name, directory, free_port(), real_pods=real_pods)
     _write_kubeconfig(cluster, pki)
     etcd_url = f"http://127.0.0.1:{free_port()}"
     args = _component_args(bins, cluster, pki, etcd_url, f"http://127.0.0.1:{free_port()}")
+    if real_pods:
+        args["kube-apiserver"] += _real_pods_flags()
     admin = _admin_ssl_context(pki)
     try:
         _spawn(cluster, "etcd", args["etcd"], detach)
         _wait_until("etcd health", lambda: b"true" in _get(f"{etcd_url}/health"), 30, cluster, "etcd")
         _spawn(cluster, "kube-apiserver", args["kube-apiserver"], detach)
         _wait_for_apiserver(cluster, admin)
-        for component in COMPONENTS[2:]:
+        for component in cluster.components[2:]:
             _spawn(cluster, component, args[component], detach)
         core = _core_api(cluster)
         node_names = [f"kwok-node-{i}" for i in range(nodes)]

@@ -9,13 +9,13 @@ the Deployment's ServiceAccount (a TokenRequest token), so our RBAC is what isti
 Deployment mounts neither.
 
 What differs from the pod, because a local process is not a pod:
-- listen addresses: loopback, on free ports per instance, instead of the container ports;
+- listen addresses: loopback, on free ports per instance, instead of the container ports (in a real-pods cluster,
+  kubelet.py runs istiod pods with run_istiod_pod: the container ports on the pod's IP, as in a pod);
 - KUBECONFIG and --kubeconfig: a kubeconfig with the ServiceAccount's token instead of the in-cluster config;
 - volumes at absolute paths (the projected `istio-token`, `/var/run/secrets/...`) are not provided: istiod then
   authenticates CA and xDS clients with TokenReview only, as it does in a pod whose token has no OIDC issuer.
 """
 
-import contextlib
 import json
 import math
 import os
@@ -23,19 +23,22 @@ import re
 import subprocess
 import time
 import urllib.request
-from base64 import b64decode
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
 from .cluster import _alive, _die_with_parent, _stop_process, binary_dir, free_port
+from .volumes import write_private, write_volumes
 
 STOP_TIMEOUT = 15.0
 TOKEN_SECONDS = 4 * 3600
 # Flags the harness sets per instance; the Deployment's own values for them are dropped.
 ADDRESS_FLAGS = ("httpAddr", "grpcAddr", "secureGRPCAddr", "httpsAddr", "monitoringAddr")
-HARNESS_FLAGS = (*ADDRESS_FLAGS, "ctrlz_port", "kubeconfig")
+HARNESS_FLAGS = (*ADDRESS_FLAGS, "ctrlz_address", "ctrlz_port", "kubeconfig")
+# istiod's container ports, where it listens in a pod (and in a real-pods cluster, on the pod's IP).
+POD_PORTS = {"httpAddr": 8080, "grpcAddr": 15010, "secureGRPCAddr": 15012, "httpsAddr": 15017, "monitoringAddr": 15014}
+CTRLZ_PORT = 9876
 PORT_ATTEMPTS = 3
 
 
@@ -86,19 +89,11 @@ def start_istiod(kubeconfig: Path, revision: str, namespace: str, directory: Pat
     api = config.new_client_from_config(str(kubeconfig))
     deployment = client.AppsV1Api(api).read_namespaced_deployment(f"istiod-{revision}", namespace)
     directory = directory.resolve()
-    directory.mkdir(parents=True, exist_ok=True)
-    pod = deployment.spec.template.spec
-    container = next(c for c in pod.containers if c.name == "discovery")
-    account = pod.service_account_name or "default"
-    istiod_kubeconfig = _write_service_account_kubeconfig(api, kubeconfig, namespace, account, directory)
-    _write_volumes(client.CoreV1Api(api), namespace, pod, container, directory)
-    env = {
-        **_container_env(container, pod, namespace, f"istiod-{revision}-local"),
-        "KUBECONFIG": str(istiod_kubeconfig),
-    }
+    base_args, env = _command(
+        api, kubeconfig, namespace, deployment.spec.template.spec, f"istiod-{revision}-local", "127.0.0.1", directory
+    )
+    base_args[0] = binary_dir() / base_args[0]
     istiod = Istiod(revision, namespace, directory)
-    base_args = [binary_dir() / "pilot-discovery", *_without_harness_flags(container.args or [])]
-    base_args.append(f"--kubeconfig={istiod_kubeconfig}")
     attempt = 1
     while True:
         try:
@@ -109,6 +104,38 @@ def start_istiod(kubeconfig: Path, revision: str, namespace: str, directory: Pat
             if attempt == PORT_ATTEMPTS or "address already in use" not in str(error):
                 raise
             attempt += 1
+
+
+def run_istiod_pod(kubeconfig: Path, pod, directory: Path, binaries: Path) -> int:
+    """Starts pilot-discovery for a Running istiod pod (a V1Pod) as its kubelet would, listening on the pod's IP
+    and container ports; returns its pid without waiting for it to be ready."""
+    from kubernetes import config
+
+    api = config.new_client_from_config(str(kubeconfig))
+    ip = pod.status.pod_ip
+    args, env = _command(api, kubeconfig, pod.metadata.namespace, pod.spec, pod.metadata.name, ip, directory)
+    args[0] = binaries / args[0]
+    args += [f"--{flag}={ip}:{port}" for flag, port in POD_PORTS.items()]
+    args += [f"--ctrlz_address={ip}", f"--ctrlz_port={CTRLZ_PORT}"]
+    return spawn(args, env, directory, directory / "istiod.log")
+
+
+def _command(api, kubeconfig: Path, namespace: str, pod_spec, pod_name: str, pod_ip: str, directory: Path):
+    """pilot-discovery's args (without listen addresses) and env for a pod of istiod's Deployment, with its volumes
+    written under `directory` and the API credentials of its ServiceAccount."""
+    from kubernetes import client
+
+    directory.mkdir(parents=True, exist_ok=True)
+    container = next(c for c in pod_spec.containers if c.name == "discovery")
+    account = pod_spec.service_account_name or "default"
+    istiod_kubeconfig = _write_service_account_kubeconfig(api, kubeconfig, namespace, account, directory)
+    write_volumes(client.CoreV1Api(api), namespace, pod_spec, container, directory)
+    env = {
+        **container_env(container, pod_spec, namespace, pod_name, pod_ip),
+        "KUBECONFIG": str(istiod_kubeconfig),
+    }
+    args = ["pilot-discovery", *_without_harness_flags(container.args or []), f"--kubeconfig={istiod_kubeconfig}"]
+    return args, env
 
 
 def stop_istiod(istiod: Istiod, timeout: float = STOP_TIMEOUT):
@@ -123,7 +150,7 @@ def _run_until_ready(istiod: Istiod, base_args: list, env: dict, timeout: float)
     istiod.addresses = {flag: f"127.0.0.1:{free_port()}" for flag in ADDRESS_FLAGS}
     args = [*base_args, *(f"--{flag}={address}" for flag, address in istiod.addresses.items())]
     args.append(f"--ctrlz_port={free_port()}")
-    istiod.pid = _spawn(args, env, istiod.directory, istiod.log)
+    istiod.pid = spawn(args, env, istiod.directory, istiod.log)
     try:
         _wait_ready(istiod, timeout)
     except BaseException:
@@ -131,7 +158,8 @@ def _run_until_ready(istiod: Istiod, base_args: list, env: dict, timeout: float)
         raise
 
 
-def _spawn(args: list, env: dict, directory: Path, log_path: Path) -> int:
+def spawn(args: list, env: dict, directory: Path, log_path: Path) -> int:
+    """Starts a process that dies with this one, logging to `log_path`; returns its pid."""
     with log_path.open("ab") as log:
         process = subprocess.Popen(
             [str(a) for a in args],
@@ -179,33 +207,42 @@ def _without_harness_flags(args: list) -> list:
     return kept
 
 
-def _container_env(container, pod, namespace: str, pod_name: str) -> dict:
-    """The container's env as the kubelet would set it for a pod of this template."""
+def container_env(container, pod, namespace: str, pod_name: str, pod_ip: str) -> dict:
+    """The container's env as the kubelet would set it for a pod of this template (`$(VAR)` references to earlier
+    variables expanded, as Kubernetes does)."""
     env = {}
     for var in container.env or []:
         source = var.value_from
         if source is None:
-            env[var.name] = var.value or ""
+            env[var.name] = expand(var.value or "", env)
         elif source.field_ref:
-            env[var.name] = _field_value(source.field_ref.field_path, pod, namespace, pod_name)
+            env[var.name] = _field_value(source.field_ref.field_path, pod, namespace, pod_name, pod_ip)
         elif source.resource_field_ref:
             env[var.name] = _resource_value(source.resource_field_ref, container)
         else:
-            raise IstiodError(f"env {var.name} of istiod's container uses a source the harness does not resolve")
+            raise IstiodError(
+                f"env {var.name} of container {container.name} uses a source the harness does not resolve"
+            )
     return env
 
 
-def _field_value(path: str, pod, namespace: str, pod_name: str) -> str:
+def expand(text: str, env: dict) -> str:
+    """Kubernetes' `$(VAR)` expansion in env values, command and args; unknown references stay as they are."""
+    return re.sub(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)", lambda m: env.get(m.group(1), m.group(0)), text)
+
+
+def _field_value(path: str, pod, namespace: str, pod_name: str, pod_ip: str) -> str:
     values = {
         "metadata.name": pod_name,
         "metadata.namespace": namespace,
         "spec.serviceAccountName": pod.service_account_name or "default",
-        "spec.nodeName": "localhost",
-        "status.podIP": "127.0.0.1",
+        "spec.nodeName": pod.node_name or "localhost",
+        "status.podIP": pod_ip,
+        "status.podIPs": pod_ip,
         "status.hostIP": "127.0.0.1",
     }
     if path not in values:
-        raise IstiodError(f"fieldRef {path} of istiod's container is not resolved by the harness")
+        raise IstiodError(f"fieldRef {path} is not resolved by the harness")
     return values[path]
 
 
@@ -224,42 +261,8 @@ def _resource_value(ref, container) -> str:
     elif resource == "memory":
         quantity = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     else:
-        raise IstiodError(f"resourceFieldRef {ref.resource} of istiod's container is not resolved by the harness")
+        raise IstiodError(f"resourceFieldRef {ref.resource} of {container.name} is not resolved by the harness")
     return str(math.ceil(quantity / parse_quantity(ref.divisor or "1")))
-
-
-def _write_volumes(core, namespace: str, pod, container, directory: Path):
-    """Secret and ConfigMap volumes as the kubelet mounts them, under `directory` (istiod's working directory).
-    An optional source that does not exist is skipped, like the kubelet does."""
-    from kubernetes.client.rest import ApiException
-
-    volumes = {v.name: v for v in pod.volumes or []}
-    for mount in container.volume_mounts or []:
-        volume = volumes[mount.name]
-        source = volume.secret or volume.config_map
-        if source is None:
-            continue  # emptyDir and projected tokens: see the module docstring
-        name = volume.secret.secret_name if volume.secret else volume.config_map.name
-        try:
-            files = _secret_files(core, namespace, name) if volume.secret else _config_map_files(core, namespace, name)
-        except ApiException as error:
-            if error.status == 404 and source.optional:
-                continue
-            raise
-        target = directory / mount.mount_path.lstrip("/")
-        target.mkdir(parents=True, exist_ok=True)
-        for key, data in files.items():
-            _write_private(target / key, data)
-
-
-def _secret_files(core, namespace: str, name: str) -> dict:
-    secret = core.read_namespaced_secret(name, namespace)
-    return {key: b64decode(value) for key, value in (secret.data or {}).items()}
-
-
-def _config_map_files(core, namespace: str, name: str) -> dict:
-    config_map = core.read_namespaced_config_map(name, namespace)
-    return {key: value.encode() for key, value in (config_map.data or {}).items()}
 
 
 def _write_service_account_kubeconfig(api, kubeconfig: Path, namespace: str, account: str, directory: Path) -> Path:
@@ -283,13 +286,5 @@ def _write_service_account_kubeconfig(api, kubeconfig: Path, namespace: str, acc
         "current-context": "istiod",
     }
     path = directory / "kubeconfig"
-    _write_private(path, yaml.safe_dump(document).encode())
+    write_private(path, yaml.safe_dump(document).encode())
     return path
-
-
-def _write_private(path: Path, data: bytes):
-    """Writes a file only its owner can read, from its creation on (CA keys, tokens)."""
-    with contextlib.suppress(FileNotFoundError):
-        path.unlink()
-    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as file:
-        file.write(data)

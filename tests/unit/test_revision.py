@@ -19,6 +19,7 @@ from ansible_collections.meshops.istio.plugins.module_utils.revision_render impo
     split_rendering,
     split_shared,
     system_namespace,
+    validating_its_namespaces,
 )
 from ansible_collections.meshops.istio.plugins.module_utils.revision_spec import RevisionSpec, validate
 from ansible_collections.meshops.istio.plugins.module_utils.runner import COMMON_ARG_SPEC
@@ -129,6 +130,37 @@ def test_split_rendering_labels_like_istioctl_install_and_keeps_crds_apart():
         assert "creationTimestamp" not in metadata
     assert by_name["istio-reader-service-account"]["labels"]["operator.istio.io/component"] == "Base"
     assert by_name["istiod-clusterrole-usergroup-1-usergroup-1"]["labels"]["operator.istio.io/component"] == "Pilot"
+
+
+VALIDATOR = {
+    "kind": "ValidatingWebhookConfiguration",
+    "metadata": {"name": "istio-validator-usergroup-1-usergroup-1"},
+    "webhooks": [{
+        "name": "rev.validation.istio.io",
+        "failurePolicy": "Ignore",
+        "objectSelector": {"matchExpressions": [{"key": "istio.io/rev", "operator": "In", "values": ["usergroup-1"]}]},
+    }],
+}  # fmt: skip
+
+
+def test_a_validator_without_a_default_revision_also_takes_unlabelled_config_in_its_namespaces():
+    revised = validating_its_namespaces(VALIDATOR, "usergroup-1")
+    labelled, unlabelled = revised["webhooks"]
+    assert labelled == VALIDATOR["webhooks"][0]
+    assert unlabelled["name"] == "namespace.rev.validation.istio.io"
+    assert unlabelled["objectSelector"] == {"matchExpressions": [{"key": "istio.io/rev", "operator": "DoesNotExist"}]}
+    assert unlabelled["namespaceSelector"] == {
+        "matchExpressions": [{"key": "istio.io/rev", "operator": "In", "values": ["usergroup-1"]}]
+    }
+    assert len(VALIDATOR["webhooks"]) == 1  # pure: the rendering it was given is unchanged
+
+
+def test_with_a_default_revision_the_default_validator_takes_unlabelled_config():
+    rendered = [dict(VALIDATOR, metadata=dict(VALIDATOR["metadata"]))]
+    [validator] = split_rendering(rendered, params(default_revision=True), "1.31.1")[1]
+    assert len(validator["webhooks"]) == 1
+    [validator] = split_rendering(rendered, params(), "1.31.1")[1]
+    assert len(validator["webhooks"]) == 2
 
 
 def _crd(name, version=None):

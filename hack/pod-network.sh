@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Runs a command inside the pod network of real-pods clusters (tests/localcluster/podnet.py): a new unprivileged user
+# and network namespace whose loopback owns kwok's pod CIDR and the service CIDR. Usage: hack/pod-network.sh CMD...
+# Nothing inside can reach the outside: build the venv and the Go binaries first.
+set -euo pipefail
+if [ "${MESHOPS_POD_NETWORK:-}" = 1 ]; then exec "$@"; fi  # already inside
+for tool in unshare ip; do
+  command -v "$tool" >/dev/null || { echo "pod network: '$tool' is missing (util-linux, iproute2)" >&2; exit 2; }
+done
+if ! unshare --user --map-root-user --net true 2>/dev/null; then
+  echo "pod network: this machine refuses unprivileged user + network namespaces (unshare --user --net);" \
+    "the real-pods tier cannot run here" >&2
+  exit 2
+fi
+export MESHOPS_POD_NETWORK=1
+exec unshare --user --map-root-user --net bash -euc '
+  ip link set lo up
+  ip route add local 10.244.0.0/16 dev lo
+  ip route add local 10.96.0.0/16 dev lo
+  exec "$@"' pod-network "$@"
