@@ -12,6 +12,7 @@ each process logs to <state-dir>/<namespace>/<pod>/.
 """
 
 import argparse
+import shutil
 import signal
 import sys
 import time
@@ -40,13 +41,15 @@ class Kubelet:
         self.core = client.CoreV1Api(config.new_client_from_config(str(kubeconfig)))
         self.running = {}  # pod uid -> {process name: pid}
         self.started_at = {}  # pod uid -> monotonic time of its last (re)start
+        self.directories = {}  # pod uid -> its processes' working directory
 
     def sync(self):
         pods = self.core.list_pod_for_all_namespaces(field_selector="status.phase=Running").items
         wanted = {p.metadata.uid: p for p in pods if p.status.pod_ip and not p.metadata.deletion_timestamp}
         wanted = {uid: pod for uid, pod in wanted.items() if runnable(pod)}
-        for uid in set(self.running) - set(wanted):
+        for uid in set(self.directories) - set(wanted):
             self.stop(uid)
+            shutil.rmtree(self.directories.pop(uid), ignore_errors=True)  # a pod's files go with it
         for uid, pod in wanted.items():
             self.ensure_running(uid, pod)
 
@@ -58,6 +61,7 @@ class Kubelet:
             return
         self.stop(uid)
         directory = self.state_dir / pod.metadata.namespace / pod.metadata.name
+        self.directories[uid] = directory
         self.started_at[uid] = time.monotonic()
         try:
             if any(c.name == "discovery" for c in pod.spec.containers):

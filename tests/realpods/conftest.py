@@ -11,7 +11,7 @@ from localcluster import podnet, start_cluster, stop_cluster
 def pytest_configure(config):
     if not podnet.inside():
         pytest.exit(
-            f"the real-pods tier runs inside the pod network: `make realpods`, or {podnet.WRAPPER} pytest tests/realpods",
+            f"the real-pods tier runs inside the pod network: `make realpods` ({podnet.WRAPPER} pytest tests/realpods)",
             returncode=2,
         )
 

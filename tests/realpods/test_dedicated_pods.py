@@ -1,0 +1,180 @@
+"""Seed 002 with real pods: the API server calls each tenant's real istiod to inject and validate, and the tenants'
+echo workloads get certificates from their own istiod and talk (or fail to) over proxyless gRPC with mTLS.
+
+The tests run in order: the last one breaks isolation by hand and repairs it."""
+
+import json
+
+import pytest
+from conformance.support import wait_for
+from echo import call, deploy_echo, handshake, pod_directory, pod_ip, wait_for_echo
+from integration.playbook import SEED_002, changed_count, playbook
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+from localcluster import binary_dir
+
+TENANT_OF = {"app-ns-1": "usergroup-1", "app-ns-2": "usergroup-2", "app-ns-3": "usergroup-2"}
+REVISIONS = ("usergroup-1", "usergroup-2")
+BYSTANDER = "bystander"  # a namespace of no tenant
+ISTIOCTL = f"istioctl_path={binary_dir() / 'istioctl'}"
+
+
+def validator(api, revision: str):
+    name = f"istio-validator-{revision}-{revision}"
+    return client.AdmissionregistrationV1Api(api).read_validating_webhook_configuration(name)
+
+
+def fail_closed(api, revision: str) -> bool:
+    """istiod switched every webhook of its validator to Fail, with its CA bundle: it checked that it serves."""
+    hooks = validator(api, revision).webhooks
+    return all(h.failure_policy == "Fail" and h.client_config.ca_bundle for h in hooks)
+
+
+@pytest.fixture(scope="module")
+def seed_002(cluster, api):
+    client.CoreV1Api(api).create_namespace({"metadata": {"name": BYSTANDER}})
+    playbook(cluster, "multitenant.yml", *SEED_002, "-e", ISTIOCTL)
+    for revision in REVISIONS:
+        wait_for(f"istiod {revision} switches its validator to Fail", lambda r=revision: fail_closed(api, r), 180)
+    for namespace in TENANT_OF:
+        deploy_echo(api, namespace)
+    deploy_echo(api, BYSTANDER, injected=False)
+    ips = {namespace: wait_for_echo(cluster, api, namespace) for namespace in TENANT_OF}
+    ips[BYSTANDER] = wait_for_echo(cluster, api, BYSTANDER, injected=False)
+    return ips
+
+
+def test_a_rerun_keeps_what_istiod_switched_and_changes_nothing(cluster, api, seed_002):
+    before = {revision: validator(api, revision).webhooks for revision in REVISIONS}
+    again = playbook(cluster, "multitenant.yml", *SEED_002, "-e", ISTIOCTL)[1]
+    assert changed_count(again) == 0
+    for revision in REVISIONS:
+        assert validator(api, revision).webhooks == before[revision]
+        assert fail_closed(api, revision)
+
+
+def test_the_api_server_has_each_pod_injected_by_its_own_revision(api, seed_002):
+    core = client.CoreV1Api(api)
+    for namespace, revision in TENANT_OF.items():
+        pod = core.read_namespaced_pod("echo", namespace)
+        [proxy] = [c for c in pod.spec.containers if c.name == "istio-proxy"]
+        proxy_config = json.loads(next(e.value for e in proxy.env if e.name == "PROXY_CONFIG"))
+        assert proxy_config["discoveryAddress"] == f"istiod-{revision}.{revision}.svc:15012"
+    bystander = core.read_namespaced_pod("echo", BYSTANDER)
+    assert [c.name for c in bystander.spec.containers] == ["app"]
+
+
+def invalid_virtual_service(name: str, labels: dict) -> dict:
+    """Neither http, tcp nor tls: istiod's validation refuses it."""
+    return {
+        "apiVersion": "networking.istio.io/v1",
+        "kind": "VirtualService",
+        "metadata": {"name": name, "labels": labels},
+        "spec": {"hosts": ["echo"]},
+    }
+
+
+def create_virtual_service(api, namespace: str, body: dict):
+    objects = client.CustomObjectsApi(api)
+    return objects.create_namespaced_custom_object("networking.istio.io", "v1", namespace, "virtualservices", body)
+
+
+@pytest.mark.parametrize(
+    ("namespace", "labels", "webhook"),
+    [
+        ("app-ns-1", {"istio.io/rev": "usergroup-1"}, "rev.validation.istio.io"),
+        ("app-ns-1", {}, "namespace.rev.validation.istio.io"),
+        ("app-ns-3", {}, "namespace.rev.validation.istio.io"),
+    ],
+)
+def test_invalid_tenant_config_is_denied_by_the_tenants_istiod_labelled_or_not(
+    api, seed_002, namespace, labels, webhook
+):
+    with pytest.raises(ApiException) as denied:
+        create_virtual_service(api, namespace, invalid_virtual_service(f"invalid-{len(labels)}", labels))
+    assert denied.value.status == 400
+    assert f'admission webhook "{webhook}" denied the request' in denied.value.body
+
+
+def test_config_outside_every_tenant_is_left_to_the_cluster_admin(api, seed_002):
+    # No default revision: nothing validates Istio config in a namespace of no tenant (docs/real-pods.md).
+    create_virtual_service(api, BYSTANDER, invalid_virtual_service("unvalidated", {}))
+
+
+def matrix(ips: dict) -> dict:
+    """(client namespace, server namespace) -> 'OK' or why the call failed, calling through each client's own
+    proxyless data plane."""
+    results = {}
+    for source in TENANT_OF:
+        for target in TENANT_OF:
+            called = call(ips[source], f"xds:///echo.{target}.svc.cluster.local:7070")
+            results[source, target] = "OK" if called.returncode == 0 else _reason(called)
+    return results
+
+
+def _reason(called) -> str:
+    text = called.stderr + called.stdout
+    for reason in ("DeadlineExceeded", "Unavailable", "PermissionDenied", "does not exist", "connection"):
+        if reason in text:
+            return reason
+    return f"failed ({text.strip().splitlines()[-1] if text.strip() else called.returncode})"
+
+
+def print_matrix(title: str, results: dict):
+    names = list(TENANT_OF)
+    rows = [f"{'from / to':<12}" + "".join(f"{n:>20}" for n in names)]
+    rows += [f"{s:<12}" + "".join(f"{results[s, t]:>20}" for t in names) for s in names]
+    print(f"\n{title}\n" + "\n".join(rows))
+
+
+def test_workloads_talk_within_their_tenant_and_not_across(seed_002):
+    results = matrix(seed_002)
+    print_matrix("seed 002 matrix (proxyless gRPC over mTLS, 3 calls each)", results)
+    for (source, target), result in results.items():
+        expected_ok = TENANT_OF[source] == TENANT_OF[target]
+        assert (result == "OK") == expected_ok, f"{source} -> {target}: {result}"
+
+
+def test_a_workload_refuses_clients_with_another_tenants_certificate_or_none(cluster, seed_002):
+    server = seed_002["app-ns-1"]
+    certificates = {ns: pod_directory(cluster, ns) / "var/lib/istio/data" for ns in TENANT_OF}
+    seen = {
+        "app-ns-1's certificate": handshake(server, certificates["app-ns-1"]),
+        "app-ns-2's certificate": handshake(server, certificates["app-ns-2"]),
+        "no certificate": handshake(server, None),
+    }
+    print(f"\nTLS clients at app-ns-1's echo ({server}:7070): {seen}")
+    assert seen["app-ns-1's certificate"] == "ok"
+    assert seen["app-ns-2's certificate"] != "ok"
+    assert seen["no certificate"] != "ok"
+
+
+def test_a_namespace_moved_by_hand_changes_the_matrix_and_a_rerun_moves_it_back(cluster, api, seed_002):
+    core = client.CoreV1Api(api)
+    moved = {"usergroup": "usergroup-1", "istio.io/rev": "usergroup-1"}
+    core.patch_namespace("app-ns-3", {"metadata": {"labels": moved}})
+    ips = dict(seed_002, **{"app-ns-3": restart_echo(cluster, api, "app-ns-3")})
+    broken = matrix(ips)
+    print_matrix("app-ns-3 relabelled to usergroup-1 by hand", broken)
+    assert broken["app-ns-1", "app-ns-3"] == "OK"
+    assert broken["app-ns-2", "app-ns-3"] != "OK"
+
+    playbook(cluster, "multitenant.yml", *SEED_002, "-e", ISTIOCTL)
+    labels = core.read_namespace("app-ns-3").metadata.labels
+    assert (labels["usergroup"], labels["istio.io/rev"]) == ("usergroup-2", "usergroup-2")
+    ips["app-ns-3"] = restart_echo(cluster, api, "app-ns-3")
+    repaired = matrix(ips)
+    assert repaired["app-ns-1", "app-ns-3"] != "OK"
+    assert repaired["app-ns-2", "app-ns-3"] == "OK"
+
+
+def restart_echo(cluster, api, namespace: str) -> str:
+    """Delete and create the namespace's echo pod again (injection happens at creation), and wait for it."""
+    from echo import echo_pod, exists
+
+    core = client.CoreV1Api(api)
+    core.delete_namespaced_pod("echo", namespace, grace_period_seconds=0)
+    wait_for(f"echo in {namespace} deleted", lambda: not exists(api, namespace, "echo"))
+    core.create_namespaced_pod(namespace, echo_pod("echo"))
+    pod_ip(api, namespace)
+    return wait_for_echo(cluster, api, namespace)
