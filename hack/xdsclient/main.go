@@ -4,9 +4,9 @@
 //	    asks istiod's CA (IstioCertificateService/CreateCertificate, over TLS verified against FILE) for a
 //	    workload certificate, authenticated with the ServiceAccount token in --token-file; prints the issued
 //	    chain (PEM, leaf first). The private key stays in memory and is never printed.
-//	xdsclient xds --addr HOST:PORT --node-id ID --namespace NS --istio-version V [--cluster-id ID]
-//	    connects to istiod's plain-text xDS port as the sidecar --node-id and prints, as JSON, the names of the
-//	    clusters and listeners istiod sends it.
+//	xdsclient xds --addr HOST:PORT --node-id ID --namespace NS --istio-version V [--cluster-id ID] [--labels K=V,...]
+//	    connects to istiod's plain-text xDS port as the proxy --node-id (a sidecar~ or router~ id) with the workload
+//	    labels --labels and prints, as JSON, the names of the clusters and listeners istiod sends it.
 package main
 
 import (
@@ -148,6 +148,7 @@ func runXDS(args []string) error {
 	namespace := flags.String("namespace", "", "the sidecar's namespace")
 	clusterID := flags.String("cluster-id", "Kubernetes", "the sidecar's cluster")
 	istioVersion := flags.String("istio-version", "", "the sidecar's Istio version (istiod adapts its config to it)")
+	labels := flags.String("labels", "app=xdsclient", "the workload's labels, k=v,k=v (a Gateway's selector matches them)")
 	_ = flags.Parse(args)
 
 	conn, err := grpc.NewClient(*addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
@@ -161,7 +162,7 @@ func runXDS(args []string) error {
 	if err != nil {
 		return err
 	}
-	node, err := sidecarNode(*nodeID, *namespace, *clusterID, *istioVersion)
+	node, err := proxyNode(*nodeID, *namespace, *clusterID, *istioVersion, *labels)
 	if err != nil {
 		return err
 	}
@@ -181,12 +182,20 @@ func runXDS(args []string) error {
 	})
 }
 
-func sidecarNode(id, namespace, clusterID, istioVersion string) (*core.Node, error) {
+func proxyNode(id, namespace, clusterID, istioVersion, labels string) (*core.Node, error) {
+	workloadLabels := map[string]any{}
+	for _, pair := range strings.Split(labels, ",") {
+		key, value, found := strings.Cut(pair, "=")
+		if !found {
+			return nil, fmt.Errorf("--labels: %q is not k=v", pair)
+		}
+		workloadLabels[key] = value
+	}
 	meta, err := structpb.NewStruct(map[string]any{
 		"NAMESPACE":     namespace,
 		"CLUSTER_ID":    clusterID,
 		"ISTIO_VERSION": istioVersion,
-		"LABELS":        map[string]any{"app": "xdsclient"},
+		"LABELS":        workloadLabels,
 	})
 	if err != nil {
 		return nil, err

@@ -6,15 +6,13 @@ test module starts is stopped at its end, also on failure; when a test fails, th
 is added to its report.
 """
 
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from localcluster import start_cluster, start_istiod, stop_cluster, stop_istiod
-from localcluster.cluster import REPO_ROOT
+from support import build_xdsclient
 
-XDSCLIENT_BUILD = REPO_ROOT / "hack" / "build-xdsclient.sh"
 RUNNING = []  # every istiod started and not yet stopped, for the failure reports
 
 
@@ -76,10 +74,4 @@ def istiods(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def xdsclient() -> Path:
-    """hack/xdsclient, built into its cache directory when missing; the tests that need it skip without Go."""
-    result = subprocess.run(["bash", str(XDSCLIENT_BUILD)], capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        if "go: command not found" in result.stderr:
-            pytest.skip("hack/xdsclient cannot be built: no Go toolchain on PATH (see README, Go 1.26+)")
-        raise AssertionError(f"building hack/xdsclient failed:\n{result.stderr}")
-    return Path(result.stdout.strip().splitlines()[-1])
+    return build_xdsclient()

@@ -1,7 +1,11 @@
-"""What the conformance tests share: waiting for istiod to converge, ServiceAccount tokens, the pinned version."""
+"""What the conformance tests share (and the real-pods tier): waiting for istiod to converge, ServiceAccount tokens,
+the pinned version, the xDS/CSR client."""
 
+import subprocess
 import time
+from pathlib import Path
 
+import pytest
 from localcluster.cluster import REPO_ROOT
 
 
@@ -32,3 +36,13 @@ def istio_version() -> str:
         if line.startswith("ISTIO_VERSION="):
             return line.split("=", 1)[1]
     raise AssertionError("ISTIO_VERSION missing from hack/versions.env")
+
+
+def build_xdsclient() -> Path:
+    """hack/xdsclient, built into its cache directory when missing; the tests that need it skip without Go."""
+    result = subprocess.run(["bash", str(REPO_ROOT / "hack" / "build-xdsclient.sh")], capture_output=True, text=True)
+    if result.returncode != 0:
+        if "go: command not found" in result.stderr:
+            pytest.skip("hack/xdsclient cannot be built: no Go toolchain on PATH (see README, Go 1.26+)")
+        raise AssertionError(f"building hack/xdsclient failed:\n{result.stderr}")
+    return Path(result.stdout.strip().splitlines()[-1])

@@ -8,7 +8,7 @@ import json
 import pytest
 from conformance.support import wait_for
 from echo import call, deploy_echo, handshake, pod_directory, pod_ip, wait_for_echo
-from integration.playbook import SEED_002, changed_count, playbook
+from integration.playbook import SEED_002, changed_count, failures, playbook
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 from localcluster import binary_dir
@@ -17,6 +17,8 @@ TENANT_OF = {"app-ns-1": "usergroup-1", "app-ns-2": "usergroup-2", "app-ns-3": "
 REVISIONS = ("usergroup-1", "usergroup-2")
 BYSTANDER = "bystander"  # a namespace of no tenant
 ISTIOCTL = f"istioctl_path={binary_dir() / 'istioctl'}"
+VERIFY_WORKLOADS = ("-e", "verify_workloads=true", "-e", "verify_workloads_probe=echo",
+                    "-e", f"verify_echo_client={binary_dir() / 'echo-client'}", "-e", ISTIOCTL)  # fmt: skip
 
 
 def validator(api, revision: str):
@@ -149,6 +151,20 @@ def test_a_workload_refuses_clients_with_another_tenants_certificate_or_none(clu
     assert seen["no certificate"] != "ok"
 
 
+def test_verify_probes_the_workloads_and_reports_the_matrix(cluster, seed_002, tmp_path):
+    playbook(cluster, "verify.yml", *SEED_002, *VERIFY_WORKLOADS, "-e", f"verify_report_dir={tmp_path}")
+    traffic = json.loads((tmp_path / "isolation.json").read_text())["traffic"]
+    assert traffic["servers"] == list(TENANT_OF) and traffic["breaches"] == 0
+    cells = {
+        (row["client"], server): (cell["observed"], cell["expected"])
+        for row in traffic["rows"]
+        for server, cell in zip(traffic["servers"], row["cells"], strict=True)
+    }
+    assert len(cells) == len(TENANT_OF) ** 2
+    assert cells["app-ns-2", "app-ns-3"] == ("OK", "OK")
+    assert cells["app-ns-1", "app-ns-2"] == ("refused", "refused")
+
+
 def test_a_namespace_moved_by_hand_changes_the_matrix_and_a_rerun_moves_it_back(cluster, api, seed_002):
     core = client.CoreV1Api(api)
     moved = {"usergroup": "usergroup-1", "istio.io/rev": "usergroup-1"}
@@ -158,6 +174,11 @@ def test_a_namespace_moved_by_hand_changes_the_matrix_and_a_rerun_moves_it_back(
     print_matrix("app-ns-3 relabelled to usergroup-1 by hand", broken)
     assert broken["app-ns-1", "app-ns-3"] == "OK"
     assert broken["app-ns-2", "app-ns-3"] != "OK"
+    code, output = playbook(cluster, "verify.yml", *SEED_002, *VERIFY_WORKLOADS, check=False)
+    assert code != 0
+    [message] = failures(output)
+    assert "traffic app-ns-1 -> app-ns-3 is OK; expected refused" in message
+    assert "traffic app-ns-3 -> app-ns-2 is refused; expected OK" in message
 
     playbook(cluster, "multitenant.yml", *SEED_002, "-e", ISTIOCTL)
     labels = core.read_namespace("app-ns-3").metadata.labels
