@@ -12,17 +12,21 @@ from localcluster import binary_dir
 
 ECHO_IMAGE = "meshops.test/echo-server"
 GRPC_PORT = 7070  # the xDS-managed (mTLS) gRPC port
-FORWARD_PORT = 17070  # plain gRPC, for ForwardEcho: "call that URL from this pod"
-ECHO_ARGS = ["--xds-grpc-server=7070", "--grpc=7070,17070", "--port=18080", "--tcp=19090",
-             "--bind-ip=7070,17070,18080,19090"]  # fmt: skip
+FORWARD_PORT = 17070  # plain gRPC (Istio's ForwardEcho API); here only a readiness check
+PORT_ARGS = ["--grpc=7070,17070", "--port=18080", "--tcp=19090", "--bind-ip=7070,17070,18080,19090"]
+XDS_ARGS = ["--xds-grpc-server=7070"]  # port 7070 takes its listener and mTLS from xDS (needs the agent's bootstrap)
 
 
-def echo_pod(name: str, injected: bool = True) -> dict:
+def echo_pod(name: str, role: str) -> dict:
+    """Istio's echo app in a pod. `server`: injected (proxyless), serving port 7070 with xDS-managed mTLS, selected
+    by the echo Service. `client`: injected, its app takes no xDS, so the echo client run in it is the only xDS
+    client of its agent (one agent serves one xDS stream). `plain`: not injected."""
+    injected = role != "plain"
     annotations = {"inject.istio.io/templates": "grpc-agent"} if injected else {"sidecar.istio.io/inject": "false"}
     container = {
         "name": "app",
         "image": ECHO_IMAGE,
-        "args": ECHO_ARGS,
+        "args": XDS_ARGS + PORT_ARGS if role == "server" else PORT_ARGS,
         "env": [{"name": "INSTANCE_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}],
         "ports": [
             {"name": "grpc", "containerPort": GRPC_PORT},
@@ -32,9 +36,10 @@ def echo_pod(name: str, injected: bool = True) -> dict:
     return {
         "apiVersion": "v1",
         "kind": "Pod",
-        "metadata": {"name": name, "labels": {"app": "echo"}, "annotations": annotations},
+        "metadata": {"name": name, "labels": {"app": "echo" if role == "server" else f"echo-{role}"},
+                     "annotations": annotations},
         "spec": {"containers": [container]},
-    }
+    }  # fmt: skip
 
 
 def echo_service() -> dict:
@@ -54,20 +59,22 @@ def mutual_tls(namespace: str) -> dict:
     }
 
 
-def deploy_echo(api, namespace: str, injected: bool = True):
+def deploy_echo(api, namespace: str):
+    """A tenant's echo server and client pods, the Service and the ISTIO_MUTUAL DestinationRule."""
     core = client.CoreV1Api(api)
-    core.create_namespaced_pod(namespace, echo_pod("echo", injected))
+    core.create_namespaced_pod(namespace, echo_pod("echo", "server"))
+    core.create_namespaced_pod(namespace, echo_pod("client", "client"))
     core.create_namespaced_service(namespace, echo_service())
     client.CustomObjectsApi(api).create_namespaced_custom_object(
         "networking.istio.io", "v1", namespace, "destinationrules", mutual_tls(namespace)
     )
 
 
-def pod_directory(cluster, namespace: str, name: str = "echo") -> Path:
+def pod_directory(cluster, namespace: str, name: str) -> Path:
     return cluster.directory / "pods" / namespace / name
 
 
-def pod_ip(api, namespace: str, name: str = "echo") -> str:
+def pod_ip(api, namespace: str, name: str) -> str:
     return wait_for(
         f"{namespace}/{name} has an IP",
         lambda: client.CoreV1Api(api).read_namespaced_pod(name, namespace).status.pod_ip,
@@ -86,23 +93,26 @@ def serving(address: str) -> bool:
         return False
 
 
-def wait_for_echo(cluster, api, namespace: str, injected: bool = True) -> str:
-    """The echo pod's IP once its app serves (and, injected, once its agent holds a workload certificate)."""
-    ip = pod_ip(api, namespace)
-    wait_for(f"echo in {namespace} serves", lambda: serving(f"{ip}:{FORWARD_PORT}"), timeout=90)
+def wait_for_pod(cluster, api, namespace: str, name: str, injected: bool = True) -> str:
+    """The pod's IP once its echo app serves (and, injected, once its agent holds a workload certificate)."""
+    ip = pod_ip(api, namespace, name)
+    wait_for(f"{namespace}/{name} serves", lambda: serving(f"{ip}:{FORWARD_PORT}"), timeout=90)
     if injected:
-        certs = pod_directory(cluster, namespace) / "var/lib/istio/data/cert-chain.pem"
-        wait_for(f"echo in {namespace} has a workload certificate", certs.exists, timeout=90)
+        certs = pod_directory(cluster, namespace, name) / "var/lib/istio/data/cert-chain.pem"
+        wait_for(f"{namespace}/{name} has a workload certificate", certs.exists, timeout=90)
     return ip
 
 
-def call(from_ip: str, url: str, count: int = 3, timeout: str = "4s") -> subprocess.CompletedProcess:
-    """Ask the echo app of the pod at `from_ip` to call `url` (ForwardEcho): the call leaves that pod's process with
-    that pod's xDS and certificate."""
-    command = [binary_dir() / "echo-client", f"{from_ip}:{FORWARD_PORT}", "--count", str(count), "--timeout", timeout]
-    return subprocess.run(
-        [str(c) for c in command] + ["--url", url], capture_output=True, text=True, timeout=60, check=False
-    )
+def call(cluster, namespace: str, url: str, count: int = 3) -> subprocess.CompletedProcess:
+    """Run Istio's echo client in the namespace's client pod, as `kubectl exec` would: in the pod's working directory
+    with the app's xDS bootstrap, so the call leaves with that pod's xDS (through its agent) and certificate."""
+    directory = pod_directory(cluster, namespace, "client")
+    env = {
+        "GRPC_XDS_BOOTSTRAP": str(directory / "grpc-bootstrap.json"),
+        "GRPC_XDS_EXPERIMENTAL_SECURITY_SUPPORT": "true",
+    }
+    command = [str(binary_dir() / "echo-client"), url, f"--count={count}", "--timeout=4s"]
+    return subprocess.run(command, cwd=directory, env=env, capture_output=True, text=True, timeout=60, check=False)
 
 
 def handshake(ip: str, certificate_dir: Path | None) -> str:
