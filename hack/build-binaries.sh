@@ -13,9 +13,14 @@ bin_dir="$cache_root/bin/k8s-$KUBERNETES_VERSION.istio-$istio_rev.kwok-$KWOK_VER
 binaries=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok istioctl pilot-discovery pilot-agent
   echo-server echo-client)
 
+# kwok's Exec and PortForward CRDs, from its module: the real-pods tier's kubelet serves exec and port-forward
+# through kwok (tests/localcluster/kubelet.py).
+kwok_crds=(kwok.x-k8s.io_execs.yaml kwok.x-k8s.io_portforwards.yaml)
+
 all_present() {
   local b
   for b in "${binaries[@]}"; do [ -x "$bin_dir/$b" ] || return 1; done
+  for b in "${kwok_crds[@]}"; do [ -f "$bin_dir/kwok-crds/$b" ] || return 1; done
 }
 
 if all_present; then
@@ -95,6 +100,10 @@ build_kubernetes() {
 build_kwok() {
   new_wrapper "$work/kwok" sigs.k8s.io/kwok "v$KWOK_VERSION"
   build "$work/kwok" kwok sigs.k8s.io/kwok/cmd/kwok "-X sigs.k8s.io/kwok/pkg/consts.Version=v$KWOK_VERSION"
+  local module crd
+  module=$(cd "$work/kwok" && go list -m -f '{{.Dir}}' sigs.k8s.io/kwok)
+  mkdir -p "$bin_dir.partial/kwok-crds"
+  for crd in "${kwok_crds[@]}"; do cp "$module/kustomize/crd/bases/$crd" "$bin_dir.partial/kwok-crds/"; done
 }
 
 build_istio() {

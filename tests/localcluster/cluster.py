@@ -265,7 +265,7 @@ def _component_args(bins: Path, cluster: Cluster, pki: dict, etcd_url: str, peer
             "--manage-all-nodes=false",
             "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
             f"--cidr={podnet.POD_CIDR}",
-            f"--node-ip={podnet.NODE_ADDRESS if cluster.real_pods else '10.0.0.1'}",
+            "--node-ip=10.0.0.1",
             "--node-lease-duration-seconds=40",
             f"--server-address=127.0.0.1:{free_port()}",
         ],
@@ -282,10 +282,41 @@ def _component_args(bins: Path, cluster: Cluster, pki: dict, etcd_url: str, peer
     }
 
 
-def _real_pods_flags() -> list:
+KUBELET_PORT = 10250
+
+
+def _real_pods_args(args: dict, bins: Path, cluster: Cluster):
     """The API server calls webhooks at their Service's endpoint (the pod IP) instead of the ClusterIP nothing serves,
-    and advertises an address of the pod network, which has no default route to take one from."""
-    return ["--enable-aggregator-routing=true", f"--advertise-address={podnet.ADVERTISE_ADDRESS}"]
+    advertises an address of the pod network (which has no default route to take one from), and reaches the nodes'
+    kubelet API (exec, port-forward) at their InternalIP, where kwok serves it and runs `kubectl exec` commands as
+    local processes (kubelet.py says where and with which environment; `client` is Istio's echo client, as in its
+    echo image)."""
+    args["kube-apiserver"] += [
+        "--enable-aggregator-routing=true",
+        f"--advertise-address={podnet.ADVERTISE_ADDRESS}",
+        "--kubelet-preferred-address-types=InternalIP",
+    ]
+    commands = cluster.directory / "bin"
+    commands.mkdir(exist_ok=True)
+    (commands / "client").symlink_to(bins / "echo-client")
+    kwok = [a for a in args["kwok"] if not a.startswith(("--node-ip=", "--server-address="))]
+    args["kwok"] = [
+        "env",
+        f"PATH={commands}:{os.environ.get('PATH', '')}",
+        *kwok,
+        f"--node-ip={podnet.NODE_ADDRESS}",
+        f"--node-port={KUBELET_PORT}",
+        f"--server-address={podnet.NODE_ADDRESS}:{KUBELET_PORT}",
+        "--enable-crds=Exec,PortForward",
+    ]
+
+
+def _create_kwok_crds(cluster: Cluster, bins: Path):
+    from kubernetes import client
+
+    extensions = client.ApiextensionsV1Api(_core_api(cluster).api_client)
+    for path in sorted((bins / "kwok-crds").glob("*.yaml")):
+        extensions.create_custom_resource_definition(yaml.safe_load(path.read_text()))
 
 
 def _fake_node(name: str) -> dict:
@@ -337,13 +368,15 @@ def start_cluster(name: str, directory: Path, nodes: int = 1, detach: bool = Fal
     etcd_url = f"http://127.0.0.1:{free_port()}"
     args = _component_args(bins, cluster, pki, etcd_url, f"http://127.0.0.1:{free_port()}")
     if real_pods:
-        args["kube-apiserver"] += _real_pods_flags()
+        _real_pods_args(args, bins, cluster)
     admin = _admin_ssl_context(pki)
     try:
         _spawn(cluster, "etcd", args["etcd"], detach)
         _wait_until("etcd health", lambda: b"true" in _get(f"{etcd_url}/health"), 30, cluster, "etcd")
         _spawn(cluster, "kube-apiserver", args["kube-apiserver"], detach)
         _wait_for_apiserver(cluster, admin)
+        if real_pods:
+            _create_kwok_crds(cluster, bins)
         for component in cluster.components[2:]:
             _spawn(cluster, component, args[component], detach)
         core = _core_api(cluster)

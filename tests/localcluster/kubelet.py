@@ -9,6 +9,10 @@ local processes bound to that IP, the containers of the pods it knows how to run
 Every other pod stays fake. Like a kubelet it starts a pod's processes once the pod runs, starts a process that
 exits again (at most every RESTART_SECONDS), and stops them when the pod is deleted. It logs what it does to stdout;
 each process logs to <state-dir>/<namespace>/<pod>/.
+
+The kubelet API (exec, port-forward) is kwok's: for each pod it runs, this process writes kwok's Exec (a command
+runs in the pod's working directory with its app's xDS bootstrap, as `kubectl exec` into the app container would) or
+PortForward (to istiod's ports at its pod IP), named after the pod.
 """
 
 import argparse
@@ -20,8 +24,10 @@ from pathlib import Path
 
 from . import workload
 from .cluster import _alive, _kill
-from .istiod import run_istiod_pod
+from .istiod import POD_PORTS, run_istiod_pod
 
+KWOK_GROUP, KWOK_VERSION = "kwok.x-k8s.io", "v1alpha1"
+KWOK_API = f"{KWOK_GROUP}/{KWOK_VERSION}"
 SYNC_SECONDS = 0.5
 RESTART_SECONDS = 2.0
 
@@ -72,7 +78,23 @@ class Kubelet:
             log(f"{pod.metadata.namespace}/{pod.metadata.name}: waiting: {reason}")
             return
         self.running[uid] = started
+        self.publish(kubelet_api(pod, directory))
         log(f"{pod.metadata.namespace}/{pod.metadata.name} ({pod.status.pod_ip}): started {started}")
+
+    def publish(self, document: dict):
+        from kubernetes import client
+        from kubernetes.client.rest import ApiException
+
+        objects = client.CustomObjectsApi(self.core.api_client)
+        plural = f"{document['kind'].lower()}s"
+        namespace, name = document["metadata"]["namespace"], document["metadata"]["name"]
+        try:
+            objects.create_namespaced_custom_object(KWOK_GROUP, KWOK_VERSION, namespace, plural, document)
+        except ApiException as error:
+            if error.status != 409:
+                raise
+            objects.delete_namespaced_custom_object(KWOK_GROUP, KWOK_VERSION, namespace, plural, name)
+            objects.create_namespaced_custom_object(KWOK_GROUP, KWOK_VERSION, namespace, plural, document)
 
     def stop(self, uid: str):
         for pid in self.running.pop(uid, {}).values():
@@ -81,6 +103,18 @@ class Kubelet:
     def stop_all(self):
         for uid in list(self.running):
             self.stop(uid)
+
+
+def kubelet_api(pod, directory: Path) -> dict:
+    """kwok's Exec for a workload pod, or its PortForward for an istiod pod."""
+    metadata = {"name": pod.metadata.name, "namespace": pod.metadata.namespace}
+    if any(c.name == "discovery" for c in pod.spec.containers):
+        ip = pod.status.pod_ip
+        forwards = [{"ports": [port], "target": {"address": ip, "port": port}} for port in POD_PORTS.values()]
+        return {"apiVersion": KWOK_API, "kind": "PortForward", "metadata": metadata, "spec": {"forwards": forwards}}
+    envs = [{"name": name, "value": value} for name, value in workload.exec_env(directory).items()]
+    local = {"workDir": str(directory), "envs": envs}
+    return {"apiVersion": KWOK_API, "kind": "Exec", "metadata": metadata, "spec": {"execs": [{"local": local}]}}
 
 
 def log(message: str):

@@ -26,7 +26,7 @@ LOCAL_IMAGES = {"meshops.test/echo-server": "echo-server"}
 PROXY = "istio-proxy"
 BOOTSTRAP_SECONDS = 15.0
 
-__all__ = ["LOCAL_IMAGES", "NotYet", "runs_locally", "start"]
+__all__ = ["LOCAL_IMAGES", "NotYet", "exec_env", "runs_locally", "start"]
 
 
 def runs_locally(pod) -> bool:
@@ -76,6 +76,14 @@ def _app_command(pod, container, bootstrap):
     if bootstrap is not None:
         env.update(GRPC_XDS_BOOTSTRAP=str(bootstrap), GRPC_XDS_EXPERIMENTAL_SECURITY_SUPPORT="true")
     return [expand(arg, env) for arg in container.args or []], env
+
+
+def exec_env(directory: Path) -> dict:
+    """The environment of a command run in the pod (`kubectl exec`): the app's xDS bootstrap when it has one."""
+    bootstrap = directory / "grpc-bootstrap.json"
+    if not bootstrap.exists():
+        return {}
+    return {"GRPC_XDS_BOOTSTRAP": str(bootstrap), "GRPC_XDS_EXPERIMENTAL_SECURITY_SUPPORT": "true"}
 
 
 def _endpoint_ip(core, host: str) -> str:

@@ -9,6 +9,7 @@ from conformance.support import wait_for
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 from localcluster import binary_dir
+from localcluster.workload import exec_env
 
 ECHO_IMAGE = "meshops.test/echo-server"
 GRPC_PORT = 7070  # the xDS-managed (mTLS) gRPC port
@@ -107,10 +108,7 @@ def call(cluster, namespace: str, url: str, count: int = 3) -> subprocess.Comple
     """Run Istio's echo client in the namespace's client pod, as `kubectl exec` would: in the pod's working directory
     with the app's xDS bootstrap, so the call leaves with that pod's xDS (through its agent) and certificate."""
     directory = pod_directory(cluster, namespace, "client")
-    env = {
-        "GRPC_XDS_BOOTSTRAP": str(directory / "grpc-bootstrap.json"),
-        "GRPC_XDS_EXPERIMENTAL_SECURITY_SUPPORT": "true",
-    }
+    env = exec_env(directory)
     command = [str(binary_dir() / "echo-client"), url, f"--count={count}", "--timeout=4s"]
     return subprocess.run(command, cwd=directory, env=env, capture_output=True, text=True, timeout=60, check=False)
 

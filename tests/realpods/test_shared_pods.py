@@ -1,4 +1,4 @@
-"""Seed 000 with real pods: one shared control plane whose real istiods (two replicas) inject the tenants' ingress
+"""Seed 000 with real pods: one shared control plane whose real istiods inject the tenants' ingress
 gateways, so the gateways become Ready and verify.yml passes; each gateway is sent only its own namespace's Gateway
 resources (PILOT_SCOPE_GATEWAY_TO_NAMESPACE), as istiod's xDS answers a proxy with that gateway pod's identity.
 
@@ -34,7 +34,7 @@ def gateway_pods(api, namespace: str) -> list:
 def test_the_real_injector_makes_each_tenants_gateway_ready(seed_000):
     for namespace in TENANTS:
         deployment = client.AppsV1Api(seed_000).read_namespaced_deployment(GATEWAY, namespace)
-        assert deployment.status.ready_replicas == 2
+        assert deployment.status.ready_replicas == deployment.spec.replicas >= 1
         for pod in gateway_pods(seed_000, namespace):
             [proxy] = [c for c in pod.spec.containers if c.name == "istio-proxy"]
             assert proxy.args[:2] == ["proxy", "router"]
