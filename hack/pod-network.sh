@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Runs a command inside the pod network of real-pods clusters (tests/localcluster/podnet.py): a new unprivileged user
-# and network namespace whose loopback owns kwok's pod CIDR and the service CIDR. Usage: hack/pod-network.sh CMD...
+# Runs a command inside the pod network of real-pods clusters (tests/localcluster/podnet.py, which names the same
+# addresses): a new unprivileged user and network namespace whose loopback owns kwok's pod CIDR and the service CIDR,
+# and a veth interface with the controller's own address (istioctl names itself by a non-loopback address when it
+# asks istiod for debug xDS). Usage: hack/pod-network.sh CMD...
 # Nothing inside can reach the outside: build the venv and the Go binaries first.
 set -euo pipefail
 if [ "${MESHOPS_POD_NETWORK:-}" = 1 ]; then exec "$@"; fi  # already inside
@@ -17,4 +19,8 @@ exec unshare --user --map-root-user --net bash -euc '
   ip link set lo up
   ip route add local 10.244.0.0/16 dev lo
   ip route add local 10.96.0.0/16 dev lo
+  ip link add ctl0 type veth peer name ctl1
+  ip addr add 10.244.255.252/32 dev ctl0
+  ip link set ctl0 up
+  ip link set ctl1 up
   exec "$@"' pod-network "$@"

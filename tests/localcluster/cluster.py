@@ -299,7 +299,7 @@ def _real_pods_args(args: dict, bins: Path, cluster: Cluster):
     commands = cluster.directory / "bin"
     commands.mkdir(exist_ok=True)
     (commands / "client").symlink_to(bins / "echo-client")
-    kwok = [a for a in args["kwok"] if not a.startswith(("--node-ip=", "--server-address="))]
+    kwok = [a for a in args["kwok"] if not str(a).startswith(("--node-ip=", "--server-address="))]
     args["kwok"] = [
         "env",
         f"PATH={commands}:{os.environ.get('PATH', '')}",

@@ -13,6 +13,7 @@ POD_CIDR = "10.244.0.0/16"
 SERVICE_CIDR = "10.96.0.0/16"
 # An address of the pod CIDR that kwok does not hand out first: the API server advertises it (the namespace has no
 # default route to take an address from) and kwok's fake nodes carry it as their InternalIP.
+# hack/pod-network.sh creates these routes, and gives the controller 10.244.255.252 on interface ctl0.
 ADVERTISE_ADDRESS = "10.244.255.254"
 NODE_ADDRESS = "10.244.255.253"
 WRAPPER = "hack/pod-network.sh"

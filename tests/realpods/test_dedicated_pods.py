@@ -177,6 +177,8 @@ def test_a_namespace_moved_by_hand_changes_the_matrix_and_a_rerun_moves_it_back(
     moved = {"usergroup": "usergroup-1", "istio.io/rev": "usergroup-1"}
     core.patch_namespace("app-ns-3", {"metadata": {"labels": moved}})
     restart_echo(cluster, api, "app-ns-3")
+    # usergroup-1's istiod discovers app-ns-3 once it sees the new label: wait until its clients are told.
+    wait_for("app-ns-1 reaches app-ns-3", lambda: reaches(cluster, "app-ns-1", "app-ns-3"), 90)
     broken = matrix(cluster)
     print_matrix("app-ns-3 relabelled to usergroup-1 by hand", broken)
     assert broken["app-ns-1", "app-ns-3"] == "OK"
@@ -184,6 +186,7 @@ def test_a_namespace_moved_by_hand_changes_the_matrix_and_a_rerun_moves_it_back(
     code, output = playbook(cluster, "verify.yml", *SEED_002, *VERIFY_WORKLOADS, check=False)
     assert code != 0
     [message] = failures(output)
+    print(f"\nverify: {message}")
     assert "traffic app-ns-1 -> app-ns-3 is OK; expected refused" in message
     assert "traffic app-ns-3 -> app-ns-2 is refused; expected OK" in message
 
@@ -191,9 +194,15 @@ def test_a_namespace_moved_by_hand_changes_the_matrix_and_a_rerun_moves_it_back(
     labels = core.read_namespace("app-ns-3").metadata.labels
     assert (labels["usergroup"], labels["istio.io/rev"]) == ("usergroup-2", "usergroup-2")
     restart_echo(cluster, api, "app-ns-3")
+    wait_for("app-ns-2 reaches app-ns-3 again", lambda: reaches(cluster, "app-ns-2", "app-ns-3"), 90)
     repaired = matrix(cluster)
     assert repaired["app-ns-1", "app-ns-3"] != "OK"
     assert repaired["app-ns-2", "app-ns-3"] == "OK"
+    playbook(cluster, "verify.yml", *SEED_002, *VERIFY_WORKLOADS)
+
+
+def reaches(cluster, source: str, target: str) -> bool:
+    return call(cluster, source, f"xds:///echo.{target}.svc.cluster.local:7070", count=1).returncode == 0
 
 
 def restart_echo(cluster, api, namespace: str):
