@@ -94,11 +94,11 @@ def serving(address: str) -> bool:
         return False
 
 
-def wait_for_pod(cluster, api, namespace: str, name: str, injected: bool = True) -> str:
-    """The pod's IP once its echo app serves (and, injected, once its agent holds a workload certificate)."""
+def wait_for_pod(cluster, api, namespace: str, name: str, certified: bool = True) -> str:
+    """The pod's IP once its echo app serves (and, when `certified`, once its agent holds a workload certificate)."""
     ip = pod_ip(api, namespace, name)
     wait_for(f"{namespace}/{name} serves", lambda: serving(f"{ip}:{FORWARD_PORT}"), timeout=90)
-    if injected:
+    if certified:
         certs = pod_directory(cluster, namespace, name) / "var/lib/istio/data/cert-chain.pem"
         wait_for(f"{namespace}/{name} has a workload certificate", certs.exists, timeout=90)
     return ip
