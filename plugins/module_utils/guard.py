@@ -93,15 +93,18 @@ def _label_unchanged() -> str:
 
 
 def _has_tenant_label(variable: str) -> str:
-    return f"({variable} != null && has({variable}.metadata.labels) && {json.dumps(TENANT_LABEL)} in " \
+    return (
+        f"({variable} != null && has({variable}.metadata.labels) && {json.dumps(TENANT_LABEL)} in "
         f"{variable}.metadata.labels)"
+    )
 
 
 def guarded_object_exempt() -> str:
     """CEL that passes a request on one of our objects only in a namespace being deleted, or when the object is
     neither in a tenant namespace nor a tenant's own (another owner's object elsewhere, e.g. a revision's)."""
-    in_tenant_namespace = f"(has(namespaceObject.metadata.labels) && {json.dumps(TENANT_LABEL)} in " \
-        "namespaceObject.metadata.labels)"
+    in_tenant_namespace = (
+        f"(has(namespaceObject.metadata.labels) && {json.dumps(TENANT_LABEL)} in namespaceObject.metadata.labels)"
+    )
     tenants_own = f"{_has_tenant_label('object')} || {_has_tenant_label('oldObject')}"
     return f"has(namespaceObject.metadata.deletionTimestamp) || !({in_tenant_namespace} || {tenants_own})"
 

@@ -333,7 +333,9 @@ def _refuse(specs: list, view: _ClusterView) -> None:
 def _with_root_policies(cluster: Cluster, view: _ClusterView, specs: list) -> _ClusterView:
     """The view with the PeerAuthentications of each root namespace a tenant puts mesh-wide mTLS in: one LIST per
     such namespace, none when no tenant asks for it."""
-    roots = {view.revisions[s.revision]["namespace"] for s in specs if s.root_namespace_mtls and s.revision in view.revisions}
+    roots = {
+        view.revisions[s.revision]["namespace"] for s in specs if s.root_namespace_mtls and s.revision in view.revisions
+    }
     found = {root: cluster.list_objects("PeerAuthentication", None, root) for root in sorted(roots)}
     return replace(view, root_policies=found)
 

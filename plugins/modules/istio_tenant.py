@@ -53,7 +53,8 @@ options:
     description:
       - Many tenants in one run, instead of O(name) and the other per-tenant options. Each entry is a dict with
         C(name) (required), C(revision), C(namespaces), C(create_namespaces), C(discovery_label), C(mtls),
-        C(root_namespace_mtls), C(isolation) and C(takeover), with the meaning, types and defaults of the options of the same name.
+        C(root_namespace_mtls), C(isolation) and C(takeover), with the meaning, types and defaults of the options of
+        the same name.
         O(state), O(delete_namespaces), O(force), O(force_conflicts) and O(guard) apply to every entry.
       - One tenant's failure does not stop the others. A tenant whose dry run fails is not written. Every
         other tenant is converged, then the task fails naming each failed tenant and why.

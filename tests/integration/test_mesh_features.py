@@ -166,8 +166,12 @@ def test_verify_names_a_root_policy_removed_by_hand_and_a_rerun_restores_it(clus
 
 def test_a_foreign_mesh_wide_policy_in_the_root_namespace_is_refused_before_any_write(cluster, installer, istioctl):
     custom = client.CustomObjectsApi(cluster.api_client())
-    foreign = {"apiVersion": "security.istio.io/v1", "kind": "PeerAuthentication",
-               "metadata": {"name": "default", "namespace": "usergroup-1"}, "spec": {"mtls": {"mode": "PERMISSIVE"}}}  # fmt: skip
+    foreign = {
+        "apiVersion": "security.istio.io/v1",
+        "kind": "PeerAuthentication",
+        "metadata": {"name": "default", "namespace": "usergroup-1"},
+        "spec": {"mtls": {"mode": "PERMISSIVE"}},
+    }
     custom.create_namespaced_custom_object(*PA[:2], "usergroup-1", PA[2], foreign)
     try:
         before = api_request_counts(cluster.kubeconfig)
