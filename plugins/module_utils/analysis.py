@@ -9,7 +9,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import subprocess
 import tempfile
+from dataclasses import dataclass
 
 try:
     import yaml
@@ -115,23 +117,46 @@ def tenants_report(tenants: list, revisions: dict, findings_by_revision: dict, f
 # Cluster
 
 
-def gather_analysis(cluster: Cluster, run_command, istioctl: str, tenants: list, fail_level: str, suppress=()) -> dict:
+@dataclass(frozen=True)
+class AnalysisSpec:
+    """What istio_analysis_info was asked: the tenants (name, revision, namespace names), the istioctl to run, the
+    level from which a finding is a problem, istioctl's --suppress entries, and how long one istioctl run may take."""
+
+    tenants: list
+    istioctl: str
+    fail_level: str = "Error"
+    suppress: tuple = ()
+    timeout: int = 300
+
+
+def gather_analysis(cluster: Cluster, run_command, spec: AnalysisSpec) -> dict:
     """Run `istioctl analyze` once per revision the tenants name, against the cluster the module reaches (a private
     kubeconfig file written for istioctl from the module's credentials, removed afterwards)."""
-    version = istioctl_version(run_command, istioctl)
+    version = istioctl_version(run_command, spec.istioctl)
     revisions = installed_revisions(cluster.list_objects("ConfigMap", label_selector=REV_LABEL))
-    wanted = sorted({t.get("revision") for t in tenants if t.get("revision") in revisions})
+    wanted = sorted({t.get("revision") for t in spec.tenants if t.get("revision") in revisions})
     findings = {}
     with _private_kubeconfig(cluster.kubeconfig()) as kubeconfig:
         for revision in wanted:
-            command = analyze_command(istioctl, kubeconfig, revision, revisions[revision]["namespace"], suppress)
-            findings[revision] = _run(run_command, command, revision)
-    report = tenants_report(tenants, revisions, findings, fail_level)
+            namespace = revisions[revision]["namespace"]
+            command = analyze_command(spec.istioctl, kubeconfig, revision, namespace, spec.suppress)
+            findings[revision] = _run(command, revision, spec.timeout)
+    report = tenants_report(spec.tenants, revisions, findings, spec.fail_level)
     return {"istio_version": version, "server": cluster.host, **report}
 
 
-def _run(run_command, command: list, revision: str) -> list:
-    rc, out, err = run_command(command)
+def _run(command: list, revision: str, timeout: int) -> list:
+    # Not run_command: istioctl analyze waits without end for a read it is refused (its informers retry a forbidden
+    # list, and its --timeout flag is not wired), so the wait needs a bound.
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired as error:
+        raise EngineError(
+            f"istioctl analyze --revision {revision} gave no answer within {timeout} s. It waits for every read it "
+            "is refused: bind the ClusterRole meshops-istio-viewer or meshops-istio-installer (both grant the list "
+            "and watch the analyzers need, see docs/rbac.md), or raise analysis_timeout on a large cluster"
+        ) from error
+    rc, out, err = done.returncode, done.stdout, done.stderr
     if rc != 0:
         first = next((line.strip() for line in (err or out).splitlines() if line.strip()), f"exit code {rc}")
         raise EngineError(f"istioctl analyze --revision {revision} failed: {first.removeprefix('Error:').strip()}")

@@ -61,6 +61,12 @@ options:
     type: list
     elements: str
     default: []
+  analysis_timeout:
+    description:
+      - Seconds one C(istioctl analyze) run may take. istioctl waits without end for a read it is refused, so a
+        missing permission fails here, naming the ClusterRoles that grant what the analyzers read.
+    type: int
+    default: 300
 notes:
   - Needs read access to the whole cluster's Istio and Kubernetes configuration (istioctl lists every namespace).
     The C(meshops-istio-viewer) ClusterRole of C(roles/rbac) grants what the analyzers read.
@@ -118,7 +124,7 @@ server:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.meshops.istio.plugins.module_utils.analysis import gather_analysis
+from ansible_collections.meshops.istio.plugins.module_utils.analysis import AnalysisSpec, gather_analysis
 from ansible_collections.meshops.istio.plugins.module_utils.runner import CLUSTER_ARG_SPEC, run_module
 from ansible_collections.meshops.istio.plugins.module_utils.tenant_spec import NamespaceSpec
 
@@ -131,28 +137,26 @@ def main():
             "istioctl_path": dict(type="str", default="istioctl"),
             "fail_level": dict(type="str", choices=["Error", "Warning", "Info"], default="Error"),
             "suppress": dict(type="list", elements="str", default=[]),
+            "analysis_timeout": dict(type="int", default=300),
         },
         supports_check_mode=True,
     )
     params = module.params
-    tenants = [
-        {**t, "namespaces": [NamespaceSpec.from_entry(e).name for e in t.get("namespaces") or []]}
-        for t in params["tenants"]
-    ]
-    run_module(
-        module,
-        lambda cluster, _check_mode: (
-            dict(
-                changed=False,
-                **gather_analysis(
-                    cluster, module.run_command, params["istioctl_path"], tenants, params["fail_level"],
-                    params["suppress"],
-                ),
-            ),
-            [],
-            [],
-        ),
-    )  # fmt: skip
+    spec = AnalysisSpec(
+        tenants=[
+            {**t, "namespaces": [NamespaceSpec.from_entry(e).name for e in t.get("namespaces") or []]}
+            for t in params["tenants"]
+        ],
+        istioctl=params["istioctl_path"],
+        fail_level=params["fail_level"],
+        suppress=tuple(params["suppress"]),
+        timeout=params["analysis_timeout"],
+    )
+    run_module(module, lambda cluster, _check_mode: (analysis_result(cluster, module, spec), [], []))
+
+
+def analysis_result(cluster, module, spec: AnalysisSpec) -> dict:
+    return dict(changed=False, **gather_analysis(cluster, module.run_command, spec))
 
 
 if __name__ == "__main__":
