@@ -39,8 +39,8 @@ def analyze_command(istioctl: str, kubeconfig: str, revision: str, system_namesp
 def origin_parts(origin: str) -> tuple:
     """(kind, namespace or None, name) of an analyzer message's origin: `<Kind> <namespace>/<name>` for a namespaced
     resource, `<Kind> <name>` for a cluster-scoped one (a Namespace is its own namespace)."""
-    kind, _, full_name = (origin or "").partition(" ")
-    namespace, _, name = full_name.rpartition("/")
+    kind, full_name = ((origin or "").split(" ", 1) + [""])[:2]
+    namespace, name = (["", *full_name.split("/", 1)])[-2:]
     if not namespace and kind == "Namespace":
         namespace = name
     return kind, namespace or None, name
@@ -65,6 +65,7 @@ def parse_findings(output: str) -> list:
                 "namespace": namespace,
                 "name": name,
                 "documentation_url": message.get("documentationUrl"),
+                "cluster": message.get("cluster"),
             }
         )
     return findings
