@@ -56,8 +56,9 @@ options:
     default: Error
   suppress:
     description:
-      - Findings not to report, as istioctl's C(--suppress) takes them. Each is C(<code>=<kind> <name>.<namespace>),
-        for example C(IST0103=Pod *.legacy). A C(*) matches any part of the name.
+      - Findings not to report, as istioctl's C(--suppress) takes them. Each is a code, C(=), and a glob over the
+        finding's origin C(<Kind> <namespace>/<name>), for example
+        C(IST0127=AuthorizationPolicy */meshops-tenant-isolation).
     type: list
     elements: str
     default: []

@@ -84,12 +84,14 @@ def test_fail_level_and_an_uninstalled_revision():
 
 
 def test_the_command_names_the_revision_its_namespace_and_the_private_kubeconfig():
-    command = analyze_command("istioctl", "/tmp/k", "usergroup-1", "usergroup-1", ["IST0103=Pod *.legacy"])
+    command = analyze_command(
+        "istioctl", "/tmp/k", "usergroup-1", "usergroup-1", ["IST0127=AuthorizationPolicy */meshops-tenant-isolation"]
+    )
     assert command[:2] == ["istioctl", "analyze"] and "--all-namespaces" in command
     pairs = dict(zip(command[2::], command[3::], strict=False))
     assert pairs["--revision"] == "usergroup-1" and pairs["--istioNamespace"] == "usergroup-1"
     assert pairs["--output"] == "json" and pairs["--kubeconfig"] == "/tmp/k"
-    assert pairs["--suppress"] == "IST0103=Pod *.legacy"
+    assert pairs["--suppress"] == "IST0127=AuthorizationPolicy */meshops-tenant-isolation"
 
 
 def _api_client(**attributes):
