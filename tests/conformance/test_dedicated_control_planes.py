@@ -258,15 +258,15 @@ LATE = "late-ns"  # labelled for usergroup-1 by hand after the install, with no 
 
 
 def inbound_transports(xdsclient, istiod, namespace: str) -> set:
-    """The transport protocols the inbound listener istiod sends a sidecar of `namespace` accepts on its
-    passthrough filter chains: {"tls"} under STRICT mTLS, {"tls", "raw_buffer"} under PERMISSIVE."""
+    """The transport protocols the filter chains of the inbound listener istiod sends a sidecar of `namespace` match
+    (its blackhole chain matches none): {"tls"} under STRICT mTLS, {"tls", "raw_buffer"} under PERMISSIVE."""
     node = f"sidecar~10.244.0.3~probe.{namespace}~{namespace}.svc.cluster.local"
     command = [str(xdsclient), "xds", "--addr", istiod.addresses["grpcAddr"], "--node-id", node,
                "--namespace", namespace, "--istio-version", istio_version()]  # fmt: skip
     result = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 0, result.stderr
     chains = json.loads(result.stdout)["inbound_filter_chains"] or []
-    return {chain["transport_protocol"] for chain in chains if "passthrough" in chain["name"].lower()}
+    return {chain["transport_protocol"] for chain in chains if chain["transport_protocol"]}
 
 
 def test_the_root_namespace_policy_makes_a_namespace_labelled_later_strict(seed_002, xdsclient, tmp_path):
@@ -287,6 +287,8 @@ def test_the_root_namespace_policy_makes_a_namespace_labelled_later_strict(seed_
         "without the root policy the late-ns sidecar accepts plain text",
         lambda: inbound_transports(xdsclient, istiod, LATE) == {"tls", "raw_buffer"},
     )
+    # A tenant namespace keeps STRICT from its own PeerAuthentication `default`.
+    assert inbound_transports(xdsclient, istiod, "app-ns-1") == {"tls"}
     tenant = {"name": "usergroup-1", "revision": "usergroup-1", "namespaces": TENANT_NAMESPACES["usergroup-1"],
               "discovery_label": {"usergroup": "usergroup-1"}, "root_namespace_mtls": True}  # fmt: skip
     restored = run_task(seed_002["cluster"].kubeconfig, "meshops.istio.istio_tenant", tenant, tmp_path=tmp_path)

@@ -30,12 +30,13 @@ def root_policy(api, tenant: str):
         raise
 
 
-def task_results(output, name_start: str) -> list:
+def task_results(output, name_part: str) -> list:
+    """The host results of the tasks whose name (after a role's prefix) starts with `name_part`."""
     return [
         host
         for play in output["plays"]
         for task in play["tasks"]
-        if task["task"]["name"].startswith(name_start)
+        if task["task"]["name"].split(" : ")[-1].startswith(name_part)
         for host in task["hosts"].values()
     ]
 
