@@ -9,8 +9,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import subprocess
 import tempfile
+import threading
 from dataclasses import dataclass
 
 try:
@@ -141,23 +141,19 @@ def gather_analysis(cluster: Cluster, run_command, spec: AnalysisSpec) -> dict:
         for revision in wanted:
             namespace = revisions[revision]["namespace"]
             command = analyze_command(spec.istioctl, kubeconfig, revision, namespace, spec.suppress)
-            findings[revision] = _run(command, revision, spec.timeout)
+            findings[revision] = _run(run_command, command, revision, spec.timeout)
     report = tenants_report(spec.tenants, revisions, findings, spec.fail_level)
     return {"istio_version": version, "server": cluster.host, **report}
 
 
-def _run(command: list, revision: str, timeout: int) -> list:
-    # Not run_command: istioctl analyze waits without end for a read it is refused (its informers retry a forbidden
-    # list, and its --timeout flag is not wired), so the wait needs a bound.
-    try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
-    except subprocess.TimeoutExpired as error:
+def _run(run_command, command: list, revision: str, timeout: int) -> list:
+    rc, out, err, stopped = bounded_run(run_command, command, timeout)
+    if stopped:
         raise EngineError(
             f"istioctl analyze --revision {revision} gave no answer within {timeout} s. It waits for every read it "
             "is refused: bind the ClusterRole meshops-istio-viewer or meshops-istio-installer (both grant the list "
             "and watch the analyzers need, see docs/rbac.md), or raise analysis_timeout on a large cluster"
-        ) from error
-    rc, out, err = done.returncode, done.stdout, done.stderr
+        )
     if rc != 0:
         first = next((line.strip() for line in (err or out).splitlines() if line.strip()), f"exit code {rc}")
         raise EngineError(f"istioctl analyze --revision {revision} failed: {first.removeprefix('Error:').strip()}")
@@ -168,6 +164,30 @@ def _run(command: list, revision: str, timeout: int) -> list:
             f"istioctl analyze --revision {revision} printed no findings list ({error}); check that istioctl_path "
             "is an istioctl of Istio 1.22 or later"
         ) from error
+
+
+def bounded_run(run_command, command: list, timeout: float) -> tuple:
+    """(rc, stdout, stderr, stopped) of `command` run by `run_command` (AnsibleModule.run_command), killed after
+    `timeout` seconds (then stopped is True). istioctl analyze waits without end for a read it is refused (its
+    informers retry a forbidden list, and its --timeout flag is not wired), and run_command has no timeout."""
+    timers, killed = [], []
+
+    def kill(process):
+        killed.append(True)
+        process.kill()
+
+    def kill_later(process):
+        timer = threading.Timer(timeout, kill, [process])
+        timer.daemon = True
+        timer.start()
+        timers.append(timer)
+
+    try:
+        rc, out, err = run_command(command, before_communicate_callback=kill_later)
+    finally:
+        for timer in timers:
+            timer.cancel()
+    return rc, out, err, bool(killed)
 
 
 @contextlib.contextmanager

@@ -2,12 +2,14 @@
 kubeconfig istioctl gets from the module's client."""
 
 import json
+import subprocess
 
 import kubernetes
 import pytest
 from ansible_collections.meshops.istio.plugins.module_utils.analysis import (
     analyze_command,
     at_or_above,
+    bounded_run,
     origin_parts,
     parse_findings,
     tenants_report,
@@ -112,3 +114,16 @@ def test_the_kubeconfig_for_istioctl_carries_the_clients_credentials():
     assert certificate["clusters"][0]["cluster"]["insecure-skip-tls-verify"] is True
     assert certificate["users"][0]["user"] == {"client-certificate": "/c.pem", "client-key": "/k.pem"}
     assert config["current-context"] == "module"
+
+
+def run_command(command, before_communicate_callback):
+    """What AnsibleModule.run_command does with the callback: it gets the process before the output is read."""
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    before_communicate_callback(process)
+    out, err = process.communicate()
+    return process.returncode, out, err
+
+
+def test_a_command_that_does_not_answer_is_stopped_and_one_that_does_is_not():
+    assert bounded_run(run_command, ["sleep", "30"], 0.2)[3] is True
+    assert bounded_run(run_command, ["echo", "[]"], 30) == (0, "[]\n", "", False)
