@@ -6,7 +6,9 @@
 //	    chain (PEM, leaf first). The private key stays in memory and is never printed.
 //	xdsclient xds --addr HOST:PORT --node-id ID --namespace NS --istio-version V [--cluster-id ID] [--labels K=V,...]
 //	    connects to istiod's plain-text xDS port as the proxy --node-id (a sidecar~ or router~ id) with the workload
-//	    labels --labels and prints, as JSON, the names of the clusters and listeners istiod sends it.
+//	    labels --labels and prints, as JSON, the names of the clusters and listeners istiod sends it, and the filter
+//	    chains of its inbound listener (virtualInbound) with the transport protocol each matches ("tls",
+//	    "raw_buffer"): the mTLS mode istiod applies to the sidecar.
 package main
 
 import (
@@ -42,7 +44,9 @@ import (
 const (
 	clusterType  = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
 	listenerType = "type.googleapis.com/envoy.config.listener.v3.Listener"
-	timeout      = 30 * time.Second
+	// The sidecar's inbound listener, where istiod puts the mTLS mode of the workload.
+	inboundListener = "virtualInbound"
+	timeout         = 30 * time.Second
 )
 
 func main() {
@@ -167,19 +171,52 @@ func runXDS(args []string) error {
 		return err
 	}
 	names := map[string][]string{}
+	var inbound []filterChain
 	// Like Envoy: clusters first, then listeners once the clusters arrived.
 	for _, typeURL := range []string{clusterType, listenerType} {
 		if err := stream.Send(&discovery.DiscoveryRequest{Node: node, TypeUrl: typeURL}); err != nil {
 			return err
 		}
-		if names[typeURL], err = receive(stream, typeURL); err != nil {
+		resources, err := receive(stream, typeURL)
+		if err != nil {
 			return err
 		}
+		for _, value := range resources {
+			name, err := resourceName(value, typeURL)
+			if err != nil {
+				return err
+			}
+			names[typeURL] = append(names[typeURL], name)
+			if typeURL == listenerType && name == inboundListener {
+				if inbound, err = inboundChains(value); err != nil {
+					return err
+				}
+			}
+		}
 	}
-	return json.NewEncoder(os.Stdout).Encode(map[string][]string{
-		"clusters":  names[clusterType],
-		"listeners": names[listenerType],
+	return json.NewEncoder(os.Stdout).Encode(map[string]any{
+		"clusters":              names[clusterType],
+		"listeners":             names[listenerType],
+		"inbound_filter_chains": inbound,
 	})
+}
+
+// filterChain is one filter chain of the inbound listener: its name and the transport protocol it matches.
+type filterChain struct {
+	Name              string `json:"name"`
+	TransportProtocol string `json:"transport_protocol"`
+}
+
+func inboundChains(value []byte) ([]filterChain, error) {
+	var l listener.Listener
+	if err := proto.Unmarshal(value, &l); err != nil {
+		return nil, err
+	}
+	chains := make([]filterChain, 0, len(l.GetFilterChains()))
+	for _, chain := range l.GetFilterChains() {
+		chains = append(chains, filterChain{chain.GetName(), chain.GetFilterChainMatch().GetTransportProtocol()})
+	}
+	return chains, nil
 }
 
 func proxyNode(id, namespace, clusterID, istioVersion, labels string) (*core.Node, error) {
@@ -203,9 +240,9 @@ func proxyNode(id, namespace, clusterID, istioVersion, labels string) (*core.Nod
 	return &core.Node{Id: id, Metadata: meta}, nil
 }
 
-// receive reads responses until one of typeURL arrives (istiod may push other types in between) and returns the
-// names of its resources.
-func receive(stream discovery.AggregatedDiscoveryService_StreamAggregatedResourcesClient, typeURL string) ([]string, error) {
+// receive reads responses until one of typeURL arrives (istiod may push other types in between) and returns its
+// resources, serialized.
+func receive(stream discovery.AggregatedDiscoveryService_StreamAggregatedResourcesClient, typeURL string) ([][]byte, error) {
 	for {
 		response, err := stream.Recv()
 		if err != nil {
@@ -214,15 +251,11 @@ func receive(stream discovery.AggregatedDiscoveryService_StreamAggregatedResourc
 		if response.TypeUrl != typeURL {
 			continue
 		}
-		names := make([]string, 0, len(response.Resources))
+		values := make([][]byte, 0, len(response.Resources))
 		for _, resource := range response.Resources {
-			name, err := resourceName(resource.Value, typeURL)
-			if err != nil {
-				return nil, err
-			}
-			names = append(names, name)
+			values = append(values, resource.Value)
 		}
-		return names, nil
+		return values, nil
 	}
 }
 

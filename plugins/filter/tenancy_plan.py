@@ -199,7 +199,9 @@ def _dedicated_plan(tenants: list) -> dict:
         if tenant.get("ca"):
             ca = {"tenant": tenant["name"], "namespace": placement["system_namespace"]}
             plan["cas"].append({**ca, "revision": placement["revision"]})
-        plan["tenants"].append(_tenant_entry(tenant, placement))
+        # The control plane is the tenant's alone: its root namespace gets the tenant's mesh-wide mTLS (seed 002).
+        entry = _tenant_entry(tenant, placement)
+        plan["tenants"].append({**entry, "root_namespace_mtls": tenant.get("mtls", "STRICT") != "none"})
         plan["summary"].append(_summary(tenant, placement, None))
     return plan
 

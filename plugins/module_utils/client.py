@@ -64,6 +64,7 @@ __all__ = [
     "configuration_for",
     "connect",
     "connect_other",
+    "kubeconfig_for",
 ]
 # kubernetes.client.Configuration attributes set from kubernetes.core's option names, as its factory does.
 _CONFIGURATION_ATTRIBUTES = {
@@ -203,3 +204,40 @@ def configuration_for(auth: dict):
 def _impersonation_headers(auth: dict) -> dict:
     headers = {"Impersonate-User": auth.get("impersonate_user"), "Impersonate-Group": auth.get("impersonate_groups")}
     return {name: value for name, value in headers.items() if value}
+
+
+def kubeconfig_for(api_client) -> dict:
+    """A kubeconfig (as a mapping) that reaches the cluster as `api_client` (a kubernetes ApiClient) does, for a
+    tool that takes only a kubeconfig (istioctl): its server, CA, TLS check, proxy, token or client certificate,
+    basic auth and impersonation, however the module got them (kubeconfig and context, host and api_key, K8S_AUTH_*).
+    It holds credentials: write it only to a private file and never return it."""
+    configuration = api_client.configuration
+    cluster = {"server": configuration.host}
+    if not configuration.verify_ssl:
+        cluster["insecure-skip-tls-verify"] = True
+    elif configuration.ssl_ca_cert:
+        cluster["certificate-authority"] = configuration.ssl_ca_cert
+    if configuration.proxy:
+        cluster["proxy-url"] = configuration.proxy
+    user = {}
+    token = (configuration.api_key or {}).get("authorization") or (configuration.api_key or {}).get("BearerToken")
+    if token:
+        user["token"] = token.removeprefix("Bearer ").strip()
+    if configuration.cert_file and configuration.key_file:
+        user["client-certificate"], user["client-key"] = configuration.cert_file, configuration.key_file
+    if configuration.username and configuration.password:
+        user["username"], user["password"] = configuration.username, configuration.password
+    headers = api_client.default_headers or {}
+    if headers.get("Impersonate-User"):
+        user["as"] = headers["Impersonate-User"]
+    groups = headers.get("Impersonate-Group")
+    if groups:
+        user["as-groups"] = [groups] if isinstance(groups, str) else list(groups)
+    return {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "cluster", "cluster": cluster}],
+        "users": [{"name": "user", "user": user}],
+        "contexts": [{"name": "module", "context": {"cluster": "cluster", "user": "user"}}],
+        "current-context": "module",
+    }

@@ -9,7 +9,7 @@ import contextlib
 import os
 import time
 
-from .client import ApiError, NotFoundError, Resource, TransportError
+from .client import ApiError, NotFoundError, Resource, TransportError, kubeconfig_for
 from .errors import EngineError
 from .kinds import KINDS, Kind
 from .transport import unreachable
@@ -72,6 +72,11 @@ class Cluster:
     @property
     def host(self) -> str:
         return self.client.configuration.host
+
+    def kubeconfig(self) -> dict:
+        """A kubeconfig reaching this API server with this client's credentials, for istioctl (it holds them: write
+        it only to a private file). The client is a RetryingClient around a DynamicClient around an ApiClient."""
+        return kubeconfig_for(self.client.client.client)
 
     @contextlib.contextmanager
     def reaching(self):

@@ -5,8 +5,10 @@ bindings) that only the installer identities pass.
 
 - `meshops-istio-tenant-objects` denies creating, changing or deleting an object labelled
   `app.kubernetes.io/managed-by: meshops.istio` of the kinds istio_tenant writes (PeerAuthentication,
-  AuthorizationPolicy, Sidecar, NetworkPolicy, RoleBinding) in a tenant namespace (one labelled meshops.io/tenant).
-  A namespace being deleted is exempt, so the namespace controller can empty it.
+  AuthorizationPolicy, Sidecar, NetworkPolicy, RoleBinding) in a tenant namespace (one labelled meshops.io/tenant),
+  or anywhere when it is a tenant's own (labelled meshops.io/tenant: the mesh-wide PeerAuthentication a tenant
+  writes into its control plane's system namespace). A namespace being deleted is exempt, so the namespace
+  controller can empty it.
 - `meshops-istio-tenant-namespaces` denies changing the labels that make a namespace a tenant's (meshops.io/tenant,
   istio.io/rev, istio-injection and every tenant's discovery label) on a tenant namespace.
 
@@ -90,6 +92,23 @@ def _label_unchanged() -> str:
     return f"{new} == {old} && (!{new} || object.metadata.labels[k] == oldObject.metadata.labels[k])"
 
 
+def _has_tenant_label(variable: str) -> str:
+    return (
+        f"({variable} != null && has({variable}.metadata.labels) && {json.dumps(TENANT_LABEL)} in "
+        f"{variable}.metadata.labels)"
+    )
+
+
+def guarded_object_exempt() -> str:
+    """CEL that passes a request on one of our objects only in a namespace being deleted, or when the object is
+    neither in a tenant namespace nor a tenant's own (another owner's object elsewhere, e.g. a revision's)."""
+    in_tenant_namespace = (
+        f"(has(namespaceObject.metadata.labels) && {json.dumps(TENANT_LABEL)} in namespaceObject.metadata.labels)"
+    )
+    tenants_own = f"{_has_tenant_label('object')} || {_has_tenant_label('oldObject')}"
+    return f"has(namespaceObject.metadata.deletionTimestamp) || !({in_tenant_namespace} || {tenants_own})"
+
+
 def _policy(name: str, match: dict, users, groups, extra_conditions: list, validation: dict) -> dict:
     conditions = [{"name": "not-an-installer", "expression": installer_condition(users, groups)}, *extra_conditions]
     return {
@@ -120,13 +139,14 @@ def guard_manifests(users, groups, label_keys) -> list:
     users, groups, label_keys = sorted(set(users)), sorted(set(groups)), sorted(set(label_keys))
     allowed = who_may(users, groups)
     tenant_namespaces = {"matchExpressions": [{"key": TENANT_LABEL, "operator": "Exists"}]}
+    # Every namespace: a tenant's objects also live outside tenant namespaces (its root namespace's mesh-wide
+    # PeerAuthentication), and matchConditions cannot see the namespace, so the validation tells them apart.
     objects_match = {
         "resourceRules": [
             {"apiGroups": [group], "apiVersions": ["*"], "operations": ["CREATE", "UPDATE", "DELETE"],
              "resources": list(resources), "scope": "Namespaced"}
             for group, resources in GUARDED_RESOURCES
         ],
-        "namespaceSelector": tenant_namespaces,
         "objectSelector": {"matchLabels": {MANAGED_BY_LABEL: FIELD_MANAGER}},
     }  # fmt: skip
     objects_rule = (
@@ -140,8 +160,7 @@ def guard_manifests(users, groups, label_keys) -> list:
         groups,
         [],
         {
-            # Passes only in a namespace being deleted (namespaceObject is not available to matchConditions).
-            "expression": "has(namespaceObject.metadata.deletionTimestamp)",
+            "expression": guarded_object_exempt(),
             "reason": "Forbidden",
             "message": f"meshops.istio guards this object: {objects_rule}",
             "messageExpression": "'meshops.istio guards ' + request.kind.kind + ' ' + request.namespace + '/' + "

@@ -14,7 +14,7 @@ from .compare import is_subset
 from .engine import rollout_problem
 from .gateway.spec import OWNER_LABEL as GATEWAY_LABEL
 from .selectors import any_matches, matches
-from .tenant_policies import ISOLATION_NAME
+from .tenant_policies import ISOLATION_NAME, root_policy_name
 from .tenant_policies import policies as policies_of
 from .tenant_spec import TENANT_LABEL, AdminsSpec, IsolationSpec, NamespaceSpec, TenantSpec, broad_subjects
 from .vocabulary import FIELD_MANAGER, MANAGED_BY_LABEL, REV_LABEL, installed_revisions
@@ -299,6 +299,24 @@ def revision_facts(state: dict, now) -> dict:
     return facts
 
 
+def root_mtls_invariant(tenant: dict, state: dict) -> tuple:
+    """(invariant name, problems) for a tenant with root_namespace_mtls: its revision's root namespace holds the
+    tenant's mesh-wide PeerAuthentication with the tenant's mode. (None, []) for other tenants."""
+    revision = tenant.get("revision")
+    if not tenant.get("root_namespace_mtls") or revision not in state["revisions"]:
+        return None, []
+    root = state["revisions"][revision]["namespace"]
+    name = root_policy_name(tenant["name"])
+    invariant = f"tenant {tenant['name']}: mesh-wide mTLS in root namespace {root}"
+    live = state["policies"].get(root, {}).get(("PeerAuthentication", name))
+    expected = {"mtls": {"mode": tenant.get("mtls") or "STRICT"}}
+    where = f"tenant {tenant['name']}: root namespace {root}"
+    if live is None:
+        return invariant, [f"{where} lacks PeerAuthentication {name} (mesh-wide mTLS); re-run the tenant's onboarding"]
+    problem = content_problems({("PeerAuthentication", name): expected}, {("PeerAuthentication", name): live})
+    return invariant, [f"{where}: {sentence}" for sentence in problem.values()]
+
+
 def analyze(tenants: list, state: dict, now=None) -> dict:
     """The report: per tenant and namespace the facts, gateway readiness, selector overlaps, and problems.
 
@@ -316,6 +334,10 @@ def analyze(tenants: list, state: dict, now=None) -> dict:
         "problems": [problem for problems in invariants.values() for problem in problems],
     }
     for tenant in tenants:
+        invariant, problems = root_mtls_invariant(tenant, state)
+        if invariant:
+            report["invariants"][invariant] = problems
+            report["problems"] += problems
         entry = {"namespaces": {}, "gateways": {}}
         for namespace in tenant["namespaces"]:
             facts, problems = _namespace_checks(tenant, namespace, state)

@@ -11,7 +11,7 @@ policies carry the owner labels and are pruned by them."""
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from .cluster import Cluster
 from .engine import Engine, Owner, Report, identity
@@ -19,7 +19,7 @@ from .errors import EngineError, FieldConflict, ForeignObjects, Refusal, refuse
 from .guard import GuardSpec, ensure_guard, remove_guard
 from .planned import NOTHING_PLANNED, RunPlan, with_planned_revisions
 from .selectors import any_matches
-from .tenant_policies import namespace_manifest, policies
+from .tenant_policies import namespace_manifest, policies, root_policy_name
 from .tenant_spec import OWNER_KIND, TENANT_LABEL, TenantSpec, validate, validate_tenants
 from .vocabulary import FIELD_MANAGER, INJECTION_LABEL, MANAGED_BY_LABEL, REV_LABEL, installed_revisions
 
@@ -123,6 +123,35 @@ def _allowed_system_namespace_problems(spec: TenantSpec, revisions: dict, at: st
     ]
 
 
+def root_policy_problems(specs: list, revisions: dict, root_policies: dict, indexed: bool = False) -> list:
+    """Why a tenant's mesh-wide PeerAuthentication (root_namespace_mtls) would compete with another: Istio applies one
+    mesh-wide policy per root namespace (the oldest), so the root namespace must hold none but the tenant's own, and
+    no two tenants of the run may ask for one in the same root namespace. `root_policies` maps a root namespace to its
+    live PeerAuthentications; `indexed` names entries of `tenants`."""
+    problems, claimed = [], {}
+    for index, spec in enumerate(specs):
+        if not spec.root_namespace_mtls or spec.revision not in revisions:
+            continue
+        at = f"tenants[{index}]." if indexed else ""
+        root = revisions[spec.revision]["namespace"]
+        if root in claimed:
+            problems.append(
+                f"{at}root_namespace_mtls: tenants {claimed[root]} and {spec.name} both ask for the mesh-wide "
+                f"PeerAuthentication of root namespace {root} (revision {spec.revision}); a control plane serving "
+                "several tenants gets at most one, so set root_namespace_mtls: true on one tenant only"
+            )
+        claimed.setdefault(root, spec.name)
+        for live in root_policies.get(root, []):
+            name = live["metadata"]["name"]
+            if name != root_policy_name(spec.name) and not (live.get("spec") or {}).get("selector"):
+                problems.append(
+                    f"{at}root_namespace_mtls: root namespace {root} of revision {spec.revision} already holds "
+                    f"PeerAuthentication {name}, which applies mesh-wide too, and Istio applies only one mesh-wide "
+                    "policy (the oldest); remove it, or set root_namespace_mtls: false"
+                )
+    return problems
+
+
 def labels_kept(namespace: dict | None) -> dict:
     """The labels of a live namespace that the collection did not write: a run's apply leaves them as they are."""
     if namespace is None:
@@ -165,6 +194,7 @@ class _ClusterView:
     namespaces: dict  # name -> Namespace
     labels: dict  # name -> its labels
     owned: dict  # tenant -> {identity: object}
+    root_policies: dict = field(default_factory=dict)  # root namespace -> its PeerAuthentications
 
     def members(self, tenant: str) -> set:
         return {name for name, labels in self.labels.items() if labels.get(TENANT_LABEL) == tenant}
@@ -296,7 +326,18 @@ def _refuse(specs: list, view: _ClusterView) -> None:
     for index, spec in enumerate(specs):
         prefix, at = (f"tenant {spec.name}: ", f"tenants[{index}].") if len(specs) > 1 else ("", "")
         problems += [prefix + problem for problem in refusals(spec, view.revisions, view.labels, kept, at)]
+    problems += root_policy_problems(specs, view.revisions, view.root_policies, len(specs) > 1)
     refuse(problems)
+
+
+def _with_root_policies(cluster: Cluster, view: _ClusterView, specs: list) -> _ClusterView:
+    """The view with the PeerAuthentications of each root namespace a tenant puts mesh-wide mTLS in: one LIST per
+    such namespace, none when no tenant asks for it."""
+    roots = {
+        view.revisions[s.revision]["namespace"] for s in specs if s.root_namespace_mtls and s.revision in view.revisions
+    }
+    found = {root: cluster.list_objects("PeerAuthentication", None, root) for root in sorted(roots)}
+    return replace(view, root_policies=found)
 
 
 def _with_plan(view: _ClusterView, plan: RunPlan, check_mode: bool) -> tuple:
@@ -316,6 +357,7 @@ def ensure_tenant_present(
     holds the revisions earlier steps of the same run install (planned.py); a warning says when it was used."""
     validate(spec)
     view, notes = _with_plan(_read_view(cluster, [spec.name]), plan, check_mode)
+    view = _with_root_policies(cluster, view, [spec])
     _refuse([spec], view)
     guarded = _guard(cluster, guard, _discovery_keys([spec]), check_mode)
     engine = _engine(cluster, spec, check_mode)
@@ -354,6 +396,7 @@ def ensure_tenants(
     present = bool(specs) and specs[0].state == "present"
     if present:
         view, warnings = _with_plan(_read_view(cluster, [spec.name for spec in specs]), plan, check_mode)
+        view = _with_root_policies(cluster, view, specs)
         _refuse(specs, view)
         claimed = set().union(*(spec.namespace_names for spec in specs))
     guarded = _guard(cluster, guard, _discovery_keys(specs) if present else (), check_mode)

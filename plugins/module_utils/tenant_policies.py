@@ -10,6 +10,12 @@ from .vocabulary import REV_LABEL
 
 ISOLATION_NAME = "meshops-tenant-isolation"
 ADMINS_NAME = "meshops-tenant-admins"
+ROOT_POLICY_SUFFIX = "-peerauth"
+
+
+def root_policy_name(tenant: str) -> str:
+    """The mesh-wide PeerAuthentication's name, as Istio's multiple-control-planes guide names it (seed 002)."""
+    return f"{tenant}{ROOT_POLICY_SUFFIX}"
 
 
 def namespace_manifest(spec: TenantSpec, entry: NamespaceSpec) -> dict:
@@ -29,11 +35,21 @@ def _allowed_namespaces(spec: TenantSpec, system_namespace: str) -> list:
     return sorted(spec.namespace_names | {system_namespace} | set(spec.isolation.allow_namespaces))
 
 
+def root_peer_authentication(spec: TenantSpec, system_namespace: str) -> dict:
+    """The control plane's mesh-wide mTLS: a PeerAuthentication without selector in its root namespace (the system
+    namespace) applies to every namespace it manages, also one labelled by hand later without policies of its own."""
+    return _istio("security.istio.io/v1", "PeerAuthentication", root_policy_name(spec.name), system_namespace,
+                  {"mtls": {"mode": spec.mtls}})  # fmt: skip
+
+
 def policies(spec: TenantSpec, system_namespace: str) -> list:
-    """Per tenant namespace: mTLS, authorization, sidecar scope, network policy and admin binding, as asked."""
+    """The root namespace's mesh-wide mTLS when asked, then per tenant namespace: mTLS, authorization, sidecar scope,
+    network policy and admin binding, as asked."""
     isolation = spec.isolation
     allowed = _allowed_namespaces(spec, system_namespace)
     manifests = []
+    if spec.root_namespace_mtls and spec.mtls != "none":
+        manifests.append(root_peer_authentication(spec, system_namespace))
     for entry in spec.namespaces:
         namespace = entry.name
         if spec.mtls != "none":

@@ -88,6 +88,8 @@ class TenantSpec:
     delete_namespaces: bool
     force: bool
     force_conflicts: bool
+    # Also the mesh-wide PeerAuthentication in the revision's system namespace (Istio's root namespace), seed 002's.
+    root_namespace_mtls: bool = False
 
     @classmethod
     def from_params(cls, params: dict) -> TenantSpec:
@@ -96,8 +98,9 @@ class TenantSpec:
             "discovery_label": dict(params["discovery_label"] or {TENANT_LABEL: params["name"]}),
             "isolation": IsolationSpec.from_params(params["isolation"]),
         }
-        # Every other field is the parameter of the same name, as the argument spec left it.
-        return cls(**{f.name: params[f.name] for f in fields(cls) if f.name not in resolved}, **resolved)
+        # Every other field is the parameter of the same name, as the argument spec left it (or its default here).
+        given = {f.name: params[f.name] for f in fields(cls) if f.name not in resolved and f.name in params}
+        return cls(**given, **resolved)
 
     @property
     def namespace_names(self) -> set:
@@ -136,6 +139,11 @@ def tenant_errors(spec: TenantSpec, at: str = "") -> list:
     if duplicates:
         errors.append(f"{at}namespaces lists {', '.join(duplicates)} more than once")
     errors += _discovery_label_errors(spec.discovery_label, f"{at}discovery_label")
+    if spec.state == "present" and spec.root_namespace_mtls and spec.mtls == "none":
+        errors.append(
+            f"{at}root_namespace_mtls needs an mTLS mode for the root namespace's PeerAuthentication, and {at}mtls is "
+            "none; set mtls to STRICT (or PERMISSIVE), or root_namespace_mtls to false"
+        )
     if spec.state == "present":
         errors += _isolation_errors(spec, f"{at}isolation")
     return errors

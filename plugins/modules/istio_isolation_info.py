@@ -47,6 +47,10 @@ options:
       - The tenants to check, as given to C(playbooks/multitenant.yml). Each entry has C(name) and C(namespaces),
         and optionally C(mtls) (default STRICT) and C(isolation) (which policies are expected, and the
         C(allow_namespaces) their content allows).
+      - "An entry with C(root_namespace_mtls) true and C(revision) (as the dedicated model's plan gives them) is also
+        checked for its mesh-wide C(PeerAuthentication) C(<name>-peerauth) in the revision's system namespace, with
+        the tenant's C(mtls) mode. The result is the RV(invariants) entry C(tenant <name>: mesh-wide mTLS in root
+        namespace <namespace>)."
     type: list
     elements: dict
     required: true
@@ -111,6 +115,7 @@ invariants:
   sample:
     no two revisions select the same namespace: []
     cacerts in usergroup-1 can sign: []
+    "tenant usergroup-1: mesh-wide mTLS in root namespace usergroup-1": []
 server:
   description: The API server the facts were read from.
   returned: always

@@ -53,7 +53,8 @@ options:
     description:
       - Many tenants in one run, instead of O(name) and the other per-tenant options. Each entry is a dict with
         C(name) (required), C(revision), C(namespaces), C(create_namespaces), C(discovery_label), C(mtls),
-        C(isolation) and C(takeover), with the meaning, types and defaults of the options of the same name.
+        C(root_namespace_mtls), C(isolation) and C(takeover), with the meaning, types and defaults of the options of
+        the same name.
         O(state), O(delete_namespaces), O(force), O(force_conflicts) and O(guard) apply to every entry.
       - One tenant's failure does not stop the others. A tenant whose dry run fails is not written. Every
         other tenant is converged, then the task fails naming each failed tenant and why.
@@ -101,6 +102,21 @@ options:
     type: str
     choices: [STRICT, PERMISSIVE, none]
     default: STRICT
+  root_namespace_mtls:
+    description:
+      - Also write the control plane's mesh-wide mTLS, as Istio's multiple-control-planes guide does. This is a
+        C(PeerAuthentication) named C(<name>-peerauth), without selector, in the revision's system namespace (its
+        istiod's root namespace), with the O(mtls) mode. It applies to every namespace that control plane manages,
+        also one labelled C(istio.io/rev) by hand later, which has no policies of its own.
+      - For a control plane that serves this tenant only. C(playbooks/multitenant.yml) sets it in the dedicated
+        model, not in the shared one.
+      - It carries this tenant's owner labels, is written before any namespace is labelled for injection and is
+        removed with the tenant (O(state=absent)).
+      - Refused with O(mtls=none). Also refused when the root namespace already holds another C(PeerAuthentication)
+        without selector (Istio applies only one mesh-wide policy), or when two entries of O(tenants) ask for it in
+        the same root namespace.
+    type: bool
+    default: false
   isolation:
     description:
       - Which isolation policies to put in each tenant namespace.
@@ -194,7 +210,8 @@ options:
         C(ValidatingAdmissionPolicies) with their bindings. C(meshops-istio-tenant-objects) denies creating,
         changing or deleting the objects this module writes in tenant namespaces (those labelled
         C(app.kubernetes.io/managed-by=meshops.istio), of the kinds PeerAuthentication, AuthorizationPolicy,
-        Sidecar, NetworkPolicy and RoleBinding). C(meshops-istio-tenant-namespaces) denies changing the labels
+        Sidecar, NetworkPolicy and RoleBinding), and a tenant's own such objects in any namespace (the
+        O(root_namespace_mtls) PeerAuthentication). C(meshops-istio-tenant-namespaces) denies changing the labels
         C(meshops.io/tenant), C(istio.io/rev), C(istio-injection) and every tenant's discovery label on tenant
         namespaces. The denial names meshops.istio and who may make the change.
       - Only the installer identities pass. They are the user that runs this module (read with a
@@ -245,6 +262,15 @@ EXAMPLES = r"""
       - name: app-ns-3
         labels:
           team: payments
+
+- name: Seed 002 tenant usergroup-1, with the guide's STRICT PeerAuthentication in its control plane's namespace
+  meshops.istio.istio_tenant:
+    name: usergroup-1
+    revision: usergroup-1
+    discovery_label:
+      usergroup: usergroup-1
+    namespaces: [app-ns-1]
+    root_namespace_mtls: true
 
 - name: Shared model, tenant foo on the shared control plane, with its admins
   meshops.istio.istio_tenant:
@@ -359,6 +385,7 @@ TENANT_SPEC = dict(
     create_namespaces=dict(type="bool", default=True),
     discovery_label=dict(type="dict"),
     mtls=dict(type="str", choices=["STRICT", "PERMISSIVE", "none"], default="STRICT"),
+    root_namespace_mtls=dict(type="bool", default=False),
     isolation=dict(type="dict", default={}, options=ISOLATION_SPEC),
     takeover=dict(type="bool", default=False),
 )

@@ -7,6 +7,7 @@ injection routing, as the real control plane does them. The test that breaks the
 import base64
 import json
 import ssl
+import subprocess
 import time
 import uuid
 
@@ -18,7 +19,7 @@ from integration.playbook import playbook, run_task
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 from localcluster import binary_dir
-from support import wait_for
+from support import istio_version, wait_for
 
 pytestmark = pytest.mark.conformance
 
@@ -251,6 +252,49 @@ def test_a_pod_of_no_tenant_matches_no_injector(seed_002, namespace):
     api = seed_002["api"]
     assert matching_injectors(api, namespace) == []
     assert api_server_admission(api, namespace) == "admitted"
+
+
+LATE = "late-ns"  # labelled for usergroup-1 by hand after the install, with no policy of its own
+
+
+def inbound_transports(xdsclient, istiod, namespace: str) -> set:
+    """The transport protocols the filter chains of the inbound listener istiod sends a sidecar of `namespace` match
+    (its blackhole chain matches none): {"tls"} under STRICT mTLS, {"tls", "raw_buffer"} under PERMISSIVE."""
+    node = f"sidecar~10.244.0.3~probe.{namespace}~{namespace}.svc.cluster.local"
+    command = [str(xdsclient), "xds", "--addr", istiod.addresses["grpcAddr"], "--node-id", node,
+               "--namespace", namespace, "--istio-version", istio_version()]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    chains = json.loads(result.stdout)["inbound_filter_chains"] or []
+    return {chain["transport_protocol"] for chain in chains if chain["transport_protocol"]}
+
+
+def test_the_root_namespace_policy_makes_a_namespace_labelled_later_strict(seed_002, xdsclient, tmp_path):
+    """Seed 002's mesh-wide STRICT: a namespace labelled for usergroup-1 by hand, with no PeerAuthentication of its
+    own, gets STRICT from the tenant's PeerAuthentication in usergroup-1 (istiod's root namespace); without it the
+    same sidecar accepts plain text, and istio_tenant puts it back."""
+    api, istiod = seed_002["api"], seed_002["istiod"]["usergroup-1"]
+    assert istiod.debug("mesh")["rootNamespace"] == "usergroup-1"
+    labels = {"usergroup": "usergroup-1", "istio.io/rev": "usergroup-1"}
+    client.CoreV1Api(api).create_namespace({"metadata": {"name": LATE, "labels": labels}})
+    custom = client.CustomObjectsApi(api)
+    assert custom.list_namespaced_custom_object("security.istio.io", "v1", LATE, "peerauthentications")["items"] == []
+    wait_for("a late-ns sidecar gets STRICT", lambda: inbound_transports(xdsclient, istiod, LATE) == {"tls"})
+
+    custom.delete_namespaced_custom_object("security.istio.io", "v1", "usergroup-1", "peerauthentications",
+                                           "usergroup-1-peerauth")  # fmt: skip
+    wait_for(
+        "without the root policy the late-ns sidecar accepts plain text",
+        lambda: inbound_transports(xdsclient, istiod, LATE) == {"tls", "raw_buffer"},
+    )
+    # A tenant namespace keeps STRICT from its own PeerAuthentication `default`.
+    assert inbound_transports(xdsclient, istiod, "app-ns-1") == {"tls"}
+    tenant = {"name": "usergroup-1", "revision": "usergroup-1", "namespaces": TENANT_NAMESPACES["usergroup-1"],
+              "discovery_label": {"usergroup": "usergroup-1"}, "root_namespace_mtls": True}  # fmt: skip
+    restored = run_task(seed_002["cluster"].kubeconfig, "meshops.istio.istio_tenant", tenant, tmp_path=tmp_path)
+    assert restored["changed"] and not restored.get("failed"), restored.get("msg")
+    wait_for("the restored root policy makes it STRICT again",
+             lambda: inbound_transports(xdsclient, istiod, LATE) == {"tls"})  # fmt: skip
 
 
 def roots_written_to(api, namespace: str, until, timeout: float = 90.0) -> list:

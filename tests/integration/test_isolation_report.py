@@ -57,22 +57,24 @@ def seed_002(cluster, binaries):
 
 
 @pytest.fixture(scope="module")
-def healthy(seed_002, tmp_path_factory) -> dict:
+def healthy(seed_002, binaries, tmp_path_factory) -> dict:
     directory = tmp_path_factory.mktemp("healthy")
-    playbook(seed_002, "verify.yml", *SEED_002, "-e", f"verify_report_dir={directory}")
+    playbook(seed_002, "verify.yml", *SEED_002, "-e", f"istioctl_path={binaries / 'istioctl'}",
+             "-e", f"verify_report_dir={directory}")  # fmt: skip
     files = _reports(directory)
     _keep(files, "healthy")
     return files
 
 
 @pytest.fixture(scope="module")
-def broken(seed_002, healthy, tmp_path_factory) -> tuple:
+def broken(seed_002, healthy, binaries, tmp_path_factory) -> tuple:
     """verify.yml's exit code, output and files after app-ns-1 was relabelled to usergroup-2; the label is restored."""
     directory = tmp_path_factory.mktemp("broken")
     core = client.CoreV1Api(seed_002.api_client())
     core.patch_namespace("app-ns-1", {"metadata": {"labels": {"istio.io/rev": "usergroup-2"}}})
     try:
-        code, output = playbook(seed_002, "verify.yml", *SEED_002, "-e", f"verify_report_dir={directory}", check=False)
+        code, output = playbook(seed_002, "verify.yml", *SEED_002, "-e", f"istioctl_path={binaries / 'istioctl'}",
+                                "-e", f"verify_report_dir={directory}", check=False)  # fmt: skip
     finally:
         core.patch_namespace("app-ns-1", {"metadata": {"labels": {"istio.io/rev": "usergroup-1"}}})
     files = _reports(directory)

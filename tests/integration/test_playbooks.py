@@ -22,7 +22,7 @@ def test_dedicated_model_installs_seed_002_and_verifies(cluster, istioctl):
     }
     assert namespaces["app-ns-1"]["istio.io/rev"] == "usergroup-1"
     assert namespaces["app-ns-3"]["usergroup"] == "usergroup-2"
-    verified = playbook(cluster, "verify.yml", *SEED_002)[1]
+    verified = playbook(cluster, "verify.yml", *SEED_002, "-e", istioctl)[1]
     assert any("2 tenants isolated" in str(h.get("msg")) for p in verified["plays"] for t in p["tasks"]
                for h in t["hosts"].values())  # fmt: skip
 
@@ -40,28 +40,28 @@ def test_verify_fails_on_isolation_broken_by_hand_and_a_rerun_repairs_it(cluster
     client.CustomObjectsApi(api).delete_namespaced_custom_object(
         "security.istio.io", "v1", "app-ns-2", "peerauthentications", "default"
     )
-    code, broken = playbook(cluster, "verify.yml", *SEED_002, check=False)
+    code, broken = playbook(cluster, "verify.yml", *SEED_002, "-e", istioctl, check=False)
     assert code != 0
     [message] = failures(broken)
     assert "namespace app-ns-1 carries istio.io/rev=usergroup-2 but is selected by revisions usergroup-1" in message
     assert "namespace app-ns-2 has mTLS unset; expected STRICT" in message
 
     playbook(cluster, "multitenant.yml", *SEED_002, "-e", istioctl)
-    playbook(cluster, "verify.yml", *SEED_002)
+    playbook(cluster, "verify.yml", *SEED_002, "-e", istioctl)
 
 
-def test_verify_reports_a_missing_tenant_namespace_instead_of_crashing(cluster, tmp_path):
+def test_verify_reports_a_missing_tenant_namespace_instead_of_crashing(cluster, tmp_path, istioctl):
     data = yaml.safe_load((REPO_ROOT / "examples/seed-002/group_vars/meshops_clusters.yml").read_text())
     data["tenants"][1]["namespaces"] = ["app-ns-2", "app-ns-gone"]
     extra = tmp_path / "tenants.yml"
     extra.write_text(yaml.safe_dump(data))
-    code, broken = playbook(cluster, "verify.yml", *SEED_002, "-e", f"@{extra}", check=False)
+    code, broken = playbook(cluster, "verify.yml", *SEED_002, "-e", istioctl, "-e", f"@{extra}", check=False)
     assert code != 0
     [message] = failures(broken)
     assert "tenant usergroup-2: namespace app-ns-gone does not exist" in message
 
 
-def test_verify_reports_an_overlapping_selector_applied_directly(cluster):
+def test_verify_reports_an_overlapping_selector_applied_directly(cluster, istioctl):
     core = client.CoreV1Api(cluster.api_client())
     config_map = core.read_namespaced_config_map("istio-usergroup-2", "usergroup-2")
     mesh = yaml.safe_load(config_map.data["mesh"])
@@ -69,14 +69,14 @@ def test_verify_reports_an_overlapping_selector_applied_directly(cluster):
     mesh["discoverySelectors"].append({"matchLabels": {"usergroup": "usergroup-1"}})
     core.patch_namespaced_config_map("istio-usergroup-2", "usergroup-2", {"data": {"mesh": yaml.safe_dump(mesh)}})
     try:
-        code, broken = playbook(cluster, "verify.yml", *SEED_002, check=False)
+        code, broken = playbook(cluster, "verify.yml", *SEED_002, "-e", istioctl, check=False)
         assert code != 0
         assert (
             "revisions usergroup-1 and usergroup-2 both select namespaces app-ns-1, usergroup-1" in failures(broken)[0]
         )
     finally:
         core.patch_namespaced_config_map("istio-usergroup-2", "usergroup-2", {"data": {"mesh": original}})
-    playbook(cluster, "verify.yml", *SEED_002)
+    playbook(cluster, "verify.yml", *SEED_002, "-e", istioctl)
 
 
 def test_a_wrong_variable_fails_early_with_a_clear_message(cluster, istioctl):
@@ -138,7 +138,7 @@ def test_shared_model_installs_seed_000_next_to_the_dedicated_tenants(cluster, i
 
     # No istiod answers the injector webhook on this cluster (kwok fakes kubelets, not istiod), so the gateways'
     # pods cannot be created: verify must say exactly that and find nothing else wrong.
-    code, output = playbook(cluster, "verify.yml", *SEED_000, check=False)
+    code, output = playbook(cluster, "verify.yml", *seed_000, check=False)
     assert code != 0
     problems = failures(output)[0].removeprefix("Isolation is broken: ").split("; tenant ")
     assert len(problems) == 2

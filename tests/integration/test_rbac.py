@@ -34,7 +34,7 @@ def test_a_viewer_account_verifies_and_cannot_install(cluster, tmp_path, istioct
     viewer = bind(cluster, "viewer", "viewer", tmp_path)
     # The viewer reads everything verify checks: the only problems are the gateways' (no istiod answers the
     # injector on the local cluster, so their pods are never created), none is a refused read.
-    code, output = playbook(viewer, "verify.yml", *SEED_000, check=False)
+    code, output = playbook(viewer, "verify.yml", *SEED_000, "-e", istioctl, check=False)
     assert "forbidden" not in json.dumps(output)
     [verdict] = failures(output)
     problems = verdict.removeprefix("Isolation is broken: ").split("; tenant ")

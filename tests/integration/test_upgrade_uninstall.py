@@ -114,7 +114,7 @@ def test_install_step_alone_adds_the_canary_next_to_the_old_revision(cluster, in
     assert _revision_installed(cluster, OLD) and _revision_installed(cluster, NEW)
     assert _labels(cluster, "app-ns-1")["istio.io/rev"] == OLD  # not moved yet
     # Two revisions in one system namespace share its CA: verify still sees one control plane per tenant.
-    playbook(installer, "verify.yml", "-e", data["before"])
+    playbook(installer, "verify.yml", "-e", istioctl, "-e", data["before"])
 
 
 def test_the_rest_of_the_upgrade_moves_restarts_and_removes_the_old_revision(
@@ -139,7 +139,7 @@ def test_the_rest_of_the_upgrade_moves_restarts_and_removes_the_old_revision(
     again = playbook(installer, "upgrade.yml", *upgrade, "-e", "upgrade_restart_workloads=true")[1]
     assert changed_tasks(again) == []
     assert writes(before, api_request_counts(cluster.kubeconfig)) == {}
-    playbook(installer, "verify.yml", "-e", data["after"])
+    playbook(installer, "verify.yml", "-e", istioctl, "-e", data["after"])
 
 
 def test_multitenant_converges_the_upgraded_data_and_refuses_the_stale_one(

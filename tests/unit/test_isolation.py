@@ -164,3 +164,22 @@ def test_a_network_policy_selecting_every_pod_lets_none_escape():
     assert escaping_pods({"podSelector": {}}, pods, []) == []
     selective = {"podSelector": {"matchExpressions": [{"key": "istio", "operator": "DoesNotExist"}]}}
     assert escaping_pods(selective, pods, []) == [("sneaky", {"istio": "anything"})]
+
+
+ROOT_TENANTS = [{**TENANTS[0], "revision": "r1", "root_namespace_mtls": True}, TENANTS[1]]
+
+
+def test_the_mesh_wide_peer_authentication_of_a_dedicated_tenant_is_checked():
+    root = {"r1": {("PeerAuthentication", "t1-peerauth"): {"mtls": {"mode": "STRICT"}}}}
+    invariant = "tenant t1: mesh-wide mTLS in root namespace r1"
+    report = analyze(ROOT_TENANTS, _state(policies={**_state()["policies"], **root}))
+    assert report["problems"] == [] and report["invariants"][invariant] == []
+    missing = analyze(ROOT_TENANTS, _state())
+    assert missing["invariants"][invariant] == [
+        "tenant t1: root namespace r1 lacks PeerAuthentication t1-peerauth (mesh-wide mTLS); re-run the tenant's "
+        "onboarding"
+    ]
+    permissive = {"r1": {("PeerAuthentication", "t1-peerauth"): {"mtls": {"mode": "PERMISSIVE"}}}}
+    [problem] = analyze(ROOT_TENANTS, _state(policies={**_state()["policies"], **permissive}))["problems"]
+    assert problem.startswith("tenant t1: root namespace r1: PeerAuthentication t1-peerauth differs from what")
+    assert invariant not in analyze(TENANTS, _state())["invariants"]

@@ -40,6 +40,7 @@ def test_dedicated_is_the_default_model_a_control_plane_per_tenant():
         "revision": "usergroup-2",
         "namespaces": ["app-ns-2", "app-ns-3"],
         "discovery_label": {"usergroup": "usergroup-2"},
+        "root_namespace_mtls": True,
     }
     assert plan["cas"] == [] and plan["gateways"] == []
     assert plan["planned_revisions"][0] == {
@@ -64,6 +65,13 @@ def test_dedicated_defaults_and_overrides():
     assert plan["tenants"][1]["revision"] == "team-b-v2"
     assert plan["tenants"][1]["mtls"] == "PERMISSIVE" and plan["tenants"][1]["isolation"] == {"sidecar_scope": False}
     assert plan["cas"] == [{"tenant": "team-b", "namespace": "team-b", "revision": "team-b-v2"}]
+
+
+def test_dedicated_tenants_get_mesh_wide_mtls_unless_they_turn_mtls_off():
+    tenants = [{"name": "team-a", "namespaces": ["a"]}, {"name": "team-b", "namespaces": ["b"], "mtls": "none"}]
+    plan = tenancy_plan(tenants, "dedicated")
+    assert [t["root_namespace_mtls"] for t in plan["tenants"]] == [True, False]
+    assert all("root_namespace_mtls" not in t for t in tenancy_plan(tenants, "shared")["tenants"])
 
 
 def test_shared_model_one_control_plane_a_mesh_label_and_gateways():

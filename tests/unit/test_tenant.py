@@ -3,7 +3,12 @@
 import pytest
 from ansible_collections.meshops.istio.plugins.module_utils.errors import Refusal
 from ansible_collections.meshops.istio.plugins.module_utils.runner import COMMON_ARG_SPEC
-from ansible_collections.meshops.istio.plugins.module_utils.tenant import content_not_ours, refusals, taken_over
+from ansible_collections.meshops.istio.plugins.module_utils.tenant import (
+    content_not_ours,
+    refusals,
+    root_policy_problems,
+    taken_over,
+)
 from ansible_collections.meshops.istio.plugins.module_utils.tenant_policies import namespace_manifest, policies
 from ansible_collections.meshops.istio.plugins.module_utils.tenant_spec import (
     NamespaceSpec,
@@ -79,12 +84,47 @@ def test_policies_per_namespace_follow_the_options():
         ({"namespaces": [["a"]]}, "namespaces[0] ['a'] must be a DNS-1123 label"),
         ({"namespaces": [{"name": {"x": 1}}]}, "namespaces[0] {'x': 1} must be a DNS-1123 label"),
         ({"discovery_label": {"usergroup": 1}}, "discovery_label.usergroup is 1, not a string; quote it"),
+        ({"root_namespace_mtls": True, "mtls": "none"}, "root_namespace_mtls needs an mTLS mode"),
     ],
 )
 def test_validation(overrides, message):
     with pytest.raises(Refusal) as error:
         validate(params(**overrides))
     assert message in str(error.value)
+
+
+def test_root_namespace_mtls_adds_the_guides_peer_authentication_in_the_system_namespace():
+    plain = policies(params(), "usergroup-1")
+    built = policies(params(root_namespace_mtls=True, mtls="PERMISSIVE"), "usergroup-1")
+    permissive = policies(params(mtls="PERMISSIVE"), "usergroup-1")
+    assert built[1:] == permissive and len(permissive) == len(plain)
+    root = built[0]
+    assert (root["kind"], root["metadata"]) == ("PeerAuthentication", {"name": "usergroup-1-peerauth",
+                                                                       "namespace": "usergroup-1"})  # fmt: skip
+    # No selector: in the root namespace it applies to every namespace the control plane manages.
+    assert root["spec"] == {"mtls": {"mode": "PERMISSIVE"}}
+    assert [p for p in built if p["metadata"]["namespace"] == "usergroup-1"] == [root]
+
+
+def _peer_authentication(name, selector=None):
+    spec = {"mtls": {"mode": "STRICT"}, **({"selector": selector} if selector else {})}
+    return {"kind": "PeerAuthentication", "metadata": {"name": name, "namespace": "usergroup-1"}, "spec": spec}
+
+
+def test_another_mesh_wide_policy_in_the_root_namespace_is_refused():
+    spec = params(root_namespace_mtls=True)
+    own, workload = _peer_authentication("usergroup-1-peerauth"), _peer_authentication("w", {"matchLabels": {"a": "b"}})
+    assert root_policy_problems([spec], REVISIONS, {"usergroup-1": [own, workload]}) == []
+    [problem] = root_policy_problems([spec], REVISIONS, {"usergroup-1": [own, _peer_authentication("default")]})
+    assert problem.startswith("root_namespace_mtls: root namespace usergroup-1 of revision usergroup-1 already holds "
+                              "PeerAuthentication default, which applies mesh-wide too")  # fmt: skip
+    assert root_policy_problems([params()], REVISIONS, {"usergroup-1": [_peer_authentication("default")]}) == []
+
+
+def test_two_tenants_of_one_run_cannot_both_take_a_root_namespace():
+    one, two = params(root_namespace_mtls=True), params(name="usergroup-9", root_namespace_mtls=True)
+    [problem] = root_policy_problems([one, two], REVISIONS, {}, indexed=True)
+    assert problem.startswith("tenants[1].root_namespace_mtls: tenants usergroup-1 and usergroup-9 both ask")
 
 
 def test_guards():

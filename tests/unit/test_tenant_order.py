@@ -17,12 +17,13 @@ def mesh_config_map():
                     data={"mesh": yaml.safe_dump(mesh)})  # fmt: skip
 
 
-def spec(state="present"):
+def spec(state="present", root_namespace_mtls=False):
     return TenantSpec.from_params(
         {
             "name": "team-a", "revision": REVISION, "namespaces": ["app-a"], "create_namespaces": True,
             "discovery_label": None, "mtls": "STRICT", "isolation": None, "takeover": False, "state": state,
             "delete_namespaces": False, "force": False, "force_conflicts": False,
+            "root_namespace_mtls": root_namespace_mtls,
         }
     )  # fmt: skip
 
@@ -77,3 +78,21 @@ def test_offboarding_removes_the_labels_before_the_policies():
     kinds = [write[1] for write in fake.writes()]
     assert kinds[0] == "Namespace" and "PeerAuthentication" in kinds[1:]
     assert "istio.io/rev" not in (fake.store[("Namespace", "", "app-a")]["metadata"].get("labels") or {})
+
+
+ROOT_POLICY = ("PeerAuthentication", "istio-a", "team-a-peerauth")
+
+
+def test_the_root_namespace_policy_is_written_before_injection_and_removed_after_the_labels():
+    fake = FakeClient([mesh_config_map(), manifest("Namespace", "istio-a")])
+    ensure_tenant_present(Cluster(fake), spec(root_namespace_mtls=True), check_mode=False)
+    written = [(w[1], w[2], w[3]) for w in fake.writes()]
+    labelled = max(i for i, w in enumerate(fake.writes()) if w[1] == "Namespace")
+    assert ROOT_POLICY in written[:labelled]
+    assert fake.store[ROOT_POLICY]["metadata"]["labels"]["meshops.io/tenant"] == "team-a"
+    fake.calls.clear()
+    assert not ensure_tenant_present(Cluster(fake), spec(root_namespace_mtls=True), check_mode=False)[0]["changed"]
+    assert fake.writes() == []
+    ensure_tenant_absent(Cluster(fake), spec("absent"), check_mode=False)
+    removed = [(w[1], w[2], w[3]) for w in fake.writes()]
+    assert removed[0][0] == "Namespace" and ROOT_POLICY in removed[1:] and ROOT_POLICY not in fake.store
