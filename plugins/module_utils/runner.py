@@ -43,7 +43,7 @@ def run_module(module, action, needs_cluster: bool = True, others=()):
     except Rehearsal as failed:
         module.fail_json(msg=f"{failed} (Found by a dry run of the whole plan: nothing was written.)", changed=False)
     except MeshopsError as error:
-        module.fail_json(msg=str(error), **written_before_failure(cluster, others))
+        module.fail_json(msg=str(error), **written_before_failure(cluster, others), **getattr(error, "result", {}))
     for warning in warnings:
         module.warn(warning)
     if module._diff:
