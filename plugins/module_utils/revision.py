@@ -173,7 +173,7 @@ def ensure_revision_present(cluster: Cluster, run_command, spec: RevisionSpec, c
     """Install or converge one revision. Returns (result, warnings, diff); raises a MeshopsError."""
     validate(spec)
     engine = _engine(cluster, spec, check_mode)
-    version = istioctl_version(run_command, spec.istioctl_path)
+    version = istioctl_version(run_command, spec.istioctl_path, spec.render_cache_dir)
     if spec.istio_version and spec.istio_version.removeprefix("v") != version:
         raise Refusal(
             f"istio_version {spec.istio_version} is not what istioctl_path {spec.istioctl_path} renders "
@@ -190,7 +190,8 @@ def ensure_revision_present(cluster: Cluster, run_command, spec: RevisionSpec, c
         problems = [p for p in problems if not p.startswith(f"canary_of {spec.canary_of} is not an installed")]
     refuse(problems)
 
-    crds, owned = split_rendering(render(run_command, spec.istioctl_path, operator_spec(spec)), spec, version)
+    rendered = render(run_command, spec.istioctl_path, operator_spec(spec), spec.render_cache_dir)
+    crds, owned = split_rendering(rendered, spec, version)
     shared, owned = split_shared(owned)
     moving = _tag_objects_to_move(cluster, spec, moved_tags(spec, holders))
     adoptable = {identity(obj) for obj in moving}
