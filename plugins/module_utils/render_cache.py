@@ -70,7 +70,7 @@ class RenderCache:
         key = self.key(what, render_input)
         try:
             os.makedirs(self.directory, mode=0o700, exist_ok=True)
-            handle = tempfile.NamedTemporaryFile(
+            handle = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed below, renamed after it is whole
                 "w", dir=self.directory, prefix=f".{key}.", suffix=".tmp", delete=False, encoding="utf-8"
             )
         except OSError:

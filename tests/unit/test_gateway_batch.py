@@ -88,8 +88,8 @@ def test_a_first_run_looks_same_named_objects_up_once_per_kind_and_name():
 def test_a_same_named_object_of_others_sets_its_gateway_aside_and_the_others_converge():
     names = tenants(3)
     fake, cluster = cluster_with(names)
-    hand_made = {"apiVersion": "v1", "kind": "ServiceAccount",
-                 "metadata": {"name": "istio-ingressgateway", "namespace": names[1], "labels": {"made-by": "hand"}}}  # fmt: skip
+    metadata = {"name": "istio-ingressgateway", "namespace": names[1], "labels": {"made-by": "hand"}}
+    hand_made = {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": metadata}
     fake.store[("ServiceAccount", names[1], "istio-ingressgateway")] = hand_made
     with pytest.raises(EntriesFailed) as failed:
         run(cluster, specs_for(names))

@@ -235,4 +235,3 @@ def service_facts(spec: GatewaySpec, live: dict | None, desired: dict) -> dict:
 
 def _engine(cluster: Cluster, spec: GatewaySpec, check_mode: bool) -> Engine:
     return Engine(cluster, Owner(OWNER_KIND, spec.owner_name), check_mode, spec.force_conflicts)
-

@@ -45,7 +45,8 @@ def read_view(cluster: Cluster, specs: list, present: bool = True) -> GatewaysVi
     """One LIST per kind a gateway may own (label-selected by owner), plus, to install, one of revisions, of tags, of
     namespaces and of Services. Removal reads the owned objects only."""
     owners = {spec.owner_name for spec in specs}
-    selector = f"{MANAGED_BY_LABEL}={FIELD_MANAGER},{OWNER_LABEL}" + (f"={next(iter(owners))}" if len(owners) == 1 else "")
+    only = f"={next(iter(owners))}" if len(owners) == 1 else ""
+    selector = f"{MANAGED_BY_LABEL}={FIELD_MANAGER},{OWNER_LABEL}{only}"
     services = read_services(cluster) if present else {}
     owned = {owner: {} for owner in owners}
     for kind in GATEWAY_KINDS:
