@@ -326,7 +326,9 @@ def write_results(results: dict, latest: bool) -> Path:
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="smoke run: dedicated-3x3 once, baseline A sampled")
+    parser.add_argument(
+        "--quick", action="store_true", help=f"{', '.join(QUICK_SCENARIOS)} once, baseline A sampled (minutes)"
+    )
     parser.add_argument("--scenarios", help=f"comma-separated, from {', '.join(s.name for s in SCENARIOS)}")
     parser.add_argument("--repeats", type=int, help="runs per scenario (default: each scenario's own)")
     parser.add_argument(
@@ -340,6 +342,8 @@ def parse_args(argv):
     )
     parser.add_argument("--keep-work", action="store_true", help="keep the scratch directory (logs, vars)")
     options = parser.parse_args(argv)
+    # A whole suite (the default one or --quick's), not scenarios picked by hand: its results become latest.*.
+    options.suite = not options.scenarios
     if options.quick:
         options.scenarios = options.scenarios or ",".join(QUICK_SCENARIOS)
         options.repeats = options.repeats or 1
@@ -380,7 +384,8 @@ def main(argv=None) -> int:
     results["targets"] = report.targets(scenarios)
     results["load_average_at_end"] = facts.load_average()
     results["duration_s"] = round(time.monotonic() - started, 1)
-    written = write_results(results, latest=not options.quick and not options.scenarios)
+    # latest.* is the last run of the default suite or of --quick (its first line names the command).
+    written = write_results(results, latest=options.suite)
     print(report.markdown_summary(results, NOTE))
     progress(f"results: {written}")
     failed = any(s["status"].startswith("failed") for s in scenarios.values())
