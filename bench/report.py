@@ -127,7 +127,8 @@ def _phase(scenario: dict, side: str, phase: str) -> dict | None:
 
 
 def targets(scenarios: dict) -> list:
-    """Issue 8's and issue 16's targets, each with the figures it is judged on and whether it is met (shown, never asserted)."""
+    """Issue 8's and issue 16's targets, each with the figures it is judged on and whether it is met (shown, never
+    asserted)."""
     results = []
     large = scenarios.get("shared-500")
     ours_noop, base_noop = _phase(large, "ours", "noop"), _phase(large, "baseline_a", "noop")
