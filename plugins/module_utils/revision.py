@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 
 from .cluster import Cluster
-from .engine import Engine, Owner, foreign_object_problem, identity
+from .engine import Engine, Owner, foreign_object_problem, identity, rollout_problem
 from .errors import Refusal, refuse
 from .istioctl import istioctl_version, render
 from .kinds import KINDS, kind_of
@@ -217,7 +217,15 @@ def ensure_revision_present(cluster: Cluster, run_command, spec: RevisionSpec, c
     engine.delete_objects([obj for obj in moving if identity(obj) not in desired])
     if spec.wait:
         engine.wait_for_rollout(owned, spec.wait_timeout)
-    return _result(spec, version, report), warnings, report.diff
+    result = {**_result(spec, version, report), "rolled_out": rolled_out(owned, listed, report)}
+    return result, warnings, report.diff
+
+
+def rolled_out(desired: list, listed: dict, report) -> bool:
+    """Every Deployment of the revision was read rolled out and this run did not change it: nothing to wait for."""
+    changed = {(o["kind"], o["namespace"], o["name"]) for o in report.objects}
+    deployments = [identity(m) for m in desired if m["kind"] == "Deployment"]
+    return all(key not in changed and key in listed and rollout_problem(listed[key]) is None for key in deployments)
 
 
 def _tag_objects_to_move(cluster: Cluster, spec: RevisionSpec, tags: list) -> list:

@@ -321,6 +321,13 @@ tags:
   type: list
   elements: str
   sample: [prod]
+rolled_out:
+  description:
+    - True when every Deployment of the revision (istiod) was read available and up to date and this run did not
+      change it, so a rollout wait after the task has nothing to wait for.
+  returned: when state is present
+  type: bool
+  sample: true
 objects:
   description: Every object created, updated, released or deleted, in the order it happened.
   returned: always
