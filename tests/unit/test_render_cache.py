@@ -123,8 +123,8 @@ def test_concurrent_writers_of_one_entry_leave_a_whole_entry(tmp_path):
     cache = RenderCache(str(tmp_path / "cache"), "digest")
     value = [{"kind": "ConfigMap", "metadata": {"name": f"cm-{index}"}} for index in range(2000)]
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
-        stored = list(pool.map(lambda _: cache.store("manifest generate", {"r": 1}, value), range(16)))
-        loaded = list(pool.map(lambda _: cache.load("manifest generate", {"r": 1}), range(16)))
+        stored = list(pool.map(lambda index: cache.store("manifest generate", {"r": 1}, value), range(16)))
+        loaded = list(pool.map(lambda index: cache.load("manifest generate", {"r": 1}), range(16)))
     assert all(stored)
     assert all(entry in (None, value) for entry in loaded) and loaded[-1] == value
     assert [p.name for p in (tmp_path / "cache").iterdir() if p.name.startswith(".")] == []
@@ -139,7 +139,7 @@ def test_the_default_directory_follows_xdg_cache_home(monkeypatch, tmp_path):
 
 def test_without_a_cache_directory_every_run_renders(binary):
     run_command = CountingIstioctl()
-    for _ in range(2):
+    for attempt in range(2):
         for memo in (istioctl._RENDERED, istioctl._VERSIONS, istioctl._DIGESTS):
             memo.clear()
         istioctl.render(run_command, str(binary), {"revision": "a"})

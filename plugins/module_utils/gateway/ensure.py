@@ -88,7 +88,7 @@ def _converge_all(cluster, view, specs, engines, plan, skip, named) -> tuple:
         planned[key] = (revision, manifests(spec, revision, revision_namespace))
         warnings += notes
     wanted = [
-        identity(m) for key, (_, desired) in planned.items() for m in desired
+        identity(m) for key, (revision, desired) in planned.items() for m in desired
         if identity(m) not in view.owned[_spec(specs, key).owner_name]
     ]  # fmt: skip
     others = read_others(cluster, view, wanted)

@@ -78,7 +78,7 @@ def read_others(cluster: Cluster, view: GatewaysView, wanted: list) -> dict:
     from the view."""
     wanted = set(wanted)
     found = {key: view.services[key] for key in wanted if key in view.services}
-    names = sorted({(kind, name) for kind, _, name in wanted if kind != "Service"})
+    names = sorted({(key[0], key[2]) for key in wanted if key[0] != "Service"})
     for kind, name in names:
         for obj in cluster.list_objects(kind, field_selector=f"metadata.name={name}"):
             if identity(obj) in wanted:
@@ -100,7 +100,7 @@ def gateway_problems(spec: GatewaySpec, view: GatewaysView, revision: str, deplo
     """(what stops installing this gateway, check-mode notes): its namespace, nodePorts held by other Services, a
     same-named Deployment of others or a selector Kubernetes cannot change. `deployment` is the live one, or None.
     In check mode the namespace labels the run's plan makes count as there."""
-    revisions, _ = with_planned_revisions(view.revisions, plan.revisions, check_mode)
+    revisions = with_planned_revisions(view.revisions, plan.revisions, check_mode)[0]
     live = view.namespaces.get(spec.namespace)
     namespace, note = with_planned_namespace(live, spec.namespace, plan.namespaces, check_mode)
     problems = namespace_problems(spec, namespace, revision, revisions, view.tags)
