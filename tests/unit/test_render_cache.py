@@ -34,17 +34,21 @@ def binary(tmp_path):
     return path
 
 
-@pytest.fixture(autouse=True)
-def new_process():
-    """Each render call below stands for a new module run: no in-process memo carries over."""
-    yield
+def forget_this_process():
+    """What the next module run, a new process, would not remember."""
     for memo in (istioctl._RENDERED, istioctl._VERSIONS, istioctl._DIGESTS):
         memo.clear()
+
+
+@pytest.fixture(autouse=True)
+def new_process():
+    yield
+    forget_this_process()
 
 
 def render(run_command, binary, cache_dir, spec=None) -> list:
-    for memo in (istioctl._RENDERED, istioctl._VERSIONS, istioctl._DIGESTS):
-        memo.clear()
+    """One module run's version and rendering, in a new process."""
+    forget_this_process()
     version = istioctl.istioctl_version(run_command, str(binary), str(cache_dir))
     assert version == "1.31.0"
     return istioctl.render(run_command, str(binary), spec or {"revision": "a", "values": {}}, str(cache_dir))
@@ -139,8 +143,7 @@ def test_the_default_directory_follows_xdg_cache_home(monkeypatch, tmp_path):
 
 def test_without_a_cache_directory_every_run_renders(binary):
     run_command = CountingIstioctl()
-    for attempt in range(2):
-        for memo in (istioctl._RENDERED, istioctl._VERSIONS, istioctl._DIGESTS):
-            memo.clear()
-        istioctl.render(run_command, str(binary), {"revision": "a"})
+    istioctl.render(run_command, str(binary), {"revision": "a"})
+    forget_this_process()
+    istioctl.render(run_command, str(binary), {"revision": "a"})
     assert run_command.runs == ["manifest", "manifest"]
