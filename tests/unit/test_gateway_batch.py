@@ -150,3 +150,18 @@ def test_removal_deletes_each_gateways_objects_and_nothing_else():
     assert {o["namespace"] for o in result["objects"]} == set(names[:2])
     assert {o["action"] for o in result["objects"]} == {"deleted"}
     assert [key for key in fake.store if key[0] == "Deployment"] == [("Deployment", names[2], "istio-ingressgateway")]
+
+
+def test_a_gateway_in_the_way_while_the_others_need_nothing_fails_alone_with_nothing_written():
+    names = tenants(2)
+    fake, cluster = cluster_with(names)
+    run(cluster, specs_for(names[:1]))
+    metadata = {"name": "istio-ingressgateway", "namespace": names[1], "labels": {"made-by": "hand"}}
+    fake.store[("ServiceAccount", names[1], "istio-ingressgateway")] = {
+        "apiVersion": "v1", "kind": "ServiceAccount", "metadata": metadata
+    }  # fmt: skip
+    fake.calls.clear()
+    with pytest.raises(Rehearsal) as failed:
+        run(cluster, specs_for(names))
+    assert list(failed.value.result["failed_gateways"]) == [f"{names[1]}/istio-ingressgateway"]
+    assert fake.writes() == []
