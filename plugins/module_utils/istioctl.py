@@ -17,7 +17,7 @@ except ImportError:  # PyYAML comes with ansible-core; the import sanity test ru
     yaml = None
 
 from .errors import Refusal
-from .render_cache import RenderCache, file_digest
+from .render_cache import RenderCache, binary_digest
 
 # A module first rehearses its whole plan as a dry run, then runs it: both passes render the same input.
 _RENDERED: dict = {}
@@ -47,7 +47,7 @@ def _cached(cache_dir: str | None, istioctl: str, what: str, render_input, produ
     """`produce()`, or what the render cache in `cache_dir` holds for this binary, `what` and `render_input`."""
     if cache_dir is None:
         return produce()
-    cache = RenderCache(cache_dir, _binary_digest(_executable(istioctl)))
+    cache = RenderCache(cache_dir, _binary_digest(_executable(istioctl), cache_dir))
     value = cache.load(what, render_input)
     if value is None:
         value = produce()
@@ -55,9 +55,9 @@ def _cached(cache_dir: str | None, istioctl: str, what: str, render_input, produ
     return value
 
 
-def _binary_digest(path: str) -> str:
+def _binary_digest(path: str, cache_dir: str) -> str:
     if path not in _DIGESTS:
-        _DIGESTS[path] = file_digest(path)
+        _DIGESTS[path] = binary_digest(path, cache_dir)
     return _DIGESTS[path]
 
 

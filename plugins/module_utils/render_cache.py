@@ -4,11 +4,11 @@
 what changed: `istioctl manifest generate` takes about a second per revision, reading a cached rendering a few
 milliseconds.
 
-An entry is keyed by the sha256 of the istioctl binary's content and of the whole render input (the IstioOperator
-spec: profile, revision, values, meshConfig), so another binary or any other input is a miss. Entries are written
-atomically (a temporary file in the same directory, then a rename), so concurrent runs never read half an entry;
-an entry that cannot be read or does not hold what its key says is a miss and is written again. A rendering that
-holds a Secret or a private key is never stored. The directory is created readable by its owner only."""
+An entry is keyed by the sha256 of the istioctl binary's content (binary_digest) and of the whole render input
+(the IstioOperator spec: profile, revision, values, meshConfig), so another binary or any other input is a miss.
+Entries are written atomically (a temporary file in the same directory, then a rename), so concurrent runs never
+read half an entry; an entry that cannot be read or does not hold what its key says is a miss and is written again.
+A rendering that holds a Secret or a private key is never stored. The directory is readable by its owner only."""
 
 from __future__ import annotations
 
@@ -29,6 +29,21 @@ def default_directory() -> str:
     """$XDG_CACHE_HOME/meshops-istio/render, else ~/.cache/meshops-istio/render."""
     root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return os.path.join(root, "meshops-istio", "render")
+
+
+def binary_digest(path: str, directory: str) -> str:
+    """The sha256 of a binary's content. Hashing 100 MB of istioctl takes most of a second, so the digest is kept
+    in the cache `directory` too, under the file's path and stat (device, inode, size, mtime and ctime: any write
+    to the file or replacement of it changes them): computed once per version of the file."""
+    path = os.path.realpath(path)
+    stat = os.stat(path)
+    version = [path, stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns]
+    digests = RenderCache(directory, "")
+    digest = digests.load("binary digest", version)
+    if digest is None:
+        digest = file_digest(path)
+        digests.store("binary digest", version, digest)
+    return digest
 
 
 def file_digest(path: str) -> str:

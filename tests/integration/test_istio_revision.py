@@ -160,7 +160,7 @@ def test_the_render_cache_renders_once_per_input_and_binary_and_drift_is_still_r
     args = revision_args(binaries, 1, istioctl_path=str(wrapper), render_cache_dir=str(cache))
     assert run(args)["changed"] is False  # rendered by this binary for the first time: the same objects
     assert log.read_text().splitlines() == ["version --remote=false", "manifest generate"]
-    assert len(list(cache.glob("*.json"))) == 2
+    assert len(list(cache.glob("*.json"))) == 3  # the binary's digest, its version, the rendering
 
     log.write_text("")
     before = api_request_counts(cluster.kubeconfig)

@@ -7,7 +7,7 @@ import os
 import stat
 
 import pytest
-from ansible_collections.meshops.istio.plugins.module_utils import istioctl
+from ansible_collections.meshops.istio.plugins.module_utils import istioctl, render_cache
 from ansible_collections.meshops.istio.plugins.module_utils.render_cache import RenderCache, default_directory
 
 RENDERED = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: istio-x, namespace: x}\ndata: {mesh: 'a: 1'}\n"
@@ -83,13 +83,25 @@ def test_a_damaged_entry_is_a_miss_and_is_written_again(binary, tmp_path):
     cache_dir = tmp_path / "cache"
     render(run_command, binary, cache_dir)
     entries = sorted(cache_dir.glob("*.json"))
-    assert len(entries) == 2  # the version and the rendering
+    assert len(entries) == 3  # the binary's digest, its version and the rendering
     for entry in entries:
         entry.write_text(entry.read_text()[:20])
     again = render(run_command, binary, cache_dir)
     assert run_command.runs == ["version", "manifest"] * 2
     assert again[0]["kind"] == "ConfigMap"
     assert all(json.loads(entry.read_text())["value"] for entry in entries)
+
+
+def test_the_binary_is_hashed_once_per_version_of_the_file(binary, tmp_path, monkeypatch):
+    hashed = []
+    real = render_cache.file_digest
+    monkeypatch.setattr(render_cache, "file_digest", lambda path: hashed.append(path) or real(path))
+    render(CountingIstioctl(), binary, tmp_path / "cache")
+    render(CountingIstioctl(), binary, tmp_path / "cache")
+    assert hashed == [str(binary)]
+    binary.write_bytes(b"istioctl build 2")
+    render(CountingIstioctl(), binary, tmp_path / "cache")
+    assert hashed == [str(binary)] * 2
 
 
 def test_an_entry_under_another_key_is_a_miss(binary, tmp_path):
@@ -113,14 +125,14 @@ def test_a_rendering_with_a_secret_is_never_stored(binary, tmp_path, rendered):
     render(run_command, binary, tmp_path / "cache")
     render(run_command, binary, tmp_path / "cache")
     assert run_command.runs.count("manifest") == 2
-    stored = [json.loads(entry.read_text())["value"] for entry in (tmp_path / "cache").glob("*.json")]
-    assert stored == ["1.31.0"]
+    stored = {json.loads(entry.read_text())["value"] for entry in (tmp_path / "cache").glob("*.json")}
+    assert stored == {"1.31.0", render_cache.file_digest(str(binary))}  # the version and the binary's digest
 
 
 def test_the_directory_is_private_and_no_temporary_file_stays(binary, tmp_path):
     render(CountingIstioctl(), binary, tmp_path / "cache")
     assert stat.S_IMODE(os.stat(tmp_path / "cache").st_mode) == 0o700
-    assert sorted(p.suffix for p in (tmp_path / "cache").iterdir()) == [".json", ".json"]
+    assert sorted(p.suffix for p in (tmp_path / "cache").iterdir()) == [".json"] * 3
 
 
 def test_concurrent_writers_of_one_entry_leave_a_whole_entry(tmp_path):
