@@ -207,8 +207,9 @@ options:
         istioctl. Rendering takes about a second per revision.
       - An entry is keyed by the sha256 of the istioctl binary's content and of the whole render input. That input
         is the IstioOperator spec, with profile, revision, values and meshConfig. Another binary or any changed
-        input renders again. Entries are written atomically (a temporary file renamed into place), so concurrent
-        runs are safe, and an unreadable entry is rendered again.
+        input renders again. The binary is hashed once per version of the file, and its digest is kept under its
+        path, inode, size, mtime and ctime. Entries are written atomically (a temporary file renamed into place), so
+        concurrent runs are safe, and an unreadable entry is rendered again.
       - The cluster is read and compared as without the cache, so drift on any object the revision owns is still
         found and repaired.
       - A rendering that holds a Secret or a private key is never stored. Set V(false) to render every time.
