@@ -422,6 +422,7 @@ objects:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+from ansible.module_utils.common.validation import check_required_arguments, check_required_if
 from ansible.module_utils.errors import UnsupportedError
 from ansible_collections.meshops.istio.plugins.module_utils.errors import Refusal
 from ansible_collections.meshops.istio.plugins.module_utils.gateway.ensure import (
@@ -522,12 +523,13 @@ def main():
 
 def one_gateway(module) -> dict:
     """The module's own options, checked as one gateway: name and namespace required, revision to install."""
-    checked = ArgumentSpecValidator(ARGUMENT_SPEC, required_if=REQUIRED_IF).validate(
-        {key: value for key, value in module.params.items() if key in ARGUMENT_SPEC and value is not None}
-    )
-    if checked.errors:
-        module.fail_json(msg="; ".join(checked.error_messages))
-    return {**module.params, **checked.validated_parameters}
+    given = {key: value for key, value in module.params.items() if value is not None}
+    try:
+        check_required_arguments({key: GATEWAY_SPEC[key] for key in ("name", "namespace")}, given)
+        check_required_if(REQUIRED_IF, given)
+    except TypeError as error:
+        module.fail_json(msg=str(error))
+    return module.params
 
 
 def gateway_entries(module) -> list:

@@ -172,7 +172,7 @@ def test_the_render_cache_renders_once_per_input_and_binary_and_drift_is_still_r
     # Drift on owned objects is found from the cluster, not from the cache: both are repaired on a cache hit.
     core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
     injector = "istio-sidecar-injector-usergroup-1"
-    kept = written(core.read_namespaced_config_map(injector, "usergroup-1"))
+    kept = core.read_namespaced_config_map(injector, "usergroup-1").data
     core.delete_namespaced_config_map(injector, "usergroup-1")
     apps.patch_namespaced_deployment(
         "istiod-usergroup-1", "usergroup-1", {"metadata": {"labels": {"operator.istio.io/managed": "by-hand"}}},
@@ -183,7 +183,7 @@ def test_the_render_cache_renders_once_per_input_and_binary_and_drift_is_still_r
     assert {(o["kind"], o["name"], o["action"]) for o in repaired["objects"]} == {
         ("ConfigMap", injector, "created"), ("Deployment", "istiod-usergroup-1", "updated"),
     }  # fmt: skip
-    assert written(core.read_namespaced_config_map(injector, "usergroup-1")) == kept
+    assert core.read_namespaced_config_map(injector, "usergroup-1").data == kept
     labels = apps.read_namespaced_deployment("istiod-usergroup-1", "usergroup-1").metadata.labels
     assert labels["operator.istio.io/managed"] == "Reconcile"
     assert log.read_text() == ""
