@@ -182,6 +182,9 @@ def single_cluster_scenario(bench: Bench, scenario) -> dict:
         for repeat in range(1, repeats + 1):
             progress(f"[{scenario.name}] repeat {repeat}/{repeats}")
             objects = ours_on_fresh_cluster(bench, scenario, repeat, runs["ours"])
+            if bench.options.ours_only:
+                sizes = {"objects": len(objects), "applied": len(objects)}
+                continue
             sizes = baseline_a(bench, scenario, repeat, objects, runs["baseline_a"])
             if scenario.control_plane or bench.options.full:
                 control_planes(bench, scenario, repeat, runs["ours"], runs["baseline_b"])
@@ -339,6 +342,9 @@ def parse_args(argv):
     )
     parser.add_argument(
         "--full", action="store_true", help="every phase in every scenario, baseline A on all objects (hours)"
+    )
+    parser.add_argument(
+        "--ours-only", action="store_true", help="no baselines: our converge, no-op and change runs only (minutes)"
     )
     parser.add_argument("--keep-work", action="store_true", help="keep the scratch directory (logs, vars)")
     options = parser.parse_args(argv)
