@@ -372,7 +372,12 @@ def main(argv=None) -> int:
     results = {
         "started": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "command": ["python", "-m", "bench", *(argv if argv is not None else sys.argv[1:])],
-        "options": {"repeats": options.repeats, "baseline_a_limit": options.baseline_a_limit, "full": options.full},
+        "options": {
+            "repeats": options.repeats,
+            "baseline_a_limit": options.baseline_a_limit,
+            "full": options.full,
+            "ours_only": options.ours_only,
+        },
         **facts.collect(bench.istioctl),
         "load_average_at_start": facts.load_average(),
         "note": NOTE,
