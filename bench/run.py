@@ -182,6 +182,9 @@ def single_cluster_scenario(bench: Bench, scenario) -> dict:
         for repeat in range(1, repeats + 1):
             progress(f"[{scenario.name}] repeat {repeat}/{repeats}")
             objects = ours_on_fresh_cluster(bench, scenario, repeat, runs["ours"])
+            if bench.options.ours_only:
+                sizes = {"objects": len(objects), "applied": len(objects)}
+                continue
             sizes = baseline_a(bench, scenario, repeat, objects, runs["baseline_a"])
             if scenario.control_plane or bench.options.full:
                 control_planes(bench, scenario, repeat, runs["ours"], runs["baseline_b"])
@@ -326,7 +329,9 @@ def write_results(results: dict, latest: bool) -> Path:
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="smoke run: dedicated-3x3 once, baseline A sampled")
+    parser.add_argument(
+        "--quick", action="store_true", help=f"{', '.join(QUICK_SCENARIOS)} once, baseline A sampled (minutes)"
+    )
     parser.add_argument("--scenarios", help=f"comma-separated, from {', '.join(s.name for s in SCENARIOS)}")
     parser.add_argument("--repeats", type=int, help="runs per scenario (default: each scenario's own)")
     parser.add_argument(
@@ -338,8 +343,13 @@ def parse_args(argv):
     parser.add_argument(
         "--full", action="store_true", help="every phase in every scenario, baseline A on all objects (hours)"
     )
+    parser.add_argument(
+        "--ours-only", action="store_true", help="no baselines: our converge, no-op and change runs only (minutes)"
+    )
     parser.add_argument("--keep-work", action="store_true", help="keep the scratch directory (logs, vars)")
     options = parser.parse_args(argv)
+    # A whole suite (the default one or --quick's), not scenarios picked by hand: its results become latest.*.
+    options.suite = not options.scenarios
     if options.quick:
         options.scenarios = options.scenarios or ",".join(QUICK_SCENARIOS)
         options.repeats = options.repeats or 1
@@ -362,7 +372,12 @@ def main(argv=None) -> int:
     results = {
         "started": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "command": ["python", "-m", "bench", *(argv if argv is not None else sys.argv[1:])],
-        "options": {"repeats": options.repeats, "baseline_a_limit": options.baseline_a_limit, "full": options.full},
+        "options": {
+            "repeats": options.repeats,
+            "baseline_a_limit": options.baseline_a_limit,
+            "full": options.full,
+            "ours_only": options.ours_only,
+        },
         **facts.collect(bench.istioctl),
         "load_average_at_start": facts.load_average(),
         "note": NOTE,
@@ -380,7 +395,8 @@ def main(argv=None) -> int:
     results["targets"] = report.targets(scenarios)
     results["load_average_at_end"] = facts.load_average()
     results["duration_s"] = round(time.monotonic() - started, 1)
-    written = write_results(results, latest=not options.quick and not options.scenarios)
+    # latest.* is the last run of the default suite or of --quick (its first line names the command).
+    written = write_results(results, latest=options.suite)
     print(report.markdown_summary(results, NOTE))
     progress(f"results: {written}")
     failed = any(s["status"].startswith("failed") for s in scenarios.values())

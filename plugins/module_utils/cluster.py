@@ -97,11 +97,18 @@ class Cluster:
             message = api_message(error, "get", KINDS[kind_name], namespace)
             raise EngineError(f"Cannot read {kind_name} {name}{self.where}: {message}") from error
 
-    def list_objects(self, kind_name: str, label_selector: str | None = None, namespace: str | None = None) -> list:
+    def list_objects(
+        self,
+        kind_name: str,
+        label_selector: str | None = None,
+        namespace: str | None = None,
+        field_selector: str | None = None,
+    ) -> list:
         kind = KINDS[kind_name]
+        by_field = {"field_selector": field_selector} if field_selector else {}
         try:
             with self.reaching():
-                result = self.client.get(resource(kind), namespace=namespace, label_selector=label_selector)
+                result = self.client.get(resource(kind), namespace=namespace, label_selector=label_selector, **by_field)
         except NotFoundError:
             # The API server does not serve the kind (its CRD is not installed, e.g. on a new cluster whose
             # control plane a check-mode run only dry-ran): there is no object of it.

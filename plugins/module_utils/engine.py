@@ -184,7 +184,13 @@ class Engine:
     # What modules call
 
     def ensure_present(
-        self, manifests: list, prunable_kinds=(), owned: dict | None = None, keep_live=None, adoptable=()
+        self,
+        manifests: list,
+        prunable_kinds=(),
+        owned: dict | None = None,
+        keep_live=None,
+        adoptable=(),
+        others: dict | None = None,
     ) -> Report:
         """Converge this owner's objects to `manifests`; delete its objects of `prunable_kinds` (and of the
         desired kinds) that are no longer desired. Nothing without this owner's labels is ever deleted.
@@ -193,15 +199,14 @@ class Engine:
         `keep_live(desired, live)` returns `desired` with the fields a controller manages after creation copied
         from `live`, so that a re-run neither reverts them nor conflicts with that controller.
         Refuses before its first write when a desired object exists without this owner's labels (ownership_problems);
-        `adoptable` holds identities the caller lets this owner take over (e.g. a tag it was told to move)."""
+        `adoptable` holds identities the caller lets this owner take over (e.g. a tag it was told to move).
+        `others` ({identity: object}), when given with `owned`, holds what the caller read of the desired objects
+        this owner does not own: a desired object in neither does not exist, and nothing is read one by one."""
         desired = [with_hash(with_labels(m, self.owner.labels)) for m in apply_order(manifests)]
         if owned is None:
             owned = self.list_owned({kind_of(m) for m in desired} | {KINDS[k] for k in prunable_kinds})
         owned = dict(owned)
-        lives = [
-            owned.pop(identity(m)) if identity(m) in owned else self.cluster.get(*_get_args(identity(m)))
-            for m in desired
-        ]
+        lives = [owned.pop(identity(m)) if identity(m) in owned else self._read(identity(m), others) for m in desired]
         refuse(self.ownership_problems(lives, adoptable), ForeignObjects)
         for manifest, live in zip(desired, lives, strict=True):
             if keep_live is not None and live is not None:
@@ -210,6 +215,9 @@ class Engine:
             self._converge(manifest, live, True if live is not None and self.owns(live) else None)
         self._delete_all(owned.values())
         return self.report
+
+    def _read(self, key: tuple, others: dict | None) -> dict | None:
+        return others.get(key) if others is not None else self.cluster.get(*_get_args(key))
 
     def ownership_problems(self, lives, adoptable=()) -> list:
         """Why the objects read as `lives` (None where missing) are not this owner's to write: each exists without

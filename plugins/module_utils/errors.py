@@ -27,6 +27,15 @@ class FieldConflict(EngineError):
     """Server-side apply found fields another field manager owns on an object this run does not own."""
 
 
+class EntriesFailed(EngineError):
+    """Some entries of a many-entry run failed (the others converged); `result` holds what the module returns next
+    to the message, e.g. each failed entry's sentence, for a playbook to tell whom it concerns."""
+
+    def __init__(self, message: str, result: dict):
+        super().__init__(message)
+        self.result = result
+
+
 class UnknownKindError(EngineError):
     """A manifest of a kind the collection has no API path for (kinds.KINDS)."""
 

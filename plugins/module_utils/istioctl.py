@@ -17,25 +17,52 @@ except ImportError:  # PyYAML comes with ansible-core; the import sanity test ru
     yaml = None
 
 from .errors import Refusal
+from .render_cache import RenderCache, binary_digest
 
 # A module first rehearses its whole plan as a dry run, then runs it: both passes render the same input.
 _RENDERED: dict = {}
 _VERSIONS: dict = {}
+_DIGESTS: dict = {}
 
 
-def istioctl_version(run_command, istioctl: str) -> str:
-    """The Istio version an istioctl binary renders, e.g. 1.31.1. `run_command` is AnsibleModule.run_command."""
+def istioctl_version(run_command, istioctl: str, cache_dir: str | None = None) -> str:
+    """The Istio version an istioctl binary renders, e.g. 1.31.1. `run_command` is AnsibleModule.run_command.
+    With `cache_dir`, kept in the render cache under the binary's digest (render_cache.py)."""
     if istioctl not in _VERSIONS:
-        _VERSIONS[istioctl] = _run_version(run_command, istioctl)
+        _VERSIONS[istioctl] = _cached(cache_dir, istioctl, "version", None, lambda: _run_version(run_command, istioctl))
     return _VERSIONS[istioctl]
 
 
-def _run_version(run_command, istioctl: str) -> str:
-    if shutil.which(istioctl) is None:
+def _executable(istioctl: str) -> str:
+    found = shutil.which(istioctl)
+    if found is None:
         raise Refusal(
             f"istioctl_path {istioctl!r} cannot be run: no executable file there or on PATH; "
             "point istioctl_path at an istioctl binary for the Istio version to install."
         )
+    return found
+
+
+def _cached(cache_dir: str | None, istioctl: str, what: str, render_input, produce):
+    """`produce()`, or what the render cache in `cache_dir` holds for this binary, `what` and `render_input`."""
+    if cache_dir is None:
+        return produce()
+    cache = RenderCache(cache_dir, _binary_digest(_executable(istioctl), cache_dir))
+    value = cache.load(what, render_input)
+    if value is None:
+        value = produce()
+        cache.store(what, render_input, value)
+    return value
+
+
+def _binary_digest(path: str, cache_dir: str) -> str:
+    if path not in _DIGESTS:
+        _DIGESTS[path] = binary_digest(path, cache_dir)
+    return _DIGESTS[path]
+
+
+def _run_version(run_command, istioctl: str) -> str:
+    _executable(istioctl)
     rc, out, err = run_command([istioctl, "version", "--remote=false", "--short"])
     if rc != 0:
         raise Refusal(
@@ -45,12 +72,16 @@ def _run_version(run_command, istioctl: str) -> str:
     return out.strip().splitlines()[-1].removeprefix("client version:").strip()
 
 
-def render(run_command, istioctl: str, operator_spec: dict) -> list:
+def render(run_command, istioctl: str, operator_spec: dict, cache_dir: str | None = None) -> list:
     """The manifests `istioctl manifest generate` renders for an IstioOperator spec, offline (once per input in a
-    module run; callers get their own copies)."""
+    module run; callers get their own copies). With `cache_dir`, once per input and binary on this host
+    (render_cache.py)."""
     key = (istioctl, json.dumps(operator_spec, sort_keys=True))
     if key not in _RENDERED:
-        _RENDERED[key] = _generate(run_command, istioctl, operator_spec)
+        _RENDERED[key] = _cached(
+            cache_dir, istioctl, "manifest generate", operator_spec,
+            lambda: _generate(run_command, istioctl, operator_spec),
+        )  # fmt: skip
     return copy.deepcopy(_RENDERED[key])
 
 

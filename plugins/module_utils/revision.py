@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 
 from .cluster import Cluster
-from .engine import Engine, Owner, foreign_object_problem, identity
+from .engine import Engine, Owner, foreign_object_problem, identity, rollout_problem
 from .errors import Refusal, refuse
 from .istioctl import istioctl_version, render
 from .kinds import KINDS, kind_of
@@ -173,7 +173,7 @@ def ensure_revision_present(cluster: Cluster, run_command, spec: RevisionSpec, c
     """Install or converge one revision. Returns (result, warnings, diff); raises a MeshopsError."""
     validate(spec)
     engine = _engine(cluster, spec, check_mode)
-    version = istioctl_version(run_command, spec.istioctl_path)
+    version = istioctl_version(run_command, spec.istioctl_path, spec.render_cache_dir)
     if spec.istio_version and spec.istio_version.removeprefix("v") != version:
         raise Refusal(
             f"istio_version {spec.istio_version} is not what istioctl_path {spec.istioctl_path} renders "
@@ -190,7 +190,8 @@ def ensure_revision_present(cluster: Cluster, run_command, spec: RevisionSpec, c
         problems = [p for p in problems if not p.startswith(f"canary_of {spec.canary_of} is not an installed")]
     refuse(problems)
 
-    crds, owned = split_rendering(render(run_command, spec.istioctl_path, operator_spec(spec)), spec, version)
+    rendered = render(run_command, spec.istioctl_path, operator_spec(spec), spec.render_cache_dir)
+    crds, owned = split_rendering(rendered, spec, version)
     shared, owned = split_shared(owned)
     moving = _tag_objects_to_move(cluster, spec, moved_tags(spec, holders))
     adoptable = {identity(obj) for obj in moving}
@@ -216,7 +217,15 @@ def ensure_revision_present(cluster: Cluster, run_command, spec: RevisionSpec, c
     engine.delete_objects([obj for obj in moving if identity(obj) not in desired])
     if spec.wait:
         engine.wait_for_rollout(owned, spec.wait_timeout)
-    return _result(spec, version, report), warnings, report.diff
+    result = {**_result(spec, version, report), "rolled_out": rolled_out(owned, listed, report)}
+    return result, warnings, report.diff
+
+
+def rolled_out(desired: list, listed: dict, report) -> bool:
+    """Every Deployment of the revision was read rolled out and this run did not change it: nothing to wait for."""
+    changed = {(o["kind"], o["namespace"], o["name"]) for o in report.objects}
+    deployments = [identity(m) for m in desired if m["kind"] == "Deployment"]
+    return all(key not in changed and key in listed and rollout_problem(listed[key]) is None for key in deployments)
 
 
 def _tag_objects_to_move(cluster: Cluster, spec: RevisionSpec, tags: list) -> list:

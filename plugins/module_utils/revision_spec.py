@@ -10,6 +10,7 @@ from dataclasses import dataclass, fields
 
 from .errors import refuse
 from .names import dns_label_errors, is_label_value
+from .render_cache import default_directory
 from .selectors import selector_errors
 from .values import cluster_name_errors, label_errors, plain_string_errors
 from .vocabulary import MAX_REVISION_LENGTH, MAX_TAG_LENGTH, NETWORK_LABEL
@@ -49,6 +50,8 @@ class RevisionSpec:
     wait_timeout: int
     force: bool
     force_conflicts: bool
+    # Where renderings are cached on this host (render_cache.py), None for no cache.
+    render_cache_dir: str | None = None
 
     @classmethod
     def from_params(cls, params: dict) -> RevisionSpec:
@@ -61,6 +64,9 @@ class RevisionSpec:
             "revision_tags": revision_tags,
             "tags": (("default",) if params["default_revision"] else ()) + revision_tags,
             "control_plane_clusters": tuple(params["control_plane_clusters"] or ()),
+            "render_cache_dir": (params.get("render_cache_dir") or default_directory())
+            if params.get("render_cache")
+            else None,
         }
         # Every other field is the parameter of the same name, as the argument spec left it.
         return cls(**{f.name: params[f.name] for f in fields(cls) if f.name not in resolved}, **resolved)

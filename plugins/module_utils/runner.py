@@ -41,9 +41,11 @@ def run_module(module, action, needs_cluster: bool = True, others=()):
     try:
         result, warnings, diff = rehearse_then_run(action, cluster, clusters, module.check_mode, _locking(module))
     except Rehearsal as failed:
-        module.fail_json(msg=f"{failed} (Found by a dry run of the whole plan: nothing was written.)", changed=False)
+        module.fail_json(
+            msg=f"{failed} (Found by a dry run of the whole plan: nothing was written.)", changed=False, **failed.result
+        )
     except MeshopsError as error:
-        module.fail_json(msg=str(error), **written_before_failure(cluster, others))
+        module.fail_json(msg=str(error), **written_before_failure(cluster, others), **getattr(error, "result", {}))
     for warning in warnings:
         module.warn(warning)
     if module._diff:
@@ -56,6 +58,7 @@ class Rehearsal(Exception):
 
     def __init__(self, error: MeshopsError):
         super().__init__(str(error).rstrip("."))
+        self.result = getattr(error, "result", {})
 
 
 def rehearse_then_run(action, cluster, clusters: list, check_mode: bool, locked=None) -> tuple:

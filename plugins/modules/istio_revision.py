@@ -200,6 +200,27 @@ options:
       - With O(state=absent), remove the revision even while namespaces still carry C(istio.io/rev=<name>).
     type: bool
     default: false
+  render_cache:
+    description:
+      - Keep what C(istioctl manifest generate) renders, and the version istioctl reports, in O(render_cache_dir)
+        on the host that runs the module (the controller), so that a re-run with the same input does not start
+        istioctl. Rendering takes about a second per revision.
+      - An entry is keyed by the sha256 of the istioctl binary's content and of the whole render input. That input
+        is the IstioOperator spec, with profile, revision, values and meshConfig. Another binary or any changed
+        input renders again. The binary is hashed once per version of the file, and its digest is kept under its
+        path, inode, size, mtime and ctime. Entries are written atomically (a temporary file renamed into place), so
+        concurrent runs are safe, and an unreadable entry is rendered again.
+      - The cluster is read and compared as without the cache, so drift on any object the revision owns is still
+        found and repaired.
+      - A rendering that holds a Secret or a private key is never stored. Set V(false) to render every time.
+    type: bool
+    default: true
+  render_cache_dir:
+    description:
+      - The directory of the render cache, created readable by its owner only.
+      - Defaults to C($XDG_CACHE_HOME/meshops-istio/render), or C(~/.cache/meshops-istio/render) without
+        C(XDG_CACHE_HOME).
+    type: path
 notes:
   - Needs the C(kubernetes) Python library and an istioctl binary of the Istio version to install.
 seealso:
@@ -301,6 +322,13 @@ tags:
   type: list
   elements: str
   sample: [prod]
+rolled_out:
+  description:
+    - True when every Deployment of the revision (istiod) was read available and up to date and this run did not
+      change it, so a rollout wait after the task has nothing to wait for.
+  returned: when state is present
+  type: bool
+  sample: true
 objects:
   description: Every object created, updated, released or deleted, in the order it happened.
   returned: always
@@ -341,6 +369,8 @@ ARGUMENT_SPEC = dict(
     wait=dict(type="bool", default=True),
     wait_timeout=dict(type="int", default=300),
     force=dict(type="bool", default=False),
+    render_cache=dict(type="bool", default=True),
+    render_cache_dir=dict(type="path"),
 )
 
 

@@ -352,3 +352,135 @@ def hand_made_readers(api, name) -> dict:
         "Role": lambda: rbac.read_namespaced_role(name, "bar"),
         "RoleBinding": lambda: rbac.read_namespaced_role_binding(name, "bar"),
     }
+
+
+# The batch form: option `gateways`, every tenant's gateway in one module run.
+BATCH = ("batch-1", "batch-2", "batch-3", "batch-4")
+BATCH_KINDS = {"serviceaccounts", "roles", "rolebindings", "services", "deployments", "horizontalpodautoscalers",
+               "poddisruptionbudgets", "gateways", "virtualservices", "namespaces", "configmaps",
+               "mutatingwebhookconfigurations"}  # fmt: skip
+
+
+def batch_entry(namespace, node_port):
+    return {
+        "name": INGRESS,
+        "namespace": namespace,
+        "revision": "shared",
+        "autoscale": {"min_replicas": 2},
+        "pdb": {"min_available": 1},
+        "service": {"type": "NodePort", "ports": [
+            {"name": "http2", "port": 80, "target_port": 8080, "node_port": node_port}]},
+    }  # fmt: skip
+
+
+def batch_args(namespaces, **overrides):
+    entries = [batch_entry(namespace, 31000 + BATCH.index(namespace)) for namespace in namespaces]
+    return {"gateways": entries, "wait": False, **overrides}
+
+
+def reads_of_gateway_kinds(before: dict, after: dict) -> dict:
+    """GETs and LISTs of what a gateway run reads, between two api_request_counts() snapshots."""
+    return {
+        key: int(count - before.get(key, 0))
+        for key, count in after.items()
+        if key[0] in ("GET", "LIST") and key[1] in BATCH_KINDS and not key[2] and count > before.get(key, 0)
+    }
+
+
+@pytest.fixture(scope="module")
+def batch_namespaces(api):
+    core = client.CoreV1Api(api)
+    for name in (*BATCH, "batch-in-the-way"):
+        core.create_namespace({"metadata": {"name": name, "labels": {**DISCOVERY, "istio.io/rev": "shared"}}})
+        wait_for_namespace_defaults(api, name)
+    return BATCH
+
+
+def test_batch_check_mode_plans_every_gateway_and_stores_nothing(run, api, cluster, batch_namespaces):
+    stored, dry = (api_request_counts(cluster.kubeconfig, dry_run) for dry_run in (False, True))
+    result = run(batch_args(BATCH[:2]), check=True, diff=True)
+    assert result["changed"] is True, result.get("msg")
+    planned = {(o["kind"], o["namespace"], o["name"]) for o in result["objects"]}
+    assert planned == expected_objects("batch-1") | expected_objects("batch-2")
+    assert [g["namespace"] for g in result["gateways"]] == ["batch-1", "batch-2"]
+    assert writes(stored, api_request_counts(cluster.kubeconfig)) == {}
+    assert writes(dry, api_request_counts(cluster.kubeconfig, dry_run=True)).get(("APPLY", "deployments", "")) == 2
+    assert not owned(api, f"batch-1.{INGRESS}")
+
+
+def test_batch_converges_every_gateway_in_one_run(run, api, batch_namespaces):
+    result = run(batch_args(BATCH[:2]), diff=True)
+    assert result["changed"] is True, result.get("msg")
+    for index, namespace in enumerate(BATCH[:2]):
+        assert set(owned(api, f"{namespace}.{INGRESS}")) == expected_objects(namespace)
+        summary = result["gateways"][index]
+        assert (summary["namespace"], summary["revision"]) == (namespace, "shared")
+        assert summary["address"] == f"{INGRESS}.{namespace}.svc.cluster.local"
+        assert summary["service"]["cluster_ip"]
+        assert [p["node_port"] for p in summary["service"]["ports"]] == [31000 + index]
+    actions = {(o["namespace"], o["action"]) for o in result["objects"]}
+    assert actions == {("batch-1", "created"), ("batch-2", "created")}
+
+
+def test_batch_no_op_sends_no_write_and_reads_as_much_for_four_gateways_as_for_two(run, cluster, batch_namespaces):
+    assert run(batch_args(BATCH))["changed"] is True  # batch-3 and batch-4 join
+    reads = {}
+    for size in (2, 4):
+        before = api_request_counts(cluster.kubeconfig)
+        result = run(batch_args(BATCH[:size]))
+        after = api_request_counts(cluster.kubeconfig)
+        assert (result["changed"], result["objects"]) == (False, []), result
+        assert writes(before, after) == {}
+        reads[size] = reads_of_gateway_kinds(before, after)
+    assert reads[2] == reads[4], reads
+    assert sum(reads[4].values()) <= 15, reads[4]
+    assert not any(key[0] == "GET" for key in reads[4]), reads[4]
+
+
+def test_batch_one_bad_entry_writes_nothing(run, api, cluster, batch_namespaces):
+    args = batch_args(BATCH)
+    args["gateways"][2]["name"] = "Bad_Name"
+    args["gateways"][3]["pdb"] = {"min_available": 5}
+    before = api_request_counts(cluster.kubeconfig)
+    result = run(args)
+    assert result.get("failed") is True
+    assert "gateways[2]: name 'Bad_Name' must be" in result["msg"]
+    assert "gateways[3]: pdb.min_available 5 is not below" in result["msg"]
+    assert writes(before, api_request_counts(cluster.kubeconfig)) == {}
+
+
+def test_batch_a_gateway_in_the_way_is_set_aside_and_the_others_converge(run, api, cluster, batch_namespaces):
+    core = client.CoreV1Api(api)
+    hand = {"metadata": {"name": INGRESS, "labels": {"made-by": "hand"}}}
+    core.create_namespaced_service_account("batch-in-the-way", hand)
+    made = written(core.read_namespaced_service_account(INGRESS, "batch-in-the-way"))
+    apps = client.AppsV1Api(api)
+    # Drift on a converged gateway: a label of its Deployment changed by someone else.
+    apps.patch_namespaced_deployment(INGRESS, "batch-2", {"metadata": {"labels": {"app.kubernetes.io/part-of": "x"}}},
+                                     field_manager="by-hand")  # fmt: skip
+    args = batch_args(BATCH)
+    args["gateways"].insert(1, {**batch_entry("batch-in-the-way", 31100)})
+    result = run(args)
+    assert result.get("failed") is True
+    assert list(result["failed_gateways"]) == [f"batch-in-the-way/{INGRESS}"]
+    assert result["msg"].startswith("1 of 5 gateways failed: gateways[1] (batch-in-the-way/istio-ingressgateway): ")
+    assert f"ServiceAccount batch-in-the-way/{INGRESS} already exists and was not created by" in result["msg"]
+    assert "The other gateways (batch-1/istio-ingressgateway, batch-2" in result["msg"]
+    # The others converged: batch-2's drift is repaired; nothing was written in the way.
+    assert {(o["kind"], o["namespace"], o["action"]) for o in result["objects"]} == {
+        ("Deployment", "batch-2", "updated")
+    }
+    assert apps.read_namespaced_deployment(INGRESS, "batch-2").metadata.labels["app.kubernetes.io/part-of"] == "istio"
+    assert written(core.read_namespaced_service_account(INGRESS, "batch-in-the-way")) == made
+    assert not owned(api, f"batch-in-the-way.{INGRESS}")
+
+
+def test_batch_removal_removes_the_listed_gateways_and_nothing_else(run, api, batch_namespaces):
+    kept = owned(api, f"batch-4.{INGRESS}")
+    result = run({"gateways": [{"name": INGRESS, "namespace": n} for n in BATCH[:3]], "state": "absent"})
+    assert result["changed"] is True, result.get("msg")
+    assert {(o["namespace"], o["action"]) for o in result["objects"]} == {
+        (namespace, "deleted") for namespace in BATCH[:3]
+    }
+    assert all(not owned(api, f"{namespace}.{INGRESS}") for namespace in BATCH[:3])
+    assert owned(api, f"batch-4.{INGRESS}") == kept

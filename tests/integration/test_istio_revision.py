@@ -142,6 +142,75 @@ def test_second_run_changes_nothing_and_sends_no_write(run, cluster, binaries):
     assert writes(before, after) == {}
 
 
+def logging_istioctl(binaries, directory, build: str = "1"):
+    """An istioctl that logs each run's arguments before running the real one; `build` changes its content (so its
+    digest) and nothing else."""
+    log, wrapper = directory / "istioctl.log", directory / "istioctl"
+    wrapper.write_text(f'#!/bin/sh\n# build {build}\necho "$1 $2" >> "{log}"\nexec "{binaries / "istioctl"}" "$@"\n')
+    wrapper.chmod(0o755)
+    log.write_text("")
+    return wrapper, log
+
+
+def test_the_render_cache_renders_once_per_input_and_binary_and_drift_is_still_repaired(
+    run, api, cluster, binaries, tmp_path
+):
+    wrapper, log = logging_istioctl(binaries, tmp_path)
+    cache = tmp_path / "render-cache"
+    args = revision_args(binaries, 1, istioctl_path=str(wrapper), render_cache_dir=str(cache))
+    assert run(args)["changed"] is False  # rendered by this binary for the first time: the same objects
+    assert log.read_text().splitlines() == ["version --remote=false", "manifest generate"]
+    assert len(list(cache.glob("*.json"))) == 3  # the binary's digest, its version, the rendering
+
+    log.write_text("")
+    before = api_request_counts(cluster.kubeconfig)
+    again = run(args)
+    assert again["changed"] is False and again["objects"] == [], again.get("msg")
+    assert writes(before, api_request_counts(cluster.kubeconfig)) == {}
+    assert log.read_text() == ""  # neither rendered nor asked for its version
+
+    # Drift on owned objects is found from the cluster, not from the cache: both are repaired on a cache hit.
+    core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
+    injector = "istio-sidecar-injector-usergroup-1"
+    kept = core.read_namespaced_config_map(injector, "usergroup-1").data
+    core.delete_namespaced_config_map(injector, "usergroup-1")
+    apps.patch_namespaced_deployment(
+        "istiod-usergroup-1", "usergroup-1", {"metadata": {"labels": {"operator.istio.io/managed": "by-hand"}}},
+        field_manager="by-hand",
+    )  # fmt: skip
+    repaired = run(args)
+    assert repaired["changed"] is True, repaired.get("msg")
+    assert {(o["kind"], o["name"], o["action"]) for o in repaired["objects"]} == {
+        ("ConfigMap", injector, "created"), ("Deployment", "istiod-usergroup-1", "updated"),
+    }  # fmt: skip
+    assert core.read_namespaced_config_map(injector, "usergroup-1").data == kept
+    labels = apps.read_namespaced_deployment("istiod-usergroup-1", "usergroup-1").metadata.labels
+    assert labels["operator.istio.io/managed"] == "Reconcile"
+    assert log.read_text() == ""
+
+    # Another input renders again; the first input is still cached.
+    changed = run({**args, "pilot_env": {"MESHOPS_CACHE_PROBE": "1"}})
+    assert changed["changed"] is True, changed.get("msg")
+    assert log.read_text().splitlines() == ["manifest generate"]
+    env = apps.read_namespaced_deployment("istiod-usergroup-1", "usergroup-1").spec.template.spec.containers[0].env
+    assert {"MESHOPS_CACHE_PROBE": "1"}.items() <= {e.name: e.value for e in env}.items()
+    log.write_text("")
+    back = run(args)
+    assert back["changed"] is True and log.read_text() == ""
+    env = apps.read_namespaced_deployment("istiod-usergroup-1", "usergroup-1").spec.template.spec.containers[0].env
+    assert "MESHOPS_CACHE_PROBE" not in {e.name for e in env}
+
+    # Another istioctl binary (other content, same path) renders again and is asked its version again.
+    logging_istioctl(binaries, tmp_path, build="2")
+    assert run(args)["changed"] is False
+    assert log.read_text().splitlines() == ["version --remote=false", "manifest generate"]
+
+    # render_cache false: every run renders.
+    log.write_text("")
+    assert run({**args, "render_cache": False})["changed"] is False
+    assert log.read_text().splitlines() == ["version --remote=false", "manifest generate"]
+
+
 def test_istioctl_tag_list_shows_our_tags(cluster, binaries):
     listed = subprocess.run(
         [binaries / "istioctl", "tag", "list", "--kubeconfig", str(cluster.kubeconfig), "-o", "json"],

@@ -179,8 +179,12 @@ class FakeClient:
 
 def _selects(selector: str | None, obj: dict, fields: bool = False) -> bool:
     """Label selectors of `key=value`, `key!=value` and `key` terms, or with `fields` equality field selectors on
-    top-level fields (type=Warning)."""
-    values = obj if fields else obj["metadata"].get("labels") or {}
+    top-level fields (type=Warning) and on metadata.name and metadata.namespace."""
+    values = (
+        {**obj, **{f"metadata.{key}": obj["metadata"].get(key) for key in ("name", "namespace")}}
+        if fields
+        else (obj["metadata"].get("labels") or {})
+    )
     return not selector or all(_term_holds(term, values) for term in selector.split(","))
 
 

@@ -4,11 +4,13 @@ import dataclasses
 
 import pytest
 import yaml
+from ansible_collections.meshops.istio.plugins.module_utils.engine import Report
 from ansible_collections.meshops.istio.plugins.module_utils.errors import Refusal
 from ansible_collections.meshops.istio.plugins.module_utils.revision import (
     keep_istiod_failure_policy,
     moved_tags,
     refusals,
+    rolled_out,
     tag_refusals,
 )
 from ansible_collections.meshops.istio.plugins.module_utils.revision_render import (
@@ -353,3 +355,23 @@ def test_the_shared_reader_account_leaves_the_revisions_objects_and_names_no_rev
     assert (
         split_shared(canary_rendering[1])[0] == shared
     )  # every revision of the namespace writes the same: no flip-flop between their runs
+
+
+def _istiod(available: int) -> dict:
+    return {
+        "kind": "Deployment",
+        "metadata": {"name": "istiod-a", "namespace": "a", "generation": 2},
+        "spec": {"replicas": 1},
+        "status": {"observedGeneration": 2, "replicas": 1, "updatedReplicas": 1, "availableReplicas": available},
+    }
+
+
+def test_rolled_out_only_when_istiod_was_read_available_and_left_unchanged():
+    desired = [_istiod(0), {"kind": "ConfigMap", "metadata": {"name": "istio-a", "namespace": "a"}}]
+    key = ("Deployment", "a", "istiod-a")
+    unchanged, updated = Report(), Report()
+    updated.record(_istiod(1), "updated", _istiod(1), _istiod(1))
+    assert rolled_out(desired, {key: _istiod(1)}, unchanged) is True
+    assert rolled_out(desired, {key: _istiod(1)}, updated) is False
+    assert rolled_out(desired, {key: _istiod(0)}, unchanged) is False
+    assert rolled_out(desired, {}, unchanged) is False

@@ -1,18 +1,28 @@
 # Copyright: meshops.istio contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Install or remove one gateway: what the istio_gateway module calls with its GatewaySpec.
+"""Install or remove gateways: what the istio_gateway module calls, with one GatewaySpec (`ensure_gateway_present`,
+`ensure_gateway_absent`) or many (option `gateways`: `GatewaysRun`). Either way the cluster is read once for the
+whole run (guards.read_view), every gateway is checked, then each converges through its own Engine.
 
-The rest of the package: `spec` (GatewaySpec, validate), `manifests` (pure builders), `guards` (cluster checks)."""
+The rest of the package: `spec` (GatewaySpec, validate), `manifests` (pure builders), `guards` (reads, checks)."""
 
 from __future__ import annotations
 
+import contextlib
+from dataclasses import replace
+
 from ..cluster import Cluster
-from ..engine import Engine, Owner
-from ..errors import refuse
+from ..engine import Engine, Owner, Report, identity
+from ..errors import EngineError, EntriesFailed, FieldConflict, Refusal, refuse
 from ..planned import NOTHING_PLANNED, RunPlan
-from .guards import cluster_problems
+from .guards import gateway_problems, read_others, read_services, read_view, resolved_revision
 from .manifests import GATEWAY_KINDS, manifests, selector_labels, service
-from .spec import OWNER_KIND, GatewaySpec, validate
+from .spec import OWNER_KIND, GatewaySpec, validate, validate_gateways
+
+# What sets one gateway aside instead of failing the whole run: the state of its namespace or of the cluster around
+# it (a refusal of the cluster guards, an object of others in the way, fields another manager owns), not a fault of
+# the run's plan. Input errors are refused for the whole run before anything is read.
+IN_THE_WAY = (Refusal, FieldConflict)
 
 
 def ensure_gateway_present(
@@ -21,24 +31,178 @@ def ensure_gateway_present(
     """Install or converge one gateway. Returns (result, warnings, diff); raises a MeshopsError. In check mode,
     `plan` holds what earlier steps of the same run install (planned.py); the warnings say when it was used."""
     validate(spec)
-    engine = _engine(cluster, spec, check_mode)
-    revision, revision_namespace, problems, notes = cluster_problems(cluster, spec, plan, check_mode)
-    refuse(problems)
-    desired = manifests(spec, revision, revision_namespace)
-    report = engine.ensure_present(desired, GATEWAY_KINDS)
-    if spec.wait:
-        engine.wait_for_rollout(desired, spec.wait_timeout)
-    live_service = cluster.get("Service", spec.name, spec.namespace)
-    info = service_facts(spec, live_service, service(spec))
-    return _result(spec, revision, report, info), notes, report.diff
+    result, warnings, diff = ensure_gateways(cluster, [spec], check_mode, plan, named=False)
+    for error in result["failed"].values():
+        raise error
+    (summary,) = result["gateways"]
+    return {"changed": result["changed"], **summary, "objects": result["objects"]}, warnings, diff
 
 
 def ensure_gateway_absent(cluster: Cluster, spec: GatewaySpec, check_mode: bool) -> tuple:
     """Remove every object of this gateway and nothing of any other."""
     validate(spec)
-    engine = _engine(cluster, spec, check_mode)
-    report = engine.ensure_absent(GATEWAY_KINDS)
-    return _result(spec, None, report, None), [], report.diff
+    result, warnings, diff = ensure_gateways(cluster, [spec], check_mode, named=False)
+    (summary,) = result["gateways"]
+    return {"changed": result["changed"], **summary, "objects": result["objects"]}, warnings, diff
+
+
+def ensure_gateways(
+    cluster: Cluster, specs: list, check_mode: bool, plan: RunPlan = NOTHING_PLANNED, skip=None, named: bool = True
+) -> tuple:
+    """Many gateways in one run (all of one `state`). Reads the cluster once, checks each gateway, then converges
+    each as it would alone. A gateway that fails does not stop the others: its error is kept in the result's
+    `failed` ({namespace/name: error}) and the caller decides (GatewaysRun). Gateways whose key is in `skip`
+    ({key: error}) are not written. `named`: errors name the `gateways` entry they come from.
+    Returns (result, warnings, diff)."""
+    validate_gateways(specs)
+    skip = skip or {}
+    present = bool(specs) and specs[0].state == "present"
+    view = read_view(cluster, specs, present)
+    engines = {key_of(spec): _engine(cluster, spec, check_mode) for spec in specs}
+    converge = _converge_all if present else _remove_all
+    summaries, warnings, failed = converge(cluster, view, specs, engines, plan, skip, named)
+    failed.update({key: error for key, error in skip.items() if key in engines})
+    if present and not check_mode and any(engines[key].report.changed for key in summaries):
+        view = replace(view, services=read_services(cluster))  # as the API server allocated them
+    gateways = [_summary(spec, summaries[key_of(spec)], view) for spec in specs if key_of(spec) in summaries]
+    report = Report.combined(engine.report for key, engine in engines.items() if key not in failed)
+    result = {"changed": report.changed, "gateways": gateways, "objects": report.objects, "failed": failed}
+    return result, warnings, report.diff
+
+
+def key_of(spec: GatewaySpec) -> str:
+    return f"{spec.namespace}/{spec.name}"
+
+
+def _converge_all(cluster, view, specs, engines, plan, skip, named) -> tuple:
+    """Check and converge each gateway not in `skip`: ({key: revision}, warnings, {key: error})."""
+    planned, warnings, failed = {}, [], {}
+    for index, spec in enumerate(specs):
+        key = key_of(spec)
+        if key in skip:
+            continue
+        revision, revision_namespace, problems, notes = resolved_revision(spec, view, plan, engines[key].check_mode)
+        if problems:
+            failed[key] = _named(Refusal("; ".join(problems)), index, spec, named)
+            continue
+        planned[key] = (revision, manifests(spec, revision, revision_namespace))
+        warnings += notes
+    wanted = [
+        identity(m) for key, (revision, desired) in planned.items() for m in desired
+        if identity(m) not in view.owned[_spec(specs, key).owner_name]
+    ]  # fmt: skip
+    others = read_others(cluster, view, wanted)
+    revisions = {}
+    for index, spec in enumerate(specs):
+        key = key_of(spec)
+        if key not in planned:
+            continue
+        revision, desired = planned[key]
+        try:
+            with _naming(index, spec, named):
+                _converge(engines[key], spec, view, revision, desired, others, plan, warnings)
+        except (Refusal, EngineError) as error:
+            failed[key] = error
+            continue
+        revisions[key] = revision
+    return revisions, warnings, failed
+
+
+def _converge(engine: Engine, spec: GatewaySpec, view, revision: str, desired: list, others: dict, plan, warnings):
+    owned = view.owned[spec.owner_name]
+    deployment = next((obj for obj in desired if obj["kind"] == "Deployment"), None)
+    live_deployment = owned.get(identity(deployment)) or others.get(identity(deployment))
+    problems, notes = gateway_problems(spec, view, revision, live_deployment, plan, engine.check_mode)
+    refuse(problems)
+    warnings += notes
+    engine.ensure_present(desired, GATEWAY_KINDS, owned, others=others)
+    if spec.wait:
+        engine.wait_for_rollout(desired, spec.wait_timeout)
+
+
+def _remove_all(cluster, view, specs, engines, plan, skip, named) -> tuple:
+    """Delete what each gateway not in `skip` owns, and nothing of any other."""
+    removed, failed = {}, {}
+    for index, spec in enumerate(specs):
+        key = key_of(spec)
+        if key in skip:
+            continue
+        try:
+            with _naming(index, spec, named):
+                engines[key].delete_objects(view.owned[spec.owner_name].values())
+        except EngineError as error:
+            failed[key] = error
+            continue
+        removed[key] = None
+    return removed, [], failed
+
+
+def _spec(specs: list, key: str) -> GatewaySpec:
+    return next(spec for spec in specs if key_of(spec) == key)
+
+
+def _named(error: Exception, index: int, spec: GatewaySpec, named: bool) -> Exception:
+    return type(error)(f"gateways[{index}] ({key_of(spec)}): {error}") if named else error
+
+
+@contextlib.contextmanager
+def _naming(index: int, spec: GatewaySpec, named: bool):
+    """An error of one gateway names the `gateways` entry it came from."""
+    try:
+        yield
+    except (Refusal, EngineError) as error:
+        if not named:
+            raise
+        raise _named(error, index, spec, named) from error
+
+
+def _summary(spec: GatewaySpec, revision: str | None, view) -> dict:
+    """One gateway's facts: name, namespace, revision, and when installed its selector, Service and address."""
+    summary = {"name": spec.name, "namespace": spec.namespace, "revision": revision}
+    if revision is None:
+        return summary
+    desired = service(spec)
+    info = service_facts(spec, view.services.get(identity(desired)), desired)
+    return {**summary, "selector": selector_labels(spec), "address": info.pop("address"), "service": info}
+
+
+class GatewaysRun:
+    """The action of an istio_gateway run with `gateways`, called by runner.run_module (rehearsal, then real run).
+
+    A plan the API server rejects for any gateway (its dry run fails) writes nothing, for no gateway. A gateway
+    whose namespace or objects hold something in the way (IN_THE_WAY) is set aside instead: it is not written, the
+    others converge, and the run then fails naming it (`failed_gateways`). A gateway failing during the real run
+    does not stop the others either."""
+
+    def __init__(self, specs: list, plan: RunPlan = NOTHING_PLANNED):
+        self.specs = specs
+        self.plan = plan
+        self.set_aside = {}
+
+    def __call__(self, cluster: Cluster, check_mode: bool) -> tuple:
+        rehearsal = check_mode and cluster.rehearsing
+        skip = {} if check_mode else self.set_aside
+        result, warnings, diff = ensure_gateways(cluster, self.specs, check_mode, self.plan, skip)
+        failed = result.pop("failed")
+        in_the_way = all(isinstance(error, IN_THE_WAY) for error in failed.values())
+        if rehearsal and failed and in_the_way and result["changed"]:
+            self.set_aside = failed
+            return result, warnings, diff  # the real run converges the others, then fails naming these
+        if failed:
+            raise EntriesFailed(
+                failure_sentence(failed, [key_of(spec) for spec in self.specs], not check_mode),
+                {"failed_gateways": {key: str(error) for key, error in failed.items()}},
+            )
+        return result, warnings, diff
+
+
+def failure_sentence(failed: dict, keys: list, written: bool) -> str:
+    """One sentence for a run in which some gateways failed: each failure, then (when the run wrote) which gateways
+    converged."""
+    others = [key for key in keys if key not in failed]
+    converged = f" The other gateways ({', '.join(others)}) were converged." if others and written else ""
+    reasons = "; ".join(str(error).rstrip(".") for error in failed.values())
+    return f"{len(failed)} of {len(keys)} gateways failed: {reasons}.{converged}"
 
 
 def service_facts(spec: GatewaySpec, live: dict | None, desired: dict) -> dict:
@@ -71,20 +235,3 @@ def service_facts(spec: GatewaySpec, live: dict | None, desired: dict) -> dict:
 
 def _engine(cluster: Cluster, spec: GatewaySpec, check_mode: bool) -> Engine:
     return Engine(cluster, Owner(OWNER_KIND, spec.owner_name), check_mode, spec.force_conflicts)
-
-
-def _result(spec: GatewaySpec, revision: str | None, report, service_info: dict | None) -> dict:
-    result = {
-        "changed": report.changed,
-        "name": spec.name,
-        "namespace": spec.namespace,
-        "revision": revision,
-        "objects": report.objects,
-    }
-    if service_info is not None:
-        result.update(
-            selector=selector_labels(spec),
-            service=service_info,
-            address=service_info.pop("address"),
-        )
-    return result

@@ -4,12 +4,14 @@
 Services, a same-named Deployment of others, a selector Kubernetes cannot change. (The engine refuses same-named
 objects of others of every kind before its first write.)
 
-`cluster_problems` reads what it needs through a Cluster; the checks it calls are pure."""
+`read_view` and `read_others` read what a run of gateways needs through a Cluster, in bulk; the checks are pure."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from ..cluster import Cluster
-from ..engine import foreign_object_problem
+from ..engine import foreign_object_problem, identity
 from ..planned import RunPlan, with_planned_namespace, with_planned_revisions
 from ..selectors import any_matches
 from ..vocabulary import (
@@ -22,28 +24,91 @@ from ..vocabulary import (
     installed_tags,
     resolve_revision,
 )
-from .manifests import selector_labels
+from .manifests import GATEWAY_KINDS, selector_labels
 from .spec import OWNER_LABEL, GatewaySpec
 
 
-def cluster_problems(cluster: Cluster, spec: GatewaySpec, plan: RunPlan, check_mode: bool) -> tuple:
-    """(installed revision behind spec.revision, its namespace, what stops the install, check-mode notes).
-    In check mode the revisions and namespace labels the run's plan makes count as there (see planned.py)."""
-    revisions = installed_revisions(cluster.list_objects("ConfigMap", label_selector=REV_LABEL))
-    revisions, revision_note = with_planned_revisions(revisions, plan.revisions, check_mode)
-    tags = installed_tags(cluster.list_objects("MutatingWebhookConfiguration", label_selector=TAG_LABEL))
-    revision = resolve_revision(spec.revision, revisions, tags)
+@dataclass(frozen=True)
+class GatewaysView:
+    """What a run of one or many gateways reads, once however many gateways: the installed revisions and tags,
+    every namespace, every Service (nodePorts held, same-named Services of others, the gateways' addresses), and the
+    objects the collection owns for each gateway of the run. Reads grow with the kinds, not with the gateways."""
+
+    revisions: dict
+    tags: dict
+    namespaces: dict  # name -> Namespace
+    services: dict  # identity -> Service
+    owned: dict  # owner name -> {identity: object}
+
+
+def read_view(cluster: Cluster, specs: list, present: bool = True) -> GatewaysView:
+    """One LIST per kind a gateway may own (label-selected by owner), plus, to install, one of revisions, of tags, of
+    namespaces and of Services. Removal reads the owned objects only."""
+    owners = {spec.owner_name for spec in specs}
+    only = f"={next(iter(owners))}" if len(owners) == 1 else ""
+    selector = f"{MANAGED_BY_LABEL}={FIELD_MANAGER},{OWNER_LABEL}{only}"
+    services = read_services(cluster) if present else {}
+    owned = {owner: {} for owner in owners}
+    for kind in GATEWAY_KINDS:
+        listed = services.values() if present and kind == "Service" else cluster.list_objects(kind, selector)
+        for obj in listed:
+            labels = obj["metadata"].get("labels") or {}
+            if labels.get(MANAGED_BY_LABEL) == FIELD_MANAGER and labels.get(OWNER_LABEL) in owners:
+                owned[labels[OWNER_LABEL]][identity(obj)] = obj
+    if not present:
+        return GatewaysView({}, {}, {}, services, owned)
+    return GatewaysView(
+        revisions=installed_revisions(cluster.list_objects("ConfigMap", label_selector=REV_LABEL)),
+        tags=installed_tags(cluster.list_objects("MutatingWebhookConfiguration", label_selector=TAG_LABEL)),
+        namespaces={ns["metadata"]["name"]: ns for ns in cluster.list_objects("Namespace")},
+        services=services,
+        owned=owned,
+    )
+
+
+def read_services(cluster: Cluster) -> dict:
+    """{identity: Service} of every Service in the cluster."""
+    return {identity(obj): obj for obj in cluster.list_objects("Service")}
+
+
+def read_others(cluster: Cluster, view: GatewaysView, wanted: list) -> dict:
+    """{identity: object} of the `wanted` identities (desired objects no gateway of the run owns) that exist: a
+    same-named object made by hand, by another tool or by another owner. One LIST per kind and distinct name
+    (field selector metadata.name, every namespace), none when every desired object is already owned; Services come
+    from the view."""
+    wanted = set(wanted)
+    found = {key: view.services[key] for key in wanted if key in view.services}
+    names = sorted({(key[0], key[2]) for key in wanted if key[0] != "Service"})
+    for kind, name in names:
+        for obj in cluster.list_objects(kind, field_selector=f"metadata.name={name}"):
+            if identity(obj) in wanted:
+                found[identity(obj)] = obj
+    return found
+
+
+def resolved_revision(spec: GatewaySpec, view: GatewaysView, plan: RunPlan, check_mode: bool) -> tuple:
+    """(the installed revision behind spec.revision, its namespace, problems, notes). In check mode the revisions
+    the run's plan installs count as there (see planned.py)."""
+    revisions, note = with_planned_revisions(view.revisions, plan.revisions, check_mode)
+    revision = resolve_revision(spec.revision, revisions, view.tags)
     if revision is None:
         return None, None, [_revision_problem(spec, revisions)], []
-    live = cluster.get("Namespace", spec.namespace)
-    namespace, namespace_note = with_planned_namespace(live, spec.namespace, plan.namespaces, check_mode)
-    problems = namespace_problems(spec, namespace, revision, revisions, tags)
+    return revision, revisions[revision]["namespace"], [], [note] if note else []
+
+
+def gateway_problems(spec: GatewaySpec, view: GatewaysView, revision: str, deployment: dict | None, plan, check_mode):
+    """(what stops installing this gateway, check-mode notes): its namespace, nodePorts held by other Services, a
+    same-named Deployment of others or a selector Kubernetes cannot change. `deployment` is the live one, or None.
+    In check mode the namespace labels the run's plan makes count as there."""
+    revisions = with_planned_revisions(view.revisions, plan.revisions, check_mode)[0]
+    live = view.namespaces.get(spec.namespace)
+    namespace, note = with_planned_namespace(live, spec.namespace, plan.namespaces, check_mode)
+    problems = namespace_problems(spec, namespace, revision, revisions, view.tags)
     if any(port.node_port for port in spec.service.ports):
-        problems += node_port_problems(spec, cluster.list_objects("Service"))
+        problems += node_port_problems(spec, list(view.services.values()))
     if live is not None:
-        problems += _existing_object_problems(cluster, spec)
-    notes = [note for note in (revision_note, namespace_note) if note]
-    return revision, revisions[revision]["namespace"], problems, notes
+        problems += _existing_object_problems(deployment, spec)
+    return problems, [note] if note else []
 
 
 def _revision_problem(spec: GatewaySpec, revisions: dict) -> str:
@@ -128,7 +193,6 @@ def selector_change_problem(live: dict | None, spec: GatewaySpec) -> str | None:
     )
 
 
-def _existing_object_problems(cluster: Cluster, spec: GatewaySpec) -> list:
-    deployment_live = cluster.get("Deployment", spec.name, spec.namespace)
-    problems = [foreign_owner_problem(deployment_live, spec), selector_change_problem(deployment_live, spec)]
+def _existing_object_problems(deployment: dict | None, spec: GatewaySpec) -> list:
+    problems = [foreign_owner_problem(deployment, spec), selector_change_problem(deployment, spec)]
     return [problem for problem in problems if problem]

@@ -191,6 +191,31 @@ def validate(spec: GatewaySpec) -> None:
     refuse(errors)
 
 
+def validate_gateways(specs: list) -> None:
+    """Every input error of every `gateways` entry at once, each named by its index, and what entries cannot share:
+    a namespace and name (one gateway), a nodePort (the API server would take it for the first and refuse the
+    next)."""
+    errors, seen, node_ports = [], {}, {}
+    for index, spec in enumerate(specs):
+        at = f"gateways[{index}]"
+        entry_errors = _name_errors(spec) + (_install_errors(spec) if spec.state == "present" else [])
+        errors += [f"{at}: {error}" for error in entry_errors]
+        key = (spec.namespace, spec.name)
+        if key in seen:
+            errors.append(f"{at}: gateway {spec.namespace}/{spec.name} is gateways[{seen[key]}] too; list it once")
+        seen.setdefault(key, index)
+        for number, port in enumerate(spec.service.ports if spec.state == "present" else ()):
+            if port.node_port is None:
+                continue
+            if port.node_port in node_ports and node_ports[port.node_port] != index:
+                errors.append(
+                    f"{at}.service.ports[{number}].node_port {port.node_port} is also wanted by "
+                    f"gateways[{node_ports[port.node_port]}]; give each gateway its own nodePorts"
+                )
+            node_ports.setdefault(port.node_port, index)
+    refuse(errors)
+
+
 def _name_errors(spec: GatewaySpec) -> list:
     errors = dns_label_errors(spec.name, "name", pattern=DNS_1035_LABEL) + dns_label_errors(spec.namespace, "namespace")
     if not errors and len(spec.owner_name) > 63:
