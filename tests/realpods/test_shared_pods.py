@@ -42,7 +42,7 @@ def test_the_real_injector_makes_each_tenants_gateway_ready(seed_000):
 
 
 def test_verify_finds_every_tenant_isolated(cluster, seed_000):
-    verified = playbook(cluster, "verify.yml", *SEED_000)[1]
+    verified = playbook(cluster, "verify.yml", *SEED_000, "-e", ISTIOCTL)[1]
     messages = [str(h.get("msg")) for p in verified["plays"] for t in p["tasks"] for h in t["hosts"].values()]
     assert "2 tenants isolated" in messages
 
