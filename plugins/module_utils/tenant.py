@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass, field, replace
 
+from .batch import SetAsideRun, failure_sentence
 from .cluster import Cluster
 from .engine import Engine, Owner, Report, identity
 from .errors import EngineError, FieldConflict, ForeignObjects, Refusal, refuse
@@ -426,43 +427,23 @@ def ensure_tenants(
 IN_THE_WAY = (ForeignObjects, FieldConflict)
 
 
-class TenantsRun:
-    """The action of an istio_tenant run with `tenants`, called by runner.run_module (rehearsal, then real run).
+class TenantsRun(SetAsideRun):
+    """The action of an istio_tenant run with `tenants` (batch.SetAsideRun): a tenant whose own namespaces hold
+    something in the way (IN_THE_WAY: an object the collection does not own, or fields another manager owns on one)
+    is set aside while the others converge."""
 
-    A plan the API server rejects for any tenant (its dry run fails) writes nothing, for no tenant. A tenant whose
-    own namespaces hold something in the way (IN_THE_WAY: an object the collection does not own, or fields another
-    manager owns on one) is set aside instead: it is not written, the others converge, and the run then fails naming
-    it. A tenant failing during the real run does not stop the others either."""
+    in_the_way = IN_THE_WAY
 
     def __init__(self, specs: list, guard: GuardSpec, plan: RunPlan = NOTHING_PLANNED):
-        self.specs = specs
+        super().__init__(specs)
         self.guard = guard
         self.plan = plan
-        self.set_aside = {}
 
-    def __call__(self, cluster: Cluster, check_mode: bool) -> tuple:
-        rehearsal = check_mode and cluster.rehearsing
-        skip = {} if check_mode else self.set_aside
-        result, warnings, diff = ensure_tenants(cluster, self.specs, check_mode, self.guard, self.plan, skip)
-        failed = result.pop("failed")
-        in_the_way = all(isinstance(error, IN_THE_WAY) for error in failed.values())
-        if rehearsal and failed and in_the_way and result["changed"]:
-            self.set_aside = failed
-            return result, warnings, diff  # the real run repairs the others, then fails naming these
-        if failed:
-            raise EngineError(failure_sentence(failed, [spec.name for spec in self.specs], not check_mode))
-        return result, warnings, diff
+    def ensure(self, cluster: Cluster, check_mode: bool, skip: dict) -> tuple:
+        return ensure_tenants(cluster, self.specs, check_mode, self.guard, self.plan, skip)
 
-
-def failure_sentence(failed: dict, names: list, written: bool) -> str:
-    """One sentence for a run in which some tenants failed: each failure, then (when the run wrote) which tenants
-    converged."""
-    if len(names) == 1:
-        return str(next(iter(failed.values())))
-    others = [name for name in names if name not in failed]
-    converged = f" The other tenants ({', '.join(others)}) were converged." if others and written else ""
-    reasons = "; ".join(str(error).rstrip(".") for error in failed.values())
-    return f"{len(failed)} of {len(names)} tenants failed: {reasons}.{converged}"
+    def failure(self, failed: dict, written: bool) -> Exception:
+        return EngineError(failure_sentence(failed, [spec.name for spec in self.specs], written, "tenants"))
 
 
 def _guard(cluster: Cluster, guard: GuardSpec | None, discovery_keys, check_mode: bool) -> Report:

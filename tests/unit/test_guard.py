@@ -3,6 +3,7 @@ recording fake client of test_engine)."""
 
 import pytest
 import yaml
+from ansible_collections.meshops.istio.plugins.module_utils.batch import failure_sentence
 from ansible_collections.meshops.istio.plugins.module_utils.cluster import Cluster
 from ansible_collections.meshops.istio.plugins.module_utils.errors import EngineError
 from ansible_collections.meshops.istio.plugins.module_utils.guard import (
@@ -14,7 +15,7 @@ from ansible_collections.meshops.istio.plugins.module_utils.guard import (
     installer_condition,
 )
 from ansible_collections.meshops.istio.plugins.module_utils.runner import Rehearsal, rehearse_then_run
-from ansible_collections.meshops.istio.plugins.module_utils.tenant import TenantsRun, failure_sentence
+from ansible_collections.meshops.istio.plugins.module_utils.tenant import TenantsRun
 from ansible_collections.meshops.istio.plugins.module_utils.tenant_spec import TenantSpec
 from test_engine import FakeClient, api_error, manifest
 
@@ -132,12 +133,12 @@ def test_when_every_tenant_is_in_the_way_nothing_is_written():
 
 
 def test_failure_sentence_names_each_failed_tenant():
-    assert failure_sentence({"a": "tenants[0] (a): boom"}, ["a"], True) == "tenants[0] (a): boom"
+    assert failure_sentence({"a": "tenants[0] (a): boom"}, ["a"], True, "tenants") == "tenants[0] (a): boom"
     failed = {"a": "tenants[0] (a): boom.", "c": "tenants[2] (c): bang"}
-    assert failure_sentence(failed, ["a", "b", "c"], True) == (
+    assert failure_sentence(failed, ["a", "b", "c"], True, "tenants") == (
         "2 of 3 tenants failed: tenants[0] (a): boom; tenants[2] (c): bang. The other tenants (b) were converged."
     )
     assert (
-        failure_sentence(failed, ["a", "b", "c"], False)
+        failure_sentence(failed, ["a", "b", "c"], False, "tenants")
         == "2 of 3 tenants failed: tenants[0] (a): boom; tenants[2] (c): bang."
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 from dataclasses import replace
 
+from ..batch import SetAsideRun, failure_sentence
 from ..cluster import Cluster
 from ..engine import Engine, Owner, Report, identity
 from ..errors import EngineError, EntriesFailed, FieldConflict, Refusal, refuse
@@ -166,43 +167,26 @@ def _summary(spec: GatewaySpec, revision: str | None, view) -> dict:
     return {**summary, "selector": selector_labels(spec), "address": info.pop("address"), "service": info}
 
 
-class GatewaysRun:
-    """The action of an istio_gateway run with `gateways`, called by runner.run_module (rehearsal, then real run).
+class GatewaysRun(SetAsideRun):
+    """The action of an istio_gateway run with `gateways` (batch.SetAsideRun): a gateway whose namespace or objects
+    hold something in the way (IN_THE_WAY) is set aside while the others converge; the failure names each failed
+    gateway (`failed_gateways`)."""
 
-    A plan the API server rejects for any gateway (its dry run fails) writes nothing, for no gateway. A gateway
-    whose namespace or objects hold something in the way (IN_THE_WAY) is set aside instead: it is not written, the
-    others converge, and the run then fails naming it (`failed_gateways`). A gateway failing during the real run
-    does not stop the others either."""
+    in_the_way = IN_THE_WAY
 
     def __init__(self, specs: list, plan: RunPlan = NOTHING_PLANNED):
-        self.specs = specs
+        super().__init__(specs)
         self.plan = plan
-        self.set_aside = {}
 
-    def __call__(self, cluster: Cluster, check_mode: bool) -> tuple:
-        rehearsal = check_mode and cluster.rehearsing
-        skip = {} if check_mode else self.set_aside
-        result, warnings, diff = ensure_gateways(cluster, self.specs, check_mode, self.plan, skip)
-        failed = result.pop("failed")
-        in_the_way = all(isinstance(error, IN_THE_WAY) for error in failed.values())
-        if rehearsal and failed and in_the_way and result["changed"]:
-            self.set_aside = failed
-            return result, warnings, diff  # the real run converges the others, then fails naming these
-        if failed:
-            raise EntriesFailed(
-                failure_sentence(failed, [key_of(spec) for spec in self.specs], not check_mode),
-                {"failed_gateways": {key: str(error) for key, error in failed.items()}},
-            )
-        return result, warnings, diff
+    def ensure(self, cluster: Cluster, check_mode: bool, skip: dict) -> tuple:
+        return ensure_gateways(cluster, self.specs, check_mode, self.plan, skip)
 
-
-def failure_sentence(failed: dict, keys: list, written: bool) -> str:
-    """One sentence for a run in which some gateways failed: each failure, then (when the run wrote) which gateways
-    converged."""
-    others = [key for key in keys if key not in failed]
-    converged = f" The other gateways ({', '.join(others)}) were converged." if others and written else ""
-    reasons = "; ".join(str(error).rstrip(".") for error in failed.values())
-    return f"{len(failed)} of {len(keys)} gateways failed: {reasons}.{converged}"
+    def failure(self, failed: dict, written: bool) -> Exception:
+        keys = [key_of(spec) for spec in self.specs]
+        return EntriesFailed(
+            failure_sentence(failed, keys, written, "gateways"),
+            {"failed_gateways": {key: str(error) for key, error in failed.items()}},
+        )
 
 
 def service_facts(spec: GatewaySpec, live: dict | None, desired: dict) -> dict:
