@@ -94,6 +94,15 @@ def problem_sentence(tenant: str, revision: str, finding: dict) -> str:
     )
 
 
+def serving(tenant: dict, namespace_labels: dict, revisions: dict) -> dict:
+    """The tenant with the revision that serves its namespaces: the one their istio.io/rev labels name when it is a
+    single installed revision (after upgrade.yml moved them, the new one), else the revision the tenant names."""
+    labelled = {namespace_labels[ns].get(REV_LABEL) for ns in tenant["namespaces"] if ns in namespace_labels} - {None}
+    if len(labelled) == 1 and next(iter(labelled)) in revisions:
+        return {**tenant, "revision": next(iter(labelled))}
+    return tenant
+
+
 def tenants_report(tenants: list, revisions: dict, findings_by_revision: dict, fail_level: str) -> dict:
     """Per tenant its revision, system namespace, findings and counts by level; `problems` holds a sentence per
     finding at or above `fail_level`, and per tenant whose revision is not installed."""
@@ -135,14 +144,16 @@ def gather_analysis(cluster: Cluster, run_command, spec: AnalysisSpec) -> dict:
     kubeconfig file written for istioctl from the module's credentials, removed afterwards)."""
     version = istioctl_version(run_command, spec.istioctl)
     revisions = installed_revisions(cluster.list_objects("ConfigMap", label_selector=REV_LABEL))
-    wanted = sorted({t.get("revision") for t in spec.tenants if t.get("revision") in revisions})
+    labels = {ns["metadata"]["name"]: ns["metadata"].get("labels") or {} for ns in cluster.list_objects("Namespace")}
+    tenants = [serving(tenant, labels, revisions) for tenant in spec.tenants]
+    wanted = sorted({t.get("revision") for t in tenants if t.get("revision") in revisions})
     findings = {}
     with _private_kubeconfig(cluster.kubeconfig()) as kubeconfig:
         for revision in wanted:
             namespace = revisions[revision]["namespace"]
             command = analyze_command(spec.istioctl, kubeconfig, revision, namespace, spec.suppress)
             findings[revision] = _run(run_command, command, revision, spec.timeout)
-    report = tenants_report(spec.tenants, revisions, findings, spec.fail_level)
+    report = tenants_report(tenants, revisions, findings, spec.fail_level)
     return {"istio_version": version, "server": cluster.host, **report}
 
 

@@ -12,6 +12,7 @@ from ansible_collections.meshops.istio.plugins.module_utils.analysis import (
     bounded_run,
     origin_parts,
     parse_findings,
+    serving,
     tenants_report,
 )
 from ansible_collections.meshops.istio.plugins.module_utils.client import kubeconfig_for
@@ -127,3 +128,12 @@ def run_command(command, before_communicate_callback):
 def test_a_command_that_does_not_answer_is_stopped_and_one_that_does_is_not():
     assert bounded_run(run_command, ["sleep", "30"], 0.2)[3] is True
     assert bounded_run(run_command, ["echo", "[]"], 30) == (0, "[]\n", "", False)
+
+
+def test_the_analyzed_revision_is_the_one_serving_the_tenants_namespaces():
+    revisions = {"usergroup-1": {"namespace": "usergroup-1"}, "usergroup-1-v2": {"namespace": "usergroup-1"}}
+    tenant = {"name": "usergroup-1", "revision": "usergroup-1", "namespaces": ["app-ns-1"]}
+    moved = {"app-ns-1": {"istio.io/rev": "usergroup-1-v2"}}
+    assert serving(tenant, moved, revisions)["revision"] == "usergroup-1-v2"
+    assert serving(tenant, {"app-ns-1": {"istio.io/rev": "gone"}}, revisions) == tenant
+    assert serving(tenant, {}, revisions) == tenant
