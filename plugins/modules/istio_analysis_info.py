@@ -38,7 +38,9 @@ options:
   tenants:
     description:
       - The tenants to analyze, as C(playbooks/multitenant.yml)'s plan gives them to M(meshops.istio.istio_tenant).
-        Each entry has C(name), C(revision) (the control plane serving it) and C(namespaces) (names, or dicts with
+        Each entry has C(name), C(revision) (the control plane serving it; when the tenant's namespaces all carry
+        C(istio.io/rev) of another installed revision, for example after C(upgrade.yml) moved them, that one is
+        analyzed) and C(namespaces) (names, or dicts with
         C(name)). Other keys are ignored.
     type: list
     elements: dict
