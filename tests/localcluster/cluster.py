@@ -534,9 +534,12 @@ WRITE_VERBS = frozenset({"POST", "PUT", "PATCH", "APPLY", "DELETE", "DELETECOLLE
 # What the cluster's own components keep sending while idle: kwok's node heartbeats and leases, status
 # updates, kube-controller-manager's TokenRequests for its controllers (a token is issued, nothing stored), and
 # its ReplicaSet controller retrying pods an injector webhook refuses, and its Deployment controller still
-# scaling down a restarted workload's old ReplicaSet (the collection writes neither pods nor ReplicaSets).
-BACKGROUND_RESOURCES = frozenset({"leases", "events", "nodes", "pods", "replicasets"})
-BACKGROUND_SUBRESOURCES = frozenset({"status", "token"})
+# scaling down a restarted workload's old ReplicaSet (the collection writes neither pods nor ReplicaSets); the
+# endpoints and EndpointSlice controllers following a gateway's pods, and the HPA controller setting its Deployment's
+# scale. The collection never writes Endpoints or a scale, and writes EndpointSlices only by apply or delete.
+BACKGROUND_RESOURCES = frozenset({"leases", "events", "nodes", "pods", "replicasets", "endpoints"})
+BACKGROUND_SUBRESOURCES = frozenset({"status", "token", "scale"})
+BACKGROUND_REQUESTS = frozenset({("POST", "endpointslices", ""), ("PUT", "endpointslices", "")})
 # Requests that are POSTs but store nothing: istio_tenant's SelfSubjectReview (who runs it, for its guard).
 REVIEW_RESOURCES = frozenset({"selfsubjectreviews"})
 
@@ -551,6 +554,7 @@ def writes(before: dict, after: dict) -> dict:
         and key[0] in WRITE_VERBS
         and key[1] not in BACKGROUND_RESOURCES | REVIEW_RESOURCES
         and key[2] not in BACKGROUND_SUBRESOURCES
+        and key not in BACKGROUND_REQUESTS
     }
 
 

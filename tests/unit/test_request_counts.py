@@ -48,3 +48,16 @@ def test_write_count_ignores_reads_heartbeats_and_status():
     after[("APPLY", "deployments", "")] += 1
     after[("DELETE", "secrets", "")] = 2
     assert write_count(before, after) == 3
+
+
+def test_write_count_ignores_controllers_following_a_gateway_but_not_the_collections_endpointslices():
+    before = parse_request_counts(METRICS)
+    after = dict(before)
+    after[("PUT", "endpoints", "")] = 2
+    after[("POST", "endpointslices", "")] = 1
+    after[("PUT", "endpointslices", "")] = 2
+    after[("PUT", "deployments", "scale")] = 2
+    assert write_count(before, after) == 0
+    after[("APPLY", "endpointslices", "")] = 1
+    after[("DELETE", "endpointslices", "")] = 1
+    assert write_count(before, after) == 2
