@@ -35,6 +35,7 @@ TENANT_KEYS = {
     "system_namespace": "dedicated",
     "discovery_label": "dedicated",
     "ca": "dedicated",
+    "own_trust_bundle": "dedicated",
     "gateway": "shared",
 }
 GATEWAY_KEYS = ("name", "namespace", "autoscale", "replicas", "pdb", "service", "wait")
@@ -82,6 +83,8 @@ def _tenant_errors(index: int, tenant, model: str) -> list:
     for key in ("revision", "system_namespace"):
         if key in tenant:
             errors += _name_error(tenant[key], f"{where}: {key}")
+    if "own_trust_bundle" in tenant and not isinstance(tenant["own_trust_bundle"], bool):
+        errors.append(f"{where}: own_trust_bundle must be true or false, not {tenant['own_trust_bundle']!r}")
     if "discovery_label" in tenant and not isinstance(tenant["discovery_label"], dict):
         errors.append(f"{where}: discovery_label must be a dict of one label, e.g. {{usergroup: {tenant.get('name')}}}")
     gateway = tenant.get("gateway")
@@ -155,7 +158,7 @@ def tenancy_plan(tenants, model=None, shared_control_plane=None) -> dict:
     """The plan of a run. Raises AnsibleFilterError naming every bad entry and key before any step runs.
 
     Returns {model, control_planes, planned_revisions, cas, tenants, gateways, summary}: control_planes as
-    istio_revision's name, namespace, discovery_selectors, pilot_env and values, plus the names of the tenants each
+    istio_revision's name, namespace, discovery_selectors, pilot_env, values and own_trust_bundle, plus the names of the tenants each
     serves (tenants); cas (dedicated tenants with `ca: true`) as tenant,
     namespace and revision; tenants as istio_tenant's `tenants` entries; gateways as istio_gateway's name and
     namespace plus the data's settings; summary one line of facts per tenant; planned_revisions the control planes
@@ -193,6 +196,8 @@ def _dedicated_plan(tenants: list) -> dict:
                 "discovery_selectors": [{"matchLabels": placement["discovery_label"]}],
                 "pilot_env": {},
                 "values": {},
+                # Its own root ConfigMap: no other control plane can overwrite it, even with overlapping selectors.
+                "own_trust_bundle": tenant.get("own_trust_bundle", True),
                 "tenants": [tenant["name"]],
             }
         )
@@ -218,6 +223,7 @@ def _shared_plan(tenants: list, shared: dict) -> dict:
                 "discovery_selectors": [{"matchLabels": label}],
                 "pilot_env": shared["pilot_env"] or {},
                 "values": shared["values"] or {},
+                "own_trust_bundle": False,
                 "tenants": [tenant["name"] for tenant in tenants],
             }
         ],

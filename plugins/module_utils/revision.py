@@ -26,6 +26,7 @@ from .revision_render import (
 )
 from .revision_spec import RevisionSpec, validate
 from .selectors import any_matches
+from .trust_bundle import published_trust_bundle, resolve_trust_bundle
 from .vocabulary import (
     FIELD_MANAGER,
     MANAGED_BY_LABEL,
@@ -189,8 +190,9 @@ def ensure_revision_present(cluster: Cluster, run_command, spec: RevisionSpec, c
     if planned_base:  # --check of a whole run: an earlier step of the same run may install the base
         problems = [p for p in problems if not p.startswith(f"canary_of {spec.canary_of} is not an installed")]
     refuse(problems)
+    trust_bundle, warnings = resolve_trust_bundle(spec, version, _neighbour_trust_bundles(cluster, spec, others))
 
-    rendered = render(run_command, spec.istioctl_path, operator_spec(spec), spec.render_cache_dir)
+    rendered = render(run_command, spec.istioctl_path, operator_spec(spec, trust_bundle), spec.render_cache_dir)
     crds, owned = split_rendering(rendered, spec, version)
     shared, owned = split_shared(owned)
     moving = _tag_objects_to_move(cluster, spec, moved_tags(spec, holders))
@@ -200,7 +202,8 @@ def ensure_revision_present(cluster: Cluster, run_command, spec: RevisionSpec, c
     live_crds = {
         c["metadata"]["name"]: c for c in cluster.list_objects("CustomResourceDefinition", _ISTIO_CRDS_SELECTOR)
     }
-    to_apply, warnings = crds_to_apply(crds, live_crds, version)
+    to_apply, crd_warnings = crds_to_apply(crds, live_crds, version)
+    warnings += crd_warnings
     if planned_base:
         warnings.append(f"check mode: canary_of {spec.canary_of} is not installed yet; a real run refuses it unless an "
                         "earlier step installs it")  # fmt: skip
@@ -217,8 +220,24 @@ def ensure_revision_present(cluster: Cluster, run_command, spec: RevisionSpec, c
     engine.delete_objects([obj for obj in moving if identity(obj) not in desired])
     if spec.wait:
         engine.wait_for_rollout(owned, spec.wait_timeout)
-    result = {**_result(spec, version, report), "rolled_out": rolled_out(owned, listed, report)}
+    result = {
+        **_result(spec, version, report),
+        "rolled_out": rolled_out(owned, listed, report),
+        "trust_bundle": {"root": trust_bundle.root, "crl": trust_bundle.crl},
+    }
     return result, warnings, report.diff
+
+
+def _neighbour_trust_bundles(cluster: Cluster, spec: RevisionSpec, others: dict) -> dict:
+    """{revision: TrustBundle} the other revisions installed in this revision's system namespace publish under."""
+    neighbours = {}
+    for other, info in others.items():
+        if other == spec.name or info["namespace"] != spec.namespace:
+            continue
+        deployment = cluster.get("Deployment", f"istiod-{other}", spec.namespace)
+        if deployment is not None:  # a remote cluster's revision runs no istiod
+            neighbours[other] = published_trust_bundle(deployment)
+    return neighbours
 
 
 def rolled_out(desired: list, listed: dict, report) -> bool:

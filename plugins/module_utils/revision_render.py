@@ -9,6 +9,7 @@ import copy
 
 from .istioctl import version_key
 from .revision_spec import RevisionSpec
+from .trust_bundle import TrustBundle
 from .vocabulary import CONTROL_PLANE_CLUSTERS_ANNOTATION, NETWORK_LABEL, REV_LABEL
 
 CRD_VERSION_ANNOTATION = "meshops.io/istio-version"
@@ -35,8 +36,9 @@ def _merge(base: dict, override: dict) -> dict:
     return merged
 
 
-def operator_spec(spec: RevisionSpec) -> dict:
-    """The IstioOperator spec istioctl renders. Our settings win over the same keys in values/mesh_config."""
+def operator_spec(spec: RevisionSpec, trust_bundle: TrustBundle = TrustBundle()) -> dict:
+    """The IstioOperator spec istioctl renders, publishing the root as `trust_bundle` names it. Our settings win over
+    the same keys in values/mesh_config."""
     global_values = {"istioNamespace": spec.namespace}
     if spec.mesh_id:
         global_values["meshID"] = spec.mesh_id
@@ -59,6 +61,7 @@ def operator_spec(spec: RevisionSpec) -> dict:
         # The remote profile renders no mesh ConfigMap. Ours records the revision and its discoverySelectors on the
         # remote, so the overlap guard, istio_gateway and istio_tenant see the revision there too; nothing reads it.
         ours.setdefault("pilot", {})["configMap"] = True
+    ours = _merge(ours, trust_bundle.values())
     mesh_config = copy.deepcopy(spec.mesh_config)
     if spec.discovery_selectors:
         mesh_config["discoverySelectors"] = copy.deepcopy(list(spec.discovery_selectors))

@@ -12,6 +12,7 @@ from .errors import refuse
 from .names import dns_label_errors, is_label_value
 from .render_cache import default_directory
 from .selectors import selector_errors
+from .trust_bundle import trust_bundle_name_errors
 from .values import cluster_name_errors, label_errors, plain_string_errors
 from .vocabulary import MAX_REVISION_LENGTH, MAX_TAG_LENGTH, NETWORK_LABEL
 
@@ -50,6 +51,9 @@ class RevisionSpec:
     wait_timeout: int
     force: bool
     force_conflicts: bool
+    # The root ConfigMap's name (Istio's istio-ca-root-cert when None), or own_trust_bundle's name (trust_bundle.py).
+    trust_bundle_name: str | None = None
+    own_trust_bundle: bool = False
     # Where renderings are cached on this host (render_cache.py), None for no cache.
     render_cache_dir: str | None = None
 
@@ -116,7 +120,25 @@ def validate(spec: RevisionSpec) -> None:
         if not isinstance(key, str) or not _ENV_NAME.match(key)
     ]
     errors += value_type_errors(spec.values, "values")
+    errors += _trust_bundle_errors(spec)
     refuse(errors)
+
+
+# Values the trust bundle options set; given in `values`, canaries and the overlap guard would not know them.
+_TRUST_BUNDLE_VALUES = (("global", "trustBundleName"), ("pilot", "crlConfigMapName"))
+
+
+def _trust_bundle_errors(spec: RevisionSpec) -> list:
+    errors = [] if spec.trust_bundle_name is None else trust_bundle_name_errors(spec.trust_bundle_name)
+    if spec.trust_bundle_name is not None and spec.own_trust_bundle:
+        errors.append("trust_bundle_name and own_trust_bundle: true both name the root ConfigMap; keep one of them")
+    if isinstance(spec.values, dict):
+        errors += [
+            f"values.{section}.{key} is set by the module: use trust_bundle_name or own_trust_bundle: true instead"
+            for section, key in _TRUST_BUNDLE_VALUES
+            if isinstance(spec.values.get(section), dict) and key in spec.values[section]
+        ]
+    return errors
 
 
 # Where the Istio charts' values must hold a mapping: istioctl stops with a Go unmarshal error naming no key when

@@ -28,6 +28,9 @@ TENANT_KINDS = ("PeerAuthentication", "AuthorizationPolicy", "Sidecar", "Network
 # Pods and claims show workloads or data; the config maps Kubernetes and istiod put everywhere do not count.
 CONTENT_KINDS = ("Pod", "PersistentVolumeClaim", "Service", "ConfigMap", "Secret")
 SYSTEM_CONFIG_MAPS = {"kube-root-ca.crt", "istio-ca-root-cert"}
+# What istiod's namespace controller writes, under whatever name its revision publishes (trust_bundle.py).
+ISTIOD_CONFIG_MAP_LABEL = ("istio.io/config", "true")
+ISTIOD_CONFIG_MAP_KEYS = {"root-cert.pem", "ca-crl.pem"}
 
 
 # Pure: guards
@@ -179,8 +182,15 @@ def content_not_ours(objects: list) -> list:
     return [
         o for o in objects
         if (o["metadata"].get("labels") or {}).get(MANAGED_BY_LABEL) != "meshops.istio"
-        and not (o["kind"] == "ConfigMap" and o["metadata"]["name"] in SYSTEM_CONFIG_MAPS)
+        and not (o["kind"] == "ConfigMap" and (o["metadata"]["name"] in SYSTEM_CONFIG_MAPS or _istiods(o)))
     ]  # fmt: skip
+
+
+def _istiods(config_map: dict) -> bool:
+    """A root or CRL ConfigMap istiod publishes, whatever the name (own_trust_bundle renames it per control plane)."""
+    key, value = ISTIOD_CONFIG_MAP_LABEL
+    labelled = (config_map["metadata"].get("labels") or {}).get(key) == value
+    return labelled and set(config_map.get("data") or {}) <= ISTIOD_CONFIG_MAP_KEYS
 
 
 # Cluster: what the module calls

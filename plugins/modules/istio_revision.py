@@ -15,9 +15,9 @@ description:
   - Made for clusters shared by tenants. By default there is no default revision, so no default injector
     webhook and no C(istiod-default-validator).
   - Refuses before writing anything when the new revision's C(discovery_selectors) select a namespace that another
-    installed revision selects (two istiods would fight over C(istio-ca-root-cert)), when the revision is already
-    installed in another namespace, when its namespace already holds another revision (unless O(canary_of) names
-    it), when a tag has the name of a revision, or when O(istio_version) is not what O(istioctl_path) renders.
+    installed revision selects (two istiods would fight over C(istio-ca-root-cert), unless O(own_trust_bundle) renames
+    it), when the revision is already installed in another namespace, when its namespace already holds another
+    revision (unless O(canary_of) names it), when a tag has the name of a revision, or when O(istio_version) is not what O(istioctl_path) renders.
   - Tags and canaries are refused before writing anything too. A tag points at one revision, so a tag that another
     revision holds is refused unless O(move_tags=true). A name starting with C(revision-tag-) is refused (its
     Service C(istiod-<name>) would be the Service of a tag), and so is a name that is a tag of another revision.
@@ -185,6 +185,36 @@ options:
     type: list
     elements: str
     default: []
+  own_trust_bundle:
+    description:
+      - Publish the revision's root under a name of its own, C(istio-ca-root-cert-<namespace>), instead of Istio's
+        shared C(istio-ca-root-cert), and its CRL as C(istio-ca-crl-<namespace>). istiod writes these ConfigMaps into
+        every namespace it discovers, and the proxies it injects (sidecars, gateways, waypoints) mount them, so no
+        other control plane can overwrite this one's root, even where discovery selectors overlap by mistake. The
+        overlap guard still refuses overlapping selectors.
+      - The name is per system namespace, not per revision. The revisions of one namespace (a canary and the
+        revision it upgrades) share one leader that writes these ConfigMaps, so they must use one name. When
+        another revision is installed in O(namespace), this revision takes that revision's names and says so in a
+        warning.
+      - Needs Istio 1.27 or later (C(values.global.trustBundleName)); the CRL name needs 1.29
+        (C(values.pilot.crlConfigMapName)). With an older istioctl the revision keeps Istio's names, and a warning
+        says so.
+      - Turning it on for an installed revision rolls out istiod, which then writes the new ConfigMap. Running pods
+        keep the C(istio-ca-root-cert) they mount (nothing deletes it, but nothing updates it any more). Pods
+        injected from then on mount the new name, and a pod created before istiod has written it waits in
+        C(ContainerCreating) until it exists. Restart the workloads so that a later root rotation reaches them.
+      - The playbooks turn it on for every control plane of the dedicated model.
+    type: bool
+    default: false
+  trust_bundle_name:
+    description:
+      - The ConfigMap name the revision publishes its root under (C(values.global.trustBundleName), istiod's
+        C(PILOT_CA_CERT_CONFIGMAP)), when O(own_trust_bundle) does not fit. A DNS subdomain of at most 253
+        characters. Omitted, and without O(own_trust_bundle), Istio's C(istio-ca-root-cert).
+      - Needs Istio 1.27 or later. It must equal the name of any other revision installed in O(namespace), and
+        with O(profile=remote) the name the primary's istiod publishes under.
+      - Set it here, not as C(values.global.trustBundleName) or C(values.pilot.crlConfigMapName), which are refused.
+    type: str
   wait:
     description:
       - Wait until istiod's Deployment is rolled out.
@@ -236,6 +266,7 @@ EXAMPLES = r"""
     namespace: usergroup-1
     istioctl_path: /opt/istio-1.31.1/bin/istioctl
     istio_version: 1.31.1
+    own_trust_bundle: true
     discovery_selectors:
       - matchLabels:
           usergroup: usergroup-1
@@ -329,6 +360,13 @@ rolled_out:
   returned: when state is present
   type: bool
   sample: true
+trust_bundle:
+  description:
+    - The ConfigMaps istiod writes into every namespace it discovers. C(root) holds C(root-cert.pem), which the
+      proxies of this revision mount. C(crl) holds the plugged-in CA's CRL.
+  returned: when state is present
+  type: dict
+  sample: {root: istio-ca-root-cert-usergroup-1, crl: istio-ca-crl-usergroup-1}
 objects:
   description: Every object created, updated, released or deleted, in the order it happened.
   returned: always
@@ -371,6 +409,8 @@ ARGUMENT_SPEC = dict(
     force=dict(type="bool", default=False),
     render_cache=dict(type="bool", default=True),
     render_cache_dir=dict(type="path"),
+    own_trust_bundle=dict(type="bool", default=False),
+    trust_bundle_name=dict(type="str"),
 )
 
 

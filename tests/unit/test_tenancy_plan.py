@@ -33,6 +33,7 @@ def test_dedicated_is_the_default_model_a_control_plane_per_tenant():
         "discovery_selectors": [{"matchLabels": {"usergroup": "usergroup-2"}}],
         "pilot_env": {},
         "values": {},
+        "own_trust_bundle": True,
         "tenants": ["usergroup-2"],
     }
     assert plan["tenants"][1] == {
@@ -48,6 +49,15 @@ def test_dedicated_is_the_default_model_a_control_plane_per_tenant():
         "namespace": "usergroup-1",
         "discovery_selectors": [{"matchLabels": {"usergroup": "usergroup-1"}}],
     }
+
+
+def test_a_dedicated_tenant_may_keep_istios_shared_root_config_map_name():
+    tenants = [{"name": "team-a", "namespaces": ["a"], "own_trust_bundle": False}, {"name": "team-b", "namespaces": ["b"]}]
+    assert [c["own_trust_bundle"] for c in tenancy_plan(tenants)["control_planes"]] == [False, True]
+    error = _error([{"name": "team-a", "namespaces": ["a"], "own_trust_bundle": "no"}])
+    assert "tenants[0] (team-a): own_trust_bundle must be true or false, not 'no'" in error
+    error = _error([{"name": "foo", "namespaces": ["foo"], "own_trust_bundle": False}], "shared")
+    assert "own_trust_bundle applies to the dedicated model only" in error
 
 
 def test_dedicated_defaults_and_overrides():
@@ -83,6 +93,7 @@ def test_shared_model_one_control_plane_a_mesh_label_and_gateways():
             "discovery_selectors": [{"matchLabels": {"meshops.io/mesh": "shared"}}],
             "pilot_env": {"PILOT_SCOPE_GATEWAY_TO_NAMESPACE": "true"},
             "values": {},
+            "own_trust_bundle": False,
             "tenants": ["foo", "bar"],
         }
     ]

@@ -154,6 +154,19 @@ def test_content_not_ours_ignores_system_config_maps_and_our_objects():
     assert [o["metadata"]["name"] for o in content_not_ours(objects)] == ["web-1"]
 
 
+def test_content_not_ours_ignores_the_root_and_crl_istiod_publishes_under_a_name_of_its_own():
+    istiod = {"istio.io/config": "true"}
+    objects = [
+        {"kind": "ConfigMap", "metadata": {"name": "istio-ca-root-cert-t1", "labels": istiod},
+         "data": {"root-cert.pem": "PEM"}},
+        {"kind": "ConfigMap", "metadata": {"name": "istio-ca-crl-t1", "labels": istiod}, "data": {"ca-crl.pem": ""}},
+        # The label alone is not istiod's mark: a ConfigMap with other data is the tenant's.
+        {"kind": "ConfigMap", "metadata": {"name": "app-config", "labels": istiod}, "data": {"app.yaml": "x"}},
+        {"kind": "ConfigMap", "metadata": {"name": "istio-ca-root-cert-copy"}, "data": {"root-cert.pem": "PEM"}},
+    ]  # fmt: skip
+    assert [o["metadata"]["name"] for o in content_not_ours(objects)] == ["app-config", "istio-ca-root-cert-copy"]
+
+
 def test_many_tenants_are_validated_together():
     one, other = params(), params(name="usergroup-2", namespaces=["app-ns-2", "app-ns-1"])
     assert validate_tenants([one, params(name="usergroup-2", namespaces=["app-ns-2"])]) is None
