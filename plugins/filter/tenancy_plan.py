@@ -158,8 +158,8 @@ def tenancy_plan(tenants, model=None, shared_control_plane=None) -> dict:
     """The plan of a run. Raises AnsibleFilterError naming every bad entry and key before any step runs.
 
     Returns {model, control_planes, planned_revisions, cas, tenants, gateways, summary}: control_planes as
-    istio_revision's name, namespace, discovery_selectors, pilot_env, values and own_trust_bundle, plus the names of the tenants each
-    serves (tenants); cas (dedicated tenants with `ca: true`) as tenant,
+    istio_revision's name, namespace, discovery_selectors, pilot_env, values and own_trust_bundle, plus the names of
+    the tenants each serves (tenants); cas (dedicated tenants with `ca: true`) as tenant,
     namespace and revision; tenants as istio_tenant's `tenants` entries; gateways as istio_gateway's name and
     namespace plus the data's settings; summary one line of facts per tenant; planned_revisions the control planes
     as istio_tenant's and istio_gateway's planned_revisions."""

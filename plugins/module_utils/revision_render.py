@@ -9,7 +9,7 @@ import copy
 
 from .istioctl import version_key
 from .revision_spec import RevisionSpec
-from .trust_bundle import TrustBundle
+from .trust_bundle import ISTIOS_TRUST_BUNDLE, TrustBundle
 from .vocabulary import CONTROL_PLANE_CLUSTERS_ANNOTATION, NETWORK_LABEL, REV_LABEL
 
 CRD_VERSION_ANNOTATION = "meshops.io/istio-version"
@@ -36,7 +36,7 @@ def _merge(base: dict, override: dict) -> dict:
     return merged
 
 
-def operator_spec(spec: RevisionSpec, trust_bundle: TrustBundle = TrustBundle()) -> dict:
+def operator_spec(spec: RevisionSpec, trust_bundle: TrustBundle = ISTIOS_TRUST_BUNDLE) -> dict:
     """The IstioOperator spec istioctl renders, publishing the root as `trust_bundle` names it. Our settings win over
     the same keys in values/mesh_config."""
     global_values = {"istioNamespace": spec.namespace}

@@ -45,6 +45,10 @@ class TrustBundle:
         return values
 
 
+# Istio's own names: what a revision publishes under without own_trust_bundle or trust_bundle_name.
+ISTIOS_TRUST_BUNDLE = TrustBundle()
+
+
 def own_trust_bundle(namespace: str, version: str) -> TrustBundle:
     """The names of the control plane in `namespace`, as far as the Istio `version` can rename them."""
     release = version_key(version)[0]
@@ -102,7 +106,7 @@ def resolve_trust_bundle(spec, version: str, neighbours: dict) -> tuple:
                 )
             wanted = theirs
     else:
-        wanted = TrustBundle()
+        wanted = ISTIOS_TRUST_BUNDLE
     refuse(_neighbour_problems(spec, wanted, neighbours))
     return wanted, warnings
 
@@ -110,8 +114,8 @@ def resolve_trust_bundle(spec, version: str, neighbours: dict) -> tuple:
 def _neighbour_problems(spec, wanted: TrustBundle, neighbours: dict) -> list:
     return [
         f"trust_bundle_name {wanted.root} (CRL {wanted.crl}) differs from {theirs.root} (CRL {theirs.crl}) of "
-        f"revision {revision}, installed in namespace {spec.namespace}: the revisions of one namespace share the leader "
-        "that writes these ConfigMaps, so the other revision's pods would find no root. Set trust_bundle_name: "
+        f"revision {revision}, installed in namespace {spec.namespace}: the revisions of one namespace share the "
+        "leader that writes these ConfigMaps, so the other revision's pods would find no root. Set trust_bundle_name: "
         f"{theirs.root}, or own_trust_bundle: true to follow {revision}"
         for revision, theirs in sorted(neighbours.items())
         if theirs != wanted

@@ -1,14 +1,14 @@
 """Seed 002 as playbooks/multitenant.yml installs it, served by two real istiods (usergroup-1, usergroup-2) at once.
 
-Root-of-trust distribution (seed 000's x509 failure), discovery scoping (seed 000's performance problem) and
-injection routing, as the real control plane does them. The test that breaks the overlap guard on purpose runs last.
+Root-of-trust distribution (seed 000's x509 failure; each control plane publishes its root in a ConfigMap of its
+own, istio_revision's own_trust_bundle), discovery scoping (seed 000's performance problem) and injection routing,
+as the real control plane does them. The test that breaks the overlap guard on purpose runs last.
 """
 
 import base64
 import json
 import ssl
 import subprocess
-import time
 import uuid
 
 import pytest
@@ -27,7 +27,7 @@ TENANT_NAMESPACES = {"usergroup-1": ["app-ns-1"], "usergroup-2": ["app-ns-2", "a
 REVISIONS = tuple(TENANT_NAMESPACES)
 BYSTANDER = "bystander"  # a namespace of no tenant
 NO_TENANT = (BYSTANDER, "default", "kube-system", "kube-public")
-ROOT_CONFIG_MAP = "istio-ca-root-cert"
+ISTIOS_ROOT_CONFIG_MAP = "istio-ca-root-cert"  # Istio's shared name, which no control plane of the seed uses
 PROBE_LABELS = {"app": "probe"}
 
 
@@ -59,11 +59,9 @@ def all_bundles(bundles: dict) -> list:
     return [bundle for configuration in bundles.values() for bundle in configuration]
 
 
-def root_unchanged_for(core, namespace: str, seconds: float) -> bool:
-    """Whether nobody wrote the namespace's istio-ca-root-cert during `seconds` from now."""
-    before = core.read_namespaced_config_map(ROOT_CONFIG_MAP, namespace).metadata.resource_version
-    time.sleep(seconds)
-    return core.read_namespaced_config_map(ROOT_CONFIG_MAP, namespace).metadata.resource_version == before
+def root_config_map(revision: str) -> str:
+    """The ConfigMap the revision's istiod publishes its root in (own_trust_bundle: named after its namespace)."""
+    return f"istio-ca-root-cert-{revision}"
 
 
 def self_signed_root(api, revision: str) -> str:
@@ -72,14 +70,28 @@ def self_signed_root(api, revision: str) -> str:
     return base64.b64decode(secret.data["ca-cert.pem"]).decode()
 
 
-def root_in(api, namespace: str):
-    """root-cert.pem of the namespace's istio-ca-root-cert, None when there is none."""
+def config_map_in(api, namespace: str, name: str):
+    """The namespace's ConfigMap `name`, None when there is none."""
     try:
-        return client.CoreV1Api(api).read_namespaced_config_map(ROOT_CONFIG_MAP, namespace).data["root-cert.pem"]
+        return client.CoreV1Api(api).read_namespaced_config_map(name, namespace)
     except ApiException as error:
         if error.status == 404:
             return None
         raise
+
+
+def root_in(api, namespace: str, revision: str):
+    """root-cert.pem of the ConfigMap the revision publishes its root in, in `namespace`; None when there is none."""
+    config_map = config_map_in(api, namespace, root_config_map(revision))
+    return config_map.data["root-cert.pem"] if config_map else None
+
+
+def what_istiod_wrote(api, namespace: str, name: str) -> dict:
+    """The data, labels and managed fields (manager, operation, time and fields of each write) of a ConfigMap."""
+    config_map = api.sanitize_for_serialization(client.CoreV1Api(api).read_namespaced_config_map(name, namespace))
+    return {key: config_map["metadata"].get(key) for key in ("labels", "managedFields", "uid")} | {
+        "data": config_map["data"]
+    }
 
 
 def registry(istiod) -> set:
@@ -96,11 +108,19 @@ def test_each_tenant_namespace_carries_its_own_revisions_root_and_no_other(seed_
     roots = {rev: self_signed_root(api, rev) for rev in REVISIONS}
     assert roots["usergroup-1"] != roots["usergroup-2"]
     for rev, namespaces in TENANT_NAMESPACES.items():
+        [other] = [r for r in REVISIONS if r != rev]
         for namespace in (rev, *namespaces):
-            distributed = wait_for(f"{ROOT_CONFIG_MAP} in {namespace}", lambda ns=namespace: root_in(api, ns))
+            distributed = wait_for(
+                f"{root_config_map(rev)} in {namespace}", lambda ns=namespace, r=rev: root_in(api, ns, r)
+            )
             assert distributed.strip() == roots[rev].strip(), f"{namespace} holds a root that is not {rev}'s"
+            # Only its own revision's ConfigMap: neither the other's nor Istio's shared one.
+            names = {cm.metadata.name for cm in client.CoreV1Api(api).list_namespaced_config_map(namespace).items}
+            assert root_config_map(other) not in names and ISTIOS_ROOT_CONFIG_MAP not in names, names
     for namespace in NO_TENANT:
-        assert root_in(api, namespace) is None, f"{namespace} belongs to no tenant but got an Istio root"
+        for rev in REVISIONS:
+            assert root_in(api, namespace, rev) is None, f"{namespace} belongs to no tenant but got {rev}'s root"
+        assert config_map_in(api, namespace, ISTIOS_ROOT_CONFIG_MAP) is None
 
 
 def test_each_registry_holds_only_its_tenants_services(seed_002):
@@ -245,6 +265,24 @@ def test_a_tenant_pod_is_routed_to_its_revisions_istiod_and_injected_with_its_se
     assert proxy["image"] == f"{values['hub']}/{values['proxy']['image']}:{values['tag']}"
     [annotations] = [op["value"] for op in patch if op["path"] == "/metadata/annotations"]
     assert annotations["istio.io/rev"] == rev
+    # The proxy mounts its own revision's root (and CRL), the ConfigMaps that revision's istiod writes.
+    volumes = {v["name"]: v for v in injected_volumes(patch)}
+    assert volumes["istiod-ca-cert"]["configMap"]["name"] == root_config_map(rev)
+    assert volumes["istio-ca-crl"]["configMap"]["name"] == f"istio-ca-crl-{rev}"
+    mounts = {m["name"]: m["mountPath"] for m in proxy["volumeMounts"]}
+    assert mounts["istiod-ca-cert"] == "/var/run/secrets/istio"
+    assert wait_for(f"{root_config_map(rev)} in {namespace}", lambda: root_in(api, namespace, rev))
+
+
+def injected_volumes(patch: list) -> list:
+    """The pod volumes a JSON patch of the injector adds (one op per volume, or the whole list at once)."""
+    volumes = []
+    for op in patch:
+        if op["path"] == "/spec/volumes":
+            volumes += op["value"]
+        elif op["path"].startswith("/spec/volumes/"):
+            volumes.append(op["value"])
+    return volumes
 
 
 @pytest.mark.parametrize("namespace", NO_TENANT)
@@ -297,30 +335,20 @@ def test_the_root_namespace_policy_makes_a_namespace_labelled_later_strict(seed_
              lambda: inbound_transports(xdsclient, istiod, LATE) == {"tls"})  # fmt: skip
 
 
-def roots_written_to(api, namespace: str, until, timeout: float = 90.0) -> list:
-    """The sequence of distinct roots the namespace's istio-ca-root-cert holds, watched until `until(sequence)`."""
-    sequence = []
-    deadline = time.monotonic() + timeout
-    while not until(sequence) and time.monotonic() < deadline:
-        root = root_in(api, namespace)
-        if root and (not sequence or sequence[-1] != root):
-            sequence.append(root)
-        time.sleep(0.05)
-    return sequence
-
-
 def revision_args(rev: str, selector_values: list) -> dict:
     return {
         "name": rev,
         "namespace": rev,
         "istioctl_path": str(binary_dir() / "istioctl"),
+        "own_trust_bundle": True,
         "discovery_selectors": [{"matchLabels": {"usergroup": value}} for value in selector_values],
     }
 
 
-def test_overlapping_selectors_applied_behind_the_guards_back_make_the_istiods_fight(seed_002, tmp_path):
-    """Why istio_revision refuses overlapping discoverySelectors: with usergroup-2's selectors widened by hand to
-    usergroup-1's namespaces, both istiods keep overwriting app-ns-1's root, each with its own."""
+def test_overlapping_selectors_applied_behind_the_guards_back_leave_each_root_where_it_was(seed_002, tmp_path):
+    """Seed 000's x509 failure cannot happen with a root ConfigMap per control plane: with usergroup-2's selectors
+    widened by hand to usergroup-1's namespaces (what istio_revision refuses), usergroup-2's istiod publishes its own
+    ConfigMap in app-ns-1 and never writes usergroup-1's, whose data and managed fields stay as they were."""
     api, cluster = seed_002["api"], seed_002["cluster"]
     roots = {rev: self_signed_root(api, rev).strip() for rev in REVISIONS}
     refused = run_task(
@@ -328,6 +356,9 @@ def test_overlapping_selectors_applied_behind_the_guards_back_make_the_istiods_f
         revision_args("usergroup-2", ["usergroup-2", "usergroup-1"]), tmp_path=tmp_path,
     )  # fmt: skip
     assert refused.get("failed") and "overlap with revision usergroup-1" in refused["msg"]
+    wait_for("usergroup-1's root in app-ns-1", lambda: root_in(api, "app-ns-1", "usergroup-1"))
+    usergroup_1_wrote = what_istiod_wrote(api, "app-ns-1", root_config_map("usergroup-1"))
+    usergroup_2_wrote = what_istiod_wrote(api, "app-ns-2", root_config_map("usergroup-2"))
 
     core = client.CoreV1Api(api)
     mesh = yaml.safe_load(core.read_namespaced_config_map("istio-usergroup-2", "usergroup-2").data["mesh"])
@@ -335,22 +366,19 @@ def test_overlapping_selectors_applied_behind_the_guards_back_make_the_istiods_f
     core.patch_namespaced_config_map(
         "istio-usergroup-2", "usergroup-2", {"data": {"mesh": yaml.safe_dump(mesh)}}, field_manager="by-hand"
     )
-    # Ownership of the root flips back and forth: at least three writes, alternating between the two roots.
-    flips = roots_written_to(api, "app-ns-1", until=lambda seen: len(seen) >= 4)
-    print(f"\napp-ns-1's root changed hands {len(flips) - 1} times")
-    assert len(flips) >= 4, "the two istiods did not fight over app-ns-1's root"
-    assert {root.strip() for root in flips} == set(roots.values())
+    # usergroup-2's istiod now discovers app-ns-1 and has published its root there: it has processed the namespace.
+    theirs = wait_for("usergroup-2's root in app-ns-1", lambda: root_in(api, "app-ns-1", "usergroup-2"))
+    assert theirs.strip() == roots["usergroup-2"]
+    # ... and wrote nothing to usergroup-1's ConfigMap, nor usergroup-1's to usergroup-2's.
+    assert what_istiod_wrote(api, "app-ns-1", root_config_map("usergroup-1")) == usergroup_1_wrote
+    assert root_in(api, "app-ns-1", "usergroup-1").strip() == roots["usergroup-1"]
+    assert what_istiod_wrote(api, "app-ns-2", root_config_map("usergroup-2")) == usergroup_2_wrote
+    assert config_map_in(api, "app-ns-1", ISTIOS_ROOT_CONFIG_MAP) is None
 
-    # The repair the README gives: re-run istio_revision with force_conflicts. The fight ends with usergroup-1's root.
+    # The repair the README gives: re-run istio_revision with force_conflicts; usergroup-1's root was never touched.
     repaired = run_task(
         cluster.kubeconfig, "meshops.istio.istio_revision",
         {**revision_args("usergroup-2", ["usergroup-2"]), "force_conflicts": True}, tmp_path=tmp_path,
     )  # fmt: skip
     assert repaired["changed"] and not repaired.get("failed"), repaired.get("msg")
-    wait_for(
-        "app-ns-1 holds usergroup-1's root again", lambda: root_in(api, "app-ns-1").strip() == roots["usergroup-1"]
-    )
-    # The fight wrote several times a second; three quiet seconds in a row show it is over (on a loaded machine a
-    # last write of the losing istiod may still land first: wait for the quiet, then check who won).
-    wait_for("app-ns-1's root stops changing for 3 s", lambda: root_unchanged_for(core, "app-ns-1", 3.0), timeout=90)
-    assert root_in(api, "app-ns-1").strip() == roots["usergroup-1"]
+    assert what_istiod_wrote(api, "app-ns-1", root_config_map("usergroup-1")) == usergroup_1_wrote

@@ -60,10 +60,12 @@ def cacerts(cluster, namespace: str) -> dict:
 
 
 def distributed_root(cluster, namespace: str) -> str | None:
-    """root-cert.pem of the namespace's istio-ca-root-cert; None until istiod has written it."""
+    """root-cert.pem of the ConfigMap the namespace's tenant's istiod publishes its root in (the dedicated model's
+    istio-ca-root-cert-<system namespace>); None until istiod has written it."""
     core = client.CoreV1Api(cluster.api_client())
+    [tenant] = [t["name"] for t in TENANTS if namespace in t["namespaces"]]
     try:
-        return core.read_namespaced_config_map("istio-ca-root-cert", namespace).data["root-cert.pem"]
+        return core.read_namespaced_config_map(f"istio-ca-root-cert-{tenant}", namespace).data["root-cert.pem"]
     except ApiException as error:
         if error.status == 404:
             return None

@@ -264,6 +264,14 @@ REFUSALS = {
     "istio version not rendered by istioctl": ({"istio_version": "1.20.0"}, "istio_version 1.20.0 is not what"),
     "istioctl that cannot run": ({"istioctl_path": "/nonexistent/istioctl"}, "cannot be run"),
     "reserved name": ({"name": "default"}, "name 'default' is reserved"),
+    "trust bundle name not a ConfigMap name": (
+        {"trust_bundle_name": "Root_Cert"},
+        "trust_bundle_name 'Root_Cert' must be a ConfigMap name: at most 253 lower-case letters",
+    ),
+    "trust bundle name in values": (
+        {"values": {"global": {"trustBundleName": "root"}}},
+        "values.global.trustBundleName is set by the module: use trust_bundle_name or own_trust_bundle: true instead",
+    ),
     "unreachable API server": ({"host": "https://127.0.0.1:9", "validate_certs": False},
                                "Cannot reach the Kubernetes API at https://127.0.0.1:9"),
     "forbidden by RBAC": ({"impersonate_user": "nobody"},
@@ -460,3 +468,111 @@ def test_istioctl_uninstall_revision_removes_what_the_module_installed(run, api,
     # revision of the namespace shares (it names no revision, so `uninstall --revision` does not select it).
     assert shared_reader(api, "usergroup-3")
     assert objects_with_labels(api, "meshops.io/revision=usergroup-2") == other_before
+
+
+def istiod_trust_bundle(api, revision: str) -> dict:
+    """What the revision's rendered istiod Deployment publishes under and mounts, and what its injector injects."""
+    deployment = client.AppsV1Api(api).read_namespaced_deployment(f"istiod-{revision}", revision)
+    pod = deployment.spec.template.spec
+    env = {e.name: e.value for e in pod.containers[0].env}
+    volumes = {v.name: v.config_map.name for v in pod.volumes if v.config_map}
+    injector = client.CoreV1Api(api).read_namespaced_config_map(f"istio-sidecar-injector-{revision}", revision)
+    values = json.loads(injector.data["values"])
+    return {
+        "root_env": env.get("PILOT_CA_CERT_CONFIGMAP"),
+        "crl_env": env.get("PILOT_CRL_CONFIGMAP"),
+        "istiod_mounts": volumes.get("istio-csr-ca-configmap"),
+        "injected_root": values["global"].get("trustBundleName"),
+        "injected_crl": values["pilot"].get("crlConfigMapName"),
+    }
+
+
+OWN_BUNDLE = {
+    "root_env": "istio-ca-root-cert-usergroup-5",
+    "crl_env": "istio-ca-crl-usergroup-5",
+    "istiod_mounts": "istio-ca-root-cert-usergroup-5",
+    "injected_root": "istio-ca-root-cert-usergroup-5",
+    "injected_crl": "istio-ca-crl-usergroup-5",
+}
+ISTIOS_BUNDLE = {
+    "root_env": None,
+    "crl_env": None,
+    "istiod_mounts": "istio-ca-root-cert",
+    "injected_root": None,
+    "injected_crl": None,
+}
+
+
+def test_own_trust_bundle_has_istiod_publish_and_the_injector_mount_the_namespaces_name(run, api, cluster, binaries):
+    check_before = api_request_counts(cluster.kubeconfig)
+    planned = run(revision_args(binaries, 5, own_trust_bundle=True), check=True)
+    assert writes(check_before, api_request_counts(cluster.kubeconfig)) == {}
+    assert planned["trust_bundle"] == {"root": "istio-ca-root-cert-usergroup-5", "crl": "istio-ca-crl-usergroup-5"}
+
+    installed = run(revision_args(binaries, 5, own_trust_bundle=True))
+    assert installed["changed"] is True, installed.get("msg")
+    assert installed["trust_bundle"] == planned["trust_bundle"]
+    assert istiod_trust_bundle(api, "usergroup-5") == OWN_BUNDLE
+    before = api_request_counts(cluster.kubeconfig)
+    again = run(revision_args(binaries, 5, own_trust_bundle=True))
+    assert again["changed"] is False and writes(before, api_request_counts(cluster.kubeconfig)) == {}
+
+
+def test_a_canary_takes_its_namespaces_trust_bundle_and_another_name_is_refused(run, api, cluster, binaries):
+    canary = revision_args(binaries, 5, name="usergroup-5-canary", canary_of="usergroup-5")
+    before = api_request_counts(cluster.kubeconfig)
+    refused = run({**canary, "trust_bundle_name": "canary-root"})
+    assert refused.get("failed") is True
+    assert (
+        "trust_bundle_name canary-root (CRL istio-ca-crl) differs from istio-ca-root-cert-usergroup-5 (CRL "
+        "istio-ca-crl-usergroup-5) of revision usergroup-5, installed in namespace usergroup-5"
+    ) in refused["msg"]
+    assert writes(before, api_request_counts(cluster.kubeconfig)) == {}
+
+    installed = run({**canary, "own_trust_bundle": True})
+    assert installed["changed"] is True, installed.get("msg")
+    assert installed["trust_bundle"] == {"root": "istio-ca-root-cert-usergroup-5", "crl": "istio-ca-crl-usergroup-5"}
+    env = {e.name: e.value for e in client.AppsV1Api(api).read_namespaced_deployment(
+        "istiod-usergroup-5-canary", "usergroup-5").spec.template.spec.containers[0].env}  # fmt: skip
+    assert env["PILOT_CA_CERT_CONFIGMAP"] == "istio-ca-root-cert-usergroup-5"
+    assert run({**canary, "state": "absent"})["changed"] is True
+
+
+def istioctl_reporting(binaries, directory, version: str):
+    """The real istioctl, except that `istioctl version` reports `version`: an Istio without trustBundleName as far
+    as the module can tell (its rendering is still the pinned istioctl's)."""
+    wrapper = directory / "istioctl"
+    wrapper.write_text(
+        f'#!/bin/sh\nif [ "$1" = version ]; then echo "client version: {version}"; exit 0; fi\n'
+        f'exec "{binaries / "istioctl"}" "$@"\n'
+    )
+    wrapper.chmod(0o755)
+    return str(wrapper)
+
+
+def test_without_the_knob_own_trust_bundle_keeps_istios_name_and_says_so(run, api, cluster, binaries, tmp_path):
+    old = istioctl_reporting(binaries, tmp_path, "1.26.3")
+    before = api_request_counts(cluster.kubeconfig)
+    refused = run(revision_args(binaries, 5, istioctl_path=old, trust_bundle_name="usergroup-5-root"))
+    assert refused.get("failed") is True
+    assert "trust_bundle_name usergroup-5-root needs Istio 1.27 or later" in refused["msg"]
+    assert writes(before, api_request_counts(cluster.kubeconfig)) == {}
+
+    kept = run(revision_args(binaries, 5, istioctl_path=old, own_trust_bundle=True, render_cache=False))
+    assert kept["changed"] is True, kept.get("msg")
+    assert any("Istio 1.26.3 cannot rename the root ConfigMap" in w for w in kept["warnings"])
+    assert kept["trust_bundle"] == {"root": "istio-ca-root-cert", "crl": "istio-ca-crl"}
+    assert istiod_trust_bundle(api, "usergroup-5") == ISTIOS_BUNDLE
+
+
+def test_turning_own_trust_bundle_off_and_on_rolls_istiod_between_the_names(run, api, binaries):
+    apps = client.AppsV1Api(api)
+    on = run(revision_args(binaries, 5, own_trust_bundle=True))
+    assert on["changed"] is True and ("Deployment", "updated") in {(o["kind"], o["action"]) for o in on["objects"]}
+    assert istiod_trust_bundle(api, "usergroup-5") == OWN_BUNDLE
+    generation = apps.read_namespaced_deployment("istiod-usergroup-5", "usergroup-5").metadata.generation
+    off = run(revision_args(binaries, 5))
+    assert off["changed"] is True and off["trust_bundle"] == {"root": "istio-ca-root-cert", "crl": "istio-ca-crl"}
+    assert istiod_trust_bundle(api, "usergroup-5") == ISTIOS_BUNDLE
+    assert apps.read_namespaced_deployment("istiod-usergroup-5", "usergroup-5").metadata.generation == generation + 1
+    assert run(revision_args(binaries, 5, state="absent"))["changed"] is True

@@ -52,7 +52,10 @@ def test_dedicated_is_the_default_model_a_control_plane_per_tenant():
 
 
 def test_a_dedicated_tenant_may_keep_istios_shared_root_config_map_name():
-    tenants = [{"name": "team-a", "namespaces": ["a"], "own_trust_bundle": False}, {"name": "team-b", "namespaces": ["b"]}]
+    tenants = [
+        {"name": "team-a", "namespaces": ["a"], "own_trust_bundle": False},
+        {"name": "team-b", "namespaces": ["b"]},
+    ]
     assert [c["own_trust_bundle"] for c in tenancy_plan(tenants)["control_planes"]] == [False, True]
     error = _error([{"name": "team-a", "namespaces": ["a"], "own_trust_bundle": "no"}])
     assert "tenants[0] (team-a): own_trust_bundle must be true or false, not 'no'" in error

@@ -90,7 +90,9 @@ def test_a_name_other_than_the_namespace_neighbours_is_refused():
     with pytest.raises(Refusal) as refused:
         resolve_trust_bundle(params(name="usergroup-1-v2"), "1.31.1", {"usergroup-1": OWN})
     message = str(refused.value)
-    assert "trust_bundle_name istio-ca-root-cert (CRL istio-ca-crl) differs from istio-ca-root-cert-usergroup-1" in message
+    assert "trust_bundle_name istio-ca-root-cert (CRL istio-ca-crl) differs from istio-ca-root-cert-usergroup-1" in (
+        message
+    )
     assert "revision usergroup-1, installed in namespace usergroup-1" in message
     assert "Set trust_bundle_name: istio-ca-root-cert-usergroup-1, or own_trust_bundle: true" in message
     with pytest.raises(Refusal, match="differs from istio-ca-root-cert "):
