@@ -223,13 +223,13 @@ def ensure_revision_present(cluster: Cluster, run_command, spec: RevisionSpec, c
     result = {
         **_result(spec, version, report),
         "rolled_out": rolled_out(owned, listed, report),
-        "trust_bundle": {"root": trust_bundle.root, "crl": trust_bundle.crl},
+        "trust_bundle": trust_bundle,
     }
     return result, warnings, report.diff
 
 
 def _neighbour_trust_bundles(cluster: Cluster, spec: RevisionSpec, others: dict) -> dict:
-    """{revision: TrustBundle} the other revisions installed in this revision's system namespace publish under."""
+    """{revision: root ConfigMap name} the other revisions installed in this revision's system namespace publish under."""
     neighbours = {}
     for other, info in others.items():
         if other == spec.name or info["namespace"] != spec.namespace:

@@ -9,7 +9,7 @@ import copy
 
 from .istioctl import version_key
 from .revision_spec import RevisionSpec
-from .trust_bundle import ISTIOS_TRUST_BUNDLE, TrustBundle
+from .trust_bundle import ISTIOS_ROOT_CONFIG_MAP, trust_bundle_values
 from .vocabulary import CONTROL_PLANE_CLUSTERS_ANNOTATION, NETWORK_LABEL, REV_LABEL
 
 CRD_VERSION_ANNOTATION = "meshops.io/istio-version"
@@ -36,9 +36,9 @@ def _merge(base: dict, override: dict) -> dict:
     return merged
 
 
-def operator_spec(spec: RevisionSpec, trust_bundle: TrustBundle = ISTIOS_TRUST_BUNDLE) -> dict:
-    """The IstioOperator spec istioctl renders, publishing the root as `trust_bundle` names it. Our settings win over
-    the same keys in values/mesh_config."""
+def operator_spec(spec: RevisionSpec, trust_bundle: str = ISTIOS_ROOT_CONFIG_MAP) -> dict:
+    """The IstioOperator spec istioctl renders, publishing the root in the ConfigMap `trust_bundle`. Our settings win
+    over the same keys in values/mesh_config."""
     global_values = {"istioNamespace": spec.namespace}
     if spec.mesh_id:
         global_values["meshID"] = spec.mesh_id
@@ -61,7 +61,7 @@ def operator_spec(spec: RevisionSpec, trust_bundle: TrustBundle = ISTIOS_TRUST_B
         # The remote profile renders no mesh ConfigMap. Ours records the revision and its discoverySelectors on the
         # remote, so the overlap guard, istio_gateway and istio_tenant see the revision there too; nothing reads it.
         ours.setdefault("pilot", {})["configMap"] = True
-    ours = _merge(ours, trust_bundle.values())
+    ours = _merge(ours, trust_bundle_values(trust_bundle))
     mesh_config = copy.deepcopy(spec.mesh_config)
     if spec.discovery_selectors:
         mesh_config["discoverySelectors"] = copy.deepcopy(list(spec.discovery_selectors))

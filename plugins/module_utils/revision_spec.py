@@ -124,20 +124,16 @@ def validate(spec: RevisionSpec) -> None:
     refuse(errors)
 
 
-# Values the trust bundle options set; given in `values`, canaries and the overlap guard would not know them.
-_TRUST_BUNDLE_VALUES = (("global", "trustBundleName"), ("pilot", "crlConfigMapName"))
 
 
 def _trust_bundle_errors(spec: RevisionSpec) -> list:
     errors = [] if spec.trust_bundle_name is None else trust_bundle_name_errors(spec.trust_bundle_name)
     if spec.trust_bundle_name is not None and spec.own_trust_bundle:
         errors.append("trust_bundle_name and own_trust_bundle: true both name the root ConfigMap; keep one of them")
-    if isinstance(spec.values, dict):
-        errors += [
-            f"values.{section}.{key} is set by the module: use trust_bundle_name or own_trust_bundle: true instead"
-            for section, key in _TRUST_BUNDLE_VALUES
-            if isinstance(spec.values.get(section), dict) and key in spec.values[section]
-        ]
+    given = spec.values.get("global") if isinstance(spec.values, dict) else None
+    if isinstance(given, dict) and "trustBundleName" in given:
+        # The module reads the name back from istiod's Deployment for canaries: it must be the one it sets.
+        errors.append("values.global.trustBundleName is set by the module: use trust_bundle_name or own_trust_bundle")
     return errors
 
 

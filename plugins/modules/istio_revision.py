@@ -189,17 +189,18 @@ options:
   own_trust_bundle:
     description:
       - Publish the revision's root under a name of its own, C(istio-ca-root-cert-<namespace>), instead of Istio's
-        shared C(istio-ca-root-cert), and its CRL as C(istio-ca-crl-<namespace>). istiod writes these ConfigMaps into
-        every namespace it discovers, and the proxies it injects (sidecars, gateways, waypoints) mount them, so no
-        other control plane can overwrite this one's root, even where discovery selectors overlap by mistake. The
-        overlap guard still refuses overlapping selectors.
+        shared C(istio-ca-root-cert). istiod writes this ConfigMap into every namespace it discovers, and the proxies
+        it injects (sidecars, gateways, waypoints) mount it, so no other control plane can overwrite this one's root,
+        even where discovery selectors overlap by mistake. The overlap guard still refuses overlapping selectors.
       - The name is per system namespace, not per revision. The revisions of one namespace (a canary and the
-        revision it upgrades) share one leader that writes these ConfigMaps, so they must use one name. When
-        another revision is installed in O(namespace), this revision takes that revision's names and says so in a
+        revision it upgrades) share one leader that writes this ConfigMap, so they must use one name. When
+        another revision is installed in O(namespace), this revision takes that revision's name and says so in a
         warning.
-      - Needs Istio 1.27 or later (C(values.global.trustBundleName)); the CRL name needs 1.29
-        (C(values.pilot.crlConfigMapName)). With an older istioctl the revision keeps Istio's names, and a warning
-        says so.
+      - Needs Istio 1.27 or later (C(values.global.trustBundleName)). With an older istioctl the revision keeps
+        Istio's name, and a warning says so.
+      - The CRL ConfigMap keeps Istio's name C(istio-ca-crl). C(values.pilot.crlConfigMapName) (1.29) would rename
+        what istiod writes, but the injector's values do not carry it, so injected proxies would still mount
+        C(istio-ca-crl).
       - Turning it on for an installed revision rolls out istiod, which then writes the new ConfigMap. Running pods
         keep the C(istio-ca-root-cert) they mount (nothing deletes it, but nothing updates it any more). Pods
         injected from then on mount the new name, and a pod created before istiod has written it waits in
@@ -214,7 +215,7 @@ options:
         characters. Omitted, and without O(own_trust_bundle), Istio's C(istio-ca-root-cert).
       - Needs Istio 1.27 or later. It must equal the name of any other revision installed in O(namespace), and
         with O(profile=remote) the name the primary's istiod publishes under.
-      - Set it here, not as C(values.global.trustBundleName) or C(values.pilot.crlConfigMapName), which are refused.
+      - Set it here, not as C(values.global.trustBundleName), which is refused.
     type: str
   wait:
     description:
@@ -363,11 +364,11 @@ rolled_out:
   sample: true
 trust_bundle:
   description:
-    - The ConfigMaps istiod writes into every namespace it discovers. C(root) holds C(root-cert.pem), which the
-      proxies of this revision mount. C(crl) holds the plugged-in CA's CRL.
+    - The ConfigMap istiod writes its root (C(root-cert.pem)) into, in every namespace it discovers, and which the
+      proxies of this revision mount.
   returned: when state is present
-  type: dict
-  sample: {root: istio-ca-root-cert-usergroup-1, crl: istio-ca-crl-usergroup-1}
+  type: str
+  sample: istio-ca-root-cert-usergroup-1
 objects:
   description: Every object created, updated, released or deleted, in the order it happened.
   returned: always

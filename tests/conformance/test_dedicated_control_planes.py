@@ -265,10 +265,9 @@ def test_a_tenant_pod_is_routed_to_its_revisions_istiod_and_injected_with_its_se
     assert proxy["image"] == f"{values['hub']}/{values['proxy']['image']}:{values['tag']}"
     [annotations] = [op["value"] for op in patch if op["path"] == "/metadata/annotations"]
     assert annotations["istio.io/rev"] == rev
-    # The proxy mounts its own revision's root (and CRL), the ConfigMaps that revision's istiod writes.
+    # The proxy mounts its own revision's root, the ConfigMap that revision's istiod writes.
     volumes = {v["name"]: v for v in injected_volumes(patch)}
     assert volumes["istiod-ca-cert"]["configMap"]["name"] == root_config_map(rev)
-    assert volumes["istio-ca-crl"]["configMap"]["name"] == f"istio-ca-crl-{rev}"
     mounts = {m["name"]: m["mountPath"] for m in proxy["volumeMounts"]}
     assert mounts["istiod-ca-cert"] == "/var/run/secrets/istio"
     assert wait_for(f"{root_config_map(rev)} in {namespace}", lambda: root_in(api, namespace, rev))

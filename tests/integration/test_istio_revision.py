@@ -270,7 +270,7 @@ REFUSALS = {
     ),
     "trust bundle name in values": (
         {"values": {"global": {"trustBundleName": "root"}}},
-        "values.global.trustBundleName is set by the module: use trust_bundle_name or own_trust_bundle: true instead",
+        "values.global.trustBundleName is set by the module: use trust_bundle_name or own_trust_bundle",
     ),
     "unreachable API server": ({"host": "https://127.0.0.1:9", "validate_certs": False},
                                "Cannot reach the Kubernetes API at https://127.0.0.1:9"),
@@ -483,31 +483,23 @@ def istiod_trust_bundle(api, revision: str) -> dict:
         "crl_env": env.get("PILOT_CRL_CONFIGMAP"),
         "istiod_mounts": volumes.get("istio-csr-ca-configmap"),
         "injected_root": values["global"].get("trustBundleName"),
-        "injected_crl": values["pilot"].get("crlConfigMapName"),
     }
 
 
 OWN_BUNDLE = {
     "root_env": "istio-ca-root-cert-usergroup-5",
-    "crl_env": "istio-ca-crl-usergroup-5",
+    "crl_env": None,  # the CRL keeps Istio's name, which the injected proxies mount
     "istiod_mounts": "istio-ca-root-cert-usergroup-5",
     "injected_root": "istio-ca-root-cert-usergroup-5",
-    "injected_crl": "istio-ca-crl-usergroup-5",
 }
-ISTIOS_BUNDLE = {
-    "root_env": None,
-    "crl_env": None,
-    "istiod_mounts": "istio-ca-root-cert",
-    "injected_root": None,
-    "injected_crl": None,
-}
+ISTIOS_BUNDLE = {"root_env": None, "crl_env": None, "istiod_mounts": "istio-ca-root-cert", "injected_root": None}
 
 
 def test_own_trust_bundle_has_istiod_publish_and_the_injector_mount_the_namespaces_name(run, api, cluster, binaries):
     check_before = api_request_counts(cluster.kubeconfig)
     planned = run(revision_args(binaries, 5, own_trust_bundle=True), check=True)
     assert writes(check_before, api_request_counts(cluster.kubeconfig)) == {}
-    assert planned["trust_bundle"] == {"root": "istio-ca-root-cert-usergroup-5", "crl": "istio-ca-crl-usergroup-5"}
+    assert planned["trust_bundle"] == "istio-ca-root-cert-usergroup-5"
 
     installed = run(revision_args(binaries, 5, own_trust_bundle=True))
     assert installed["changed"] is True, installed.get("msg")
@@ -524,14 +516,14 @@ def test_a_canary_takes_its_namespaces_trust_bundle_and_another_name_is_refused(
     refused = run({**canary, "trust_bundle_name": "canary-root"})
     assert refused.get("failed") is True
     assert (
-        "trust_bundle_name canary-root (CRL istio-ca-crl) differs from istio-ca-root-cert-usergroup-5 (CRL "
-        "istio-ca-crl-usergroup-5) of revision usergroup-5, installed in namespace usergroup-5"
+        "trust_bundle_name canary-root differs from istio-ca-root-cert-usergroup-5, the root ConfigMap of revision "
+        "usergroup-5 installed in namespace usergroup-5"
     ) in refused["msg"]
     assert writes(before, api_request_counts(cluster.kubeconfig)) == {}
 
     installed = run({**canary, "own_trust_bundle": True})
     assert installed["changed"] is True, installed.get("msg")
-    assert installed["trust_bundle"] == {"root": "istio-ca-root-cert-usergroup-5", "crl": "istio-ca-crl-usergroup-5"}
+    assert installed["trust_bundle"] == "istio-ca-root-cert-usergroup-5"
     env = {e.name: e.value for e in client.AppsV1Api(api).read_namespaced_deployment(
         "istiod-usergroup-5-canary", "usergroup-5").spec.template.spec.containers[0].env}  # fmt: skip
     assert env["PILOT_CA_CERT_CONFIGMAP"] == "istio-ca-root-cert-usergroup-5"
@@ -561,7 +553,7 @@ def test_without_the_knob_own_trust_bundle_keeps_istios_name_and_says_so(run, ap
     kept = run(revision_args(binaries, 5, istioctl_path=old, own_trust_bundle=True, render_cache=False))
     assert kept["changed"] is True, kept.get("msg")
     assert any("Istio 1.26.3 cannot rename the root ConfigMap" in w for w in kept["warnings"])
-    assert kept["trust_bundle"] == {"root": "istio-ca-root-cert", "crl": "istio-ca-crl"}
+    assert kept["trust_bundle"] == "istio-ca-root-cert"
     assert istiod_trust_bundle(api, "usergroup-5") == ISTIOS_BUNDLE
 
 
@@ -572,7 +564,7 @@ def test_turning_own_trust_bundle_off_and_on_rolls_istiod_between_the_names(run,
     assert istiod_trust_bundle(api, "usergroup-5") == OWN_BUNDLE
     generation = apps.read_namespaced_deployment("istiod-usergroup-5", "usergroup-5").metadata.generation
     off = run(revision_args(binaries, 5))
-    assert off["changed"] is True and off["trust_bundle"] == {"root": "istio-ca-root-cert", "crl": "istio-ca-crl"}
+    assert off["changed"] is True and off["trust_bundle"] == "istio-ca-root-cert"
     assert istiod_trust_bundle(api, "usergroup-5") == ISTIOS_BUNDLE
     assert apps.read_namespaced_deployment("istiod-usergroup-5", "usergroup-5").metadata.generation == generation + 1
     assert run(revision_args(binaries, 5, state="absent"))["changed"] is True

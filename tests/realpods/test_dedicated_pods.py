@@ -65,6 +65,10 @@ def test_the_api_server_has_each_pod_injected_by_its_own_revision(api, seed_002)
         [proxy] = [c for c in pod.spec.containers if c.name == "istio-proxy"]
         proxy_config = json.loads(next(e.value for e in proxy.env if e.name == "PROXY_CONFIG"))
         assert proxy_config["discoveryAddress"] == f"istiod-{revision}.{revision}.svc:15012"
+        # It mounts the root its own revision publishes (own_trust_bundle); the fixture saw its agent certified.
+        roots = {v.name: v.config_map.name for v in pod.spec.volumes if v.config_map}
+        assert roots["istiod-ca-cert"] == f"istio-ca-root-cert-{revision}"
+        assert core.read_namespaced_config_map(f"istio-ca-root-cert-{revision}", namespace).data["root-cert.pem"]
     bystander = core.read_namespaced_pod("echo", BYSTANDER)
     assert [c.name for c in bystander.spec.containers] == ["app"]
 
