@@ -229,7 +229,7 @@ def ensure_revision_present(cluster: Cluster, run_command, spec: RevisionSpec, c
 
 
 def _neighbour_trust_bundles(cluster: Cluster, spec: RevisionSpec, others: dict) -> dict:
-    """{revision: root ConfigMap name} the other revisions installed in this revision's system namespace publish under."""
+    """{revision: root ConfigMap name} of the other revisions installed in this revision's system namespace."""
     neighbours = {}
     for other, info in others.items():
         if other == spec.name or info["namespace"] != spec.namespace:

@@ -124,8 +124,6 @@ def validate(spec: RevisionSpec) -> None:
     refuse(errors)
 
 
-
-
 def _trust_bundle_errors(spec: RevisionSpec) -> list:
     errors = [] if spec.trust_bundle_name is None else trust_bundle_name_errors(spec.trust_bundle_name)
     if spec.trust_bundle_name is not None and spec.own_trust_bundle:
