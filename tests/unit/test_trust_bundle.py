@@ -50,7 +50,7 @@ def test_without_the_options_the_rendering_does_not_set_the_key():
     ],
 )
 def test_own_trust_bundle_renames_only_where_the_istio_version_can(version, root):
-    bundle, _ = resolve_trust_bundle(params(own_trust_bundle=True), version, {})
+    bundle = resolve_trust_bundle(params(own_trust_bundle=True), version, {})[0]
     assert bundle == root
     # Older charts have no such value: nothing is set for Istio's own name.
     values = operator_spec(params(own_trust_bundle=True), bundle)["values"]
