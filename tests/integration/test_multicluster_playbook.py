@@ -26,6 +26,10 @@ from localcluster.cluster import REPO_ROOT
 NAMESPACE = "istio-system"
 REMOTE_PILOT_ADDRESS = "192.0.2.10"
 
+# The mesh fixture (two multicluster.yml runs) counts towards its first test, and some tests run four playbooks:
+# minutes each on a loaded 2-core machine.
+pytestmark = pytest.mark.timeout(3600)
+
 
 def inventory(two_clusters, binaries, pki_dir, **overrides) -> dict:
     primary, remote = two_clusters
@@ -235,7 +239,6 @@ def failed_report_cases(report_dir) -> dict:
     return {(c.get("classname"), c.get("name")): c.find("failure").get("message") for c in cases if len(c)}
 
 
-@pytest.mark.timeout(3600)  # four multicluster playbooks in one test: minutes each on a loaded 2-core machine
 def test_verify_holds_then_names_what_was_broken_and_a_rerun_repairs_it(mesh, two_clusters, tmp_path):
     report = f"verify_report_dir={tmp_path}"
     verified = run_playbook(two_clusters, mesh.inventory, "verify-multicluster.yml", "-e", report)
