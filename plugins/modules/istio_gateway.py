@@ -108,8 +108,8 @@ options:
       - With V(gateway_api) the Gateway's listeners accept routes from its own namespace only, so another tenant's
         routes cannot attach to it. O(kind) must stay V(ingress), and O(network), O(expose_services),
         O(expose_istiod) and O(service.ports) are refused (the Service's ports come from O(listeners)).
-      - The cluster must serve the Gateway API CRDs (the pinned Istio needs v1.5 or later), or O(gateway_api_crds) must
-        name their files.
+      - The cluster must serve the Gateway API CRDs, or O(gateway_api_crds) must name their files. Istio 1.31 ignores
+        CRDs older than it requires (TLSRoute below v1.5.0, TCPRoute below v1.6.0); its own build uses v1.6.0.
     type: str
     choices: [deployment, gateway_api]
     default: deployment
@@ -296,7 +296,8 @@ options:
     default: 30000-32767
   wait:
     description:
-      - Wait until the gateway's Deployment is rolled out.
+      - Wait until the gateway's Deployment is rolled out. With O(api=gateway_api) that is the Deployment
+        C(<name>-istio) the revision's istiod deploys, so the revision's istiod must be running.
     type: bool
     default: true
   wait_timeout:
@@ -487,7 +488,9 @@ service:
     ports: [{name: http2, port: 80, target_port: 8080, node_port: 32180, protocol: TCP}]
     load_balancer_ingress: []
 objects:
-  description: Every object created, updated or deleted, in the order it happened.
+  description:
+    - Every object created, updated or deleted, in the order it happened.
+    - A Gateway API C(Gateway) is listed with kind C(Gateway.gateway.networking.k8s.io), apart from Istio's C(Gateway).
   returned: always
   type: list
   elements: dict

@@ -95,7 +95,9 @@ class FakeClient:
 
     def get(self, resource, name=None, namespace=None, label_selector=None, field_selector=None):
         if name is None:
-            self.calls.append(Call("list", stored_kind(resource), namespace or "", options={"label_selector": label_selector}))
+            self.calls.append(
+                Call("list", stored_kind(resource), namespace or "", options={"label_selector": label_selector})
+            )
             self._fail("list", stored_kind(resource))
             found = [
                 _without_type(obj)

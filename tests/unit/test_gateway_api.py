@@ -64,7 +64,10 @@ def test_listeners_take_routes_of_their_own_namespace_and_https_terminates_with_
     http, https = built(gateway_api())["Gateway"]["spec"]["listeners"]
     assert http == {"name": "http", "port": 80, "protocol": "HTTP", "allowedRoutes": {"namespaces": {"from": "Same"}}}
     assert https["hostname"] == "shop.example.com"
-    assert https["tls"] == {"mode": "Terminate", "certificateRefs": [{"group": "", "kind": "Secret", "name": "shop-tls"}]}
+    assert https["tls"] == {
+        "mode": "Terminate",
+        "certificateRefs": [{"group": "", "kind": "Secret", "name": "shop-tls"}],
+    }
     assert https["allowedRoutes"] == {"namespaces": {"from": "Same"}}
 
 
@@ -154,7 +157,10 @@ def write_crds(directory, *documents):
 
 def test_the_crd_files_are_read_and_anything_else_is_refused_naming_the_file(tmp_path):
     good = write_crds(tmp_path / "good", crd(GATEWAYS_CRD), crd("httproutes.gateway.networking.k8s.io"))
-    assert [c["metadata"]["name"] for c in read_gateway_api_crds(good)] == [GATEWAYS_CRD, "httproutes.gateway.networking.k8s.io"]
+    assert [c["metadata"]["name"] for c in read_gateway_api_crds(good)] == [
+        GATEWAYS_CRD,
+        "httproutes.gateway.networking.k8s.io",
+    ]
     policy = {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy", "metadata": {}}
     with pytest.raises(Refusal, match=r"gateway_api_crds file .*1.yaml holds a ValidatingAdmissionPolicy"):
         read_gateway_api_crds(write_crds(tmp_path / "vap", crd(GATEWAYS_CRD), policy))

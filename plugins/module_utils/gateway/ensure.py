@@ -16,9 +16,9 @@ from ..cluster import Cluster
 from ..engine import Engine, Owner, Report, identity
 from ..errors import EngineError, EntriesFailed, FieldConflict, Refusal, refuse
 from ..planned import NOTHING_PLANNED, RunPlan
+from .crds import gateway_api_problem, read_gateway_api_crds
 from .guards import gateway_problems, read_others, read_services, read_view, resolved_revision
 from .manifests import GATEWAY_KINDS, deployed_workload, manifests, selector_labels, service
-from .crds import gateway_api_problem, read_gateway_api_crds
 from .spec import GATEWAY_API, OWNER_KIND, GatewaySpec, validate, validate_gateways
 
 # What sets one gateway aside instead of failing the whole run: the state of its namespace or of the cluster around
@@ -130,7 +130,9 @@ def _converge(engine: Engine, spec: GatewaySpec, view, revision: str, desired: l
               write_crds):  # fmt: skip
     owned = view.owned[spec.owner_name]
     deployment = next((obj for obj in desired if obj["kind"] == "Deployment"), None)
-    live_deployment = None if deployment is None else owned.get(identity(deployment)) or others.get(identity(deployment))
+    live_deployment = (
+        None if deployment is None else owned.get(identity(deployment)) or others.get(identity(deployment))
+    )
     problems, notes = gateway_problems(spec, view, revision, live_deployment, plan, engine.check_mode)
     refuse(problems)
     warnings += notes

@@ -273,7 +273,10 @@ def _listener(listener) -> dict:
     if listener.hostname:
         built["hostname"] = listener.hostname
     if listener.tls_secret:
-        built["tls"] = {"mode": "Terminate", "certificateRefs": [{"group": "", "kind": "Secret", "name": listener.tls_secret}]}
+        built["tls"] = {
+            "mode": "Terminate",
+            "certificateRefs": [{"group": "", "kind": "Secret", "name": listener.tls_secret}],
+        }
     return built
 
 
