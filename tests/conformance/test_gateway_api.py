@@ -67,10 +67,24 @@ def deployed(api, namespace: str):
     return found
 
 
+def wait_for_everything_deployed(api, namespace: str) -> dict:
+    """What istiod deployed for the Gateway in `namespace`, once every kind is there (slow on a loaded machine)."""
+    kinds = {"Deployment", "Service", "ServiceAccount", "HorizontalPodAutoscaler", "PodDisruptionBudget"}
+
+    def everything():
+        found = deployed(api, namespace)
+        return found if set(found) == kinds else None
+
+    return wait_for(f"istiod deploys {namespace}'s gateway", everything, timeout=180)
+
+
 def assert_deployed_for(objects: dict, revision: str):
     namespace, node_port = GATEWAYS[revision]
     deployment, service = objects["Deployment"], objects["Service"]
-    assert deployment.spec.template.metadata.labels["istio.io/rev"] == revision
+    assert deployment.spec.template.metadata.annotations["istio.io/rev"] == revision
+    # The proxy gets its certificates (and config) from the tenant's own istiod.
+    [proxy] = deployment.spec.template.spec.containers
+    assert {var.name: var.value for var in proxy.env}["CA_ADDR"] == f"istiod-{revision}.{revision}.svc:15012"
     assert [(ref.kind, ref.name) for ref in deployment.metadata.owner_references] == [("Gateway", "ingress")]
     # The infrastructure labels, not the collection's owner labels: prune never takes these for the gateway's.
     assert deployment.metadata.labels["app"] == "ingress"
@@ -81,15 +95,14 @@ def assert_deployed_for(objects: dict, revision: str):
         objects["HorizontalPodAutoscaler"].spec.min_replicas,
         objects["HorizontalPodAutoscaler"].spec.max_replicas,
     ) == (2, 3)
+    assert objects["HorizontalPodAutoscaler"].spec.scale_target_ref.name == DEPLOYED
     assert objects["PodDisruptionBudget"].spec.min_available == 1
 
 
 def test_a_tenants_istiod_deploys_its_tenants_gateway_and_not_the_other_tenants(tenants_gateways, istiods):
     cluster, api = tenants_gateways["cluster"], tenants_gateways["api"]
     istiods(cluster, "usergroup-1", "usergroup-1")
-    kinds = {"Deployment", "Service", "ServiceAccount", "HorizontalPodAutoscaler", "PodDisruptionBudget"}
-    objects = wait_for("usergroup-1's istiod deploys app-ns-1's gateway",
-                       lambda: (found := deployed(api, "app-ns-1")) and set(found) == kinds and found)  # fmt: skip
+    objects = wait_for_everything_deployed(api, "app-ns-1")
     assert_deployed_for(objects, "usergroup-1")
     # usergroup-1's istiod has gone through every Gateway of its first sync: app-ns-2's is usergroup-2's.
     assert deployed(api, "app-ns-2") == {}
@@ -99,12 +112,10 @@ def test_the_other_tenants_istiod_deploys_the_other_gateway_and_leaves_the_first
     cluster, api = tenants_gateways["cluster"], tenants_gateways["api"]
     before = deployed(api, "app-ns-1")["Deployment"].metadata.generation
     istiods(cluster, "usergroup-2", "usergroup-2")
-    kinds = {"Deployment", "Service", "ServiceAccount", "HorizontalPodAutoscaler", "PodDisruptionBudget"}
-    objects = wait_for("usergroup-2's istiod deploys app-ns-2's gateway",
-                       lambda: (found := deployed(api, "app-ns-2")) and set(found) == kinds and found)  # fmt: skip
+    objects = wait_for_everything_deployed(api, "app-ns-2")
     assert_deployed_for(objects, "usergroup-2")
     first = deployed(api, "app-ns-1")["Deployment"]
-    assert first.spec.template.metadata.labels["istio.io/rev"] == "usergroup-1"
+    assert first.spec.template.metadata.annotations["istio.io/rev"] == "usergroup-1"
     assert first.metadata.generation == before
 
 

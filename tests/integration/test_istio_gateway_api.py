@@ -131,7 +131,7 @@ def test_converge_installs_the_crds_and_a_gateway_for_the_tenants_revision(run, 
 def test_a_second_run_sends_no_write(run, cluster, crds_path):
     before = api_request_counts(cluster.kubeconfig)
     result = run(gateway_args(crds_path))
-    assert (result["changed"], result["objects"]) == (False, []), result
+    assert (result["changed"], result["objects"]) == (False, []), result["objects"]
     assert writes(before, api_request_counts(cluster.kubeconfig)) == {}
 
 

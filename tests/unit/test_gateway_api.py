@@ -75,6 +75,7 @@ def test_the_parameters_patch_the_hpa_pdb_service_and_deployment_istiod_deploys(
     patches = parameters(gateway_api())
     assert patches["horizontalPodAutoscaler"]["spec"]["minReplicas"] == 2
     assert patches["horizontalPodAutoscaler"]["spec"]["maxReplicas"] == 5
+    assert "scaleTargetRef" not in patches["horizontalPodAutoscaler"]["spec"]  # istiod's points at its Deployment
     assert patches["podDisruptionBudget"] == {"spec": {"minAvailable": 1}}
     assert patches["service"] == {"spec": {"ports": [{"port": 80, "nodePort": 32080}]}}
     # With an HPA the replica count is the HPA's; the proxy's resources are the module's defaults.

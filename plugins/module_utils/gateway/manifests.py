@@ -285,7 +285,8 @@ def gateway_parameters(spec: GatewaySpec) -> dict:
     patch over its template. istiod deploys an HPA or a PDB only when its key is there."""
     patches = {"deployment": _deployment_patch(spec), "service": _service_patch(spec)}
     if spec.autoscale is not None:
-        patches["horizontalPodAutoscaler"] = {"spec": autoscaler(spec)["spec"]}
+        scaling = {key: value for key, value in autoscaler(spec)["spec"].items() if key != "scaleTargetRef"}
+        patches["horizontalPodAutoscaler"] = {"spec": scaling}  # istiod's template targets its own Deployment
     if spec.min_available is not None:
         patches["podDisruptionBudget"] = {"spec": {"minAvailable": disruption_budget(spec)["spec"]["minAvailable"]}}
     return {
