@@ -145,7 +145,9 @@ def test_bad_listeners_are_refused_naming_the_parameter_and_nothing_is_written(r
 
 
 def test_a_change_updates_the_gateway_and_its_parameters_only(run, api, crds_path):
-    result = run(gateway_args(crds_path, autoscale=None, replicas=1, pdb=None))
+    args = gateway_args(crds_path, replicas=1)
+    del args["autoscale"], args["pdb"]
+    result = run(args)
     assert result["changed"] is True, result.get("msg")
     changed = {(o["kind"], o["name"], o["action"]) for o in result["objects"]}
     assert changed == {("ConfigMap", "ingress-gateway-parameters", "updated")}
