@@ -98,8 +98,8 @@ def test_the_default_listener_is_http_on_80_and_the_service_is_named_as_istiod_n
 
 
 def test_listeners_sharing_a_port_make_one_service_port():
-    shared = [dict(LISTENERS[0], node_port=None), dict(LISTENERS[0], name="http-b", hostname="b.example.com",
-                                                        node_port=None)]  # fmt: skip
+    other_host = dict(LISTENERS[0], name="http-b", hostname="b.example.com", node_port=None)
+    shared = [dict(LISTENERS[0], node_port=None), other_host]
     assert [p.port for p in gateway_api(listeners=shared).service.ports] == [80]
 
 
