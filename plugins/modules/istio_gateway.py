@@ -543,7 +543,7 @@ LISTENER_SPEC = dict(
     port=dict(type="int", required=True),
     protocol=dict(type="str", choices=["HTTP", "HTTPS", "TCP"], default="HTTP"),
     hostname=dict(type="str"),
-    tls_secret=dict(type="str"),
+    tls_secret=dict(type="str", no_log=False),  # the name of a Secret, not a secret
     node_port=dict(type="int"),
 )
 GATEWAY_SPEC = dict(

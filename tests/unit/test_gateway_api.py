@@ -191,7 +191,7 @@ def test_the_crds_are_applied_before_the_gateway_and_a_rerun_writes_nothing(tmp_
     assert {(o["kind"], o["name"], o["action"]) for o in result["objects"]} == {
         ("CustomResourceDefinition", GATEWAYS_CRD, "created"), ("ConfigMap", "ingress-gateway-parameters", "created"),
         ("Gateway.gateway.networking.k8s.io", "ingress", "created")}  # fmt: skip
-    stored_writes = [(kind, name) for verb, kind, _, name in fake.writes() if verb == "apply"][-3:]
+    stored_writes = [(kind, name) for verb, kind, _namespace, name in fake.writes() if verb == "apply"][-3:]
     assert stored_writes == [("CustomResourceDefinition", GATEWAYS_CRD), ("ConfigMap", "ingress-gateway-parameters"),
                              ("Gateway.gateway.networking.k8s.io", "ingress")]  # fmt: skip
     assert result["service"]["name"] == "ingress-istio"
