@@ -16,7 +16,7 @@ from .client import ApiError, NotFoundError
 from .cluster import Cluster, api_message, resource
 from .compare import for_diff, needs_apply, same_object, with_hash
 from .errors import EngineError, FieldConflict, ForeignObjects, refuse
-from .kinds import KINDS, apply_order, kind_of
+from .kinds import KINDS, apply_order, kind_key, kind_of
 from .vocabulary import FIELD_MANAGER, MANAGED_BY_LABEL, owner_label, owners_of
 
 
@@ -38,7 +38,7 @@ class Owner:
 
 def identity(obj: dict) -> tuple:
     metadata = obj["metadata"]
-    return obj["kind"], metadata.get("namespace") or "", metadata["name"]
+    return kind_key(obj), metadata.get("namespace") or "", metadata["name"]
 
 
 def describe(obj: dict) -> str:
@@ -114,8 +114,8 @@ class Engine:
     def list_owned(self, kinds) -> dict:
         return {
             identity(obj): obj
-            for kind in sorted(kinds, key=lambda k: k.kind)
-            for obj in self.cluster.list_objects(kind.kind, label_selector=self.owner.selector)
+            for kind in sorted(kinds, key=lambda k: k.key)
+            for obj in self.cluster.list_objects(kind.key, label_selector=self.owner.selector)
         }
 
     # Writes
