@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from localcluster.cluster import BACKGROUND_RESOURCES, BACKGROUND_SUBRESOURCES, api_request_counts
+from localcluster.cluster import BACKGROUND_RESOURCES, BACKGROUND_SUBRESOURCES, server_request_counts
 
 from .report import request_summary
 
@@ -102,7 +102,7 @@ def _background(key: tuple) -> bool:
 
 
 def request_delta(before: dict, after: dict) -> dict:
-    """{(verb, resource, subresource): count} between two api_request_counts() snapshots, without the cluster's
+    """{(verb, resource, subresource): count} between two server_request_counts() snapshots, without the cluster's
     own heartbeats, status updates and controller work."""
     return {
         key: int(count - before.get(key, 0))
@@ -119,7 +119,7 @@ def run_measured(command: Command) -> dict:
     command.log_dir.mkdir(parents=True, exist_ok=True)
     stdout_path = command.log_dir / f"{command.label}.out"
     stderr_path = command.log_dir / f"{command.label}.err"
-    before = [api_request_counts(cluster.kubeconfig) for cluster in command.clusters]
+    before = [server_request_counts(cluster.kubeconfig) for cluster in command.clusters]
     apiserver_before = sum(cpu_seconds(cluster.pids["kube-apiserver"]) for cluster in command.clusters)
     started = time.monotonic()
     with stdout_path.open("wb") as stdout, stderr_path.open("wb") as stderr:
@@ -135,7 +135,7 @@ def run_measured(command: Command) -> dict:
     apiserver_cpu = sum(cpu_seconds(cluster.pids["kube-apiserver"]) for cluster in command.clusters) - apiserver_before
     delta = {}
     for cluster, counts in zip(command.clusters, before, strict=True):
-        for key, count in request_delta(counts, api_request_counts(cluster.kubeconfig)).items():
+        for key, count in request_delta(counts, server_request_counts(cluster.kubeconfig)).items():
             delta[key] = delta.get(key, 0) + count
     if process.returncode != 0:
         raise CommandFailed(f"{command.label} exited {process.returncode}; see {stdout_path} and {stderr_path}")

@@ -16,11 +16,15 @@ binaries=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok istioc
 # kwok's Exec and PortForward CRDs, from its module: the real-pods tier's kubelet serves exec and port-forward
 # through kwok (tests/localcluster/kubelet.py).
 kwok_crds=(kwok.x-k8s.io_execs.yaml kwok.x-k8s.io_portforwards.yaml)
+# The Gateway API's standard CRDs, from the version of its module that the pinned Istio requires: the tests install
+# them with istio_gateway's gateway_api_crds (the collection ships none). Its ValidatingAdmissionPolicy file is left.
+gateway_api_marker=gateway-api-crds/gateway.networking.k8s.io_gateways.yaml
 
 all_present() {
   local b
   for b in "${binaries[@]}"; do [ -x "$bin_dir/$b" ] || return 1; done
   for b in "${kwok_crds[@]}"; do [ -f "$bin_dir/kwok-crds/$b" ] || return 1; done
+  [ -f "$bin_dir/$gateway_api_marker" ]
 }
 
 if all_present; then
@@ -120,6 +124,18 @@ build_istio() {
   build "$work/istio" pilot-agent istio.io/istio/pilot/cmd/pilot-agent "$ldflags"
   build "$work/istio" echo-server istio.io/istio/pkg/test/echo/cmd/server "$ldflags"
   build "$work/istio" echo-client istio.io/istio/pkg/test/echo/cmd/client "$ldflags"
+  copy_gateway_api_crds "$work/istio"
+}
+
+# copy_gateway_api_crds DIR: the standard CRDs of the sigs.k8s.io/gateway-api version the module in DIR requires.
+copy_gateway_api_crds() {
+  local module crd
+  module=$(cd "$1" && go list -m -f '{{.Dir}}' sigs.k8s.io/gateway-api)
+  mkdir -p "$bin_dir.partial/gateway-api-crds"
+  for crd in "$module"/config/crd/standard/gateway.networking.k8s.io_*.yaml; do
+    case $crd in *_vap_*) continue ;; esac
+    cp "$crd" "$bin_dir.partial/gateway-api-crds/"
+  done
 }
 
 build_etcd

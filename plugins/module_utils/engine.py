@@ -9,7 +9,6 @@ for one owner and records what it did in its own Report; a run of several operat
 
 from __future__ import annotations
 
-import copy
 import time
 from dataclasses import dataclass, field
 
@@ -17,7 +16,7 @@ from .client import ApiError, NotFoundError
 from .cluster import Cluster, api_message, resource
 from .compare import for_diff, needs_apply, same_object, with_hash
 from .errors import EngineError, FieldConflict, ForeignObjects, refuse
-from .kinds import KINDS, apply_order, kind_of
+from .kinds import KINDS, apply_order, kind_key, kind_of
 from .vocabulary import FIELD_MANAGER, MANAGED_BY_LABEL, owner_label, owners_of
 
 
@@ -39,7 +38,7 @@ class Owner:
 
 def identity(obj: dict) -> tuple:
     metadata = obj["metadata"]
-    return obj["kind"], metadata.get("namespace") or "", metadata["name"]
+    return kind_key(obj), metadata.get("namespace") or "", metadata["name"]
 
 
 def describe(obj: dict) -> str:
@@ -48,9 +47,9 @@ def describe(obj: dict) -> str:
 
 
 def with_labels(manifest: dict, labels: dict) -> dict:
-    labelled = copy.deepcopy(manifest)
-    labelled["metadata"].setdefault("labels", {}).update(labels)
-    return labelled
+    """A copy of `manifest` with `labels` added (copied down to its labels only, see compare.py)."""
+    metadata = manifest["metadata"]
+    return {**manifest, "metadata": {**metadata, "labels": {**(metadata.get("labels") or {}), **labels}}}
 
 
 @dataclass
@@ -115,8 +114,8 @@ class Engine:
     def list_owned(self, kinds) -> dict:
         return {
             identity(obj): obj
-            for kind in sorted(kinds, key=lambda k: k.kind)
-            for obj in self.cluster.list_objects(kind.kind, label_selector=self.owner.selector)
+            for kind in sorted(kinds, key=lambda k: k.key)
+            for obj in self.cluster.list_objects(kind.key, label_selector=self.owner.selector)
         }
 
     # Writes

@@ -17,6 +17,7 @@ class Kind:
     plural: str
     namespaced: bool
     order: int  # apply in ascending order, delete in descending order
+    qualified: bool = False  # the kind name is taken by another group: keyed as <Kind>.<group> (GATEWAY_API_GATEWAY)
 
     @property
     def group(self) -> str:
@@ -26,11 +27,16 @@ class Kind:
     def version(self) -> str:
         return self.api_version.rpartition("/")[2]
 
+    @property
+    def key(self) -> str:
+        """Its name in KINDS, in identities and in the `kind_name` of reads."""
+        return f"{self.kind}.{self.group}" if self.qualified else self.kind
+
 
 _CRDS, _NAMESPACES, _RBAC, _CONFIG, _SERVICES, _WORKLOADS, _POLICY, _WEBHOOKS = range(8)
 
 KINDS = {
-    k.kind: k
+    k.key: k
     for k in (
         Kind("CustomResourceDefinition", "apiextensions.k8s.io/v1", "customresourcedefinitions", False, _CRDS),
         Kind("Namespace", "v1", "namespaces", False, _NAMESPACES),
@@ -57,6 +63,8 @@ KINDS = {
         Kind("Sidecar", "networking.istio.io/v1", "sidecars", True, _POLICY),
         Kind("Gateway", "networking.istio.io/v1", "gateways", True, _POLICY),
         Kind("VirtualService", "networking.istio.io/v1", "virtualservices", True, _POLICY),
+        # The Gateway API's Gateway, which istiod's deployment controller deploys a gateway for.
+        Kind("Gateway", "gateway.networking.k8s.io/v1", "gateways", True, _POLICY, qualified=True),
         Kind("EnvoyFilter", "networking.istio.io/v1alpha3", "envoyfilters", True, _POLICY),
         # The guard of tenant isolation (guard.py).
         Kind(
@@ -91,8 +99,18 @@ KINDS = {
 }
 
 
+GATEWAY_API_GATEWAY = "Gateway.gateway.networking.k8s.io"
+
+
+def kind_key(manifest: dict) -> str:
+    """The KINDS key of a manifest: its kind, or <Kind>.<group> for a kind whose name another group took first."""
+    kind, group = manifest.get("kind"), (manifest.get("apiVersion") or "").rpartition("/")[0]
+    qualified = f"{kind}.{group}"
+    return qualified if qualified in KINDS and KINDS[qualified].qualified else kind
+
+
 def kind_of(manifest: dict) -> Kind:
-    kind = KINDS.get(manifest.get("kind"))
+    kind = KINDS.get(kind_key(manifest))
     if kind is None or kind.api_version != manifest.get("apiVersion"):
         raise UnknownKindError(
             f"{manifest.get('apiVersion')}/{manifest.get('kind')} is not a kind this collection manages "
@@ -106,5 +124,5 @@ def apply_order(manifests: list) -> list:
     namespace and name within a rank, so runs and diffs are deterministic."""
     return sorted(
         manifests,
-        key=lambda m: (kind_of(m).order, m["kind"], m["metadata"].get("namespace", ""), m["metadata"]["name"]),
+        key=lambda m: (kind_of(m).order, kind_key(m), m["metadata"].get("namespace", ""), m["metadata"]["name"]),
     )

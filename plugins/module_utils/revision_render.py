@@ -100,19 +100,16 @@ def injector_webhook_name(revision: str, namespace: str) -> str:
 
 def _istioctl_labels(manifest: dict, revision: str, namespace: str, version: str) -> dict:
     """The labels `istioctl install` would add, so `istioctl tag list` and `uninstall --revision` understand us."""
-    labelled = copy.deepcopy(manifest)
-    labels = labelled["metadata"].setdefault("labels", {})
     base = (manifest["kind"], manifest["metadata"]["name"]) in _BASE_OBJECTS
-    labels.setdefault("operator.istio.io/component", "Base" if base else "Pilot")
-    labels.update(
-        {
-            REV_LABEL: revision,
-            "install.operator.istio.io/owning-resource-namespace": namespace,
-            "operator.istio.io/managed": "Reconcile",
-            "operator.istio.io/version": version,
-        }
-    )
-    return labelled
+    labels = {
+        "operator.istio.io/component": "Base" if base else "Pilot",
+        **(manifest["metadata"].get("labels") or {}),
+        REV_LABEL: revision,
+        "install.operator.istio.io/owning-resource-namespace": namespace,
+        "operator.istio.io/managed": "Reconcile",
+        "operator.istio.io/version": version,
+    }
+    return {**manifest, "metadata": {**manifest["metadata"], "labels": labels}}
 
 
 def split_rendering(rendered: list, spec: RevisionSpec, version: str) -> tuple:
@@ -121,9 +118,8 @@ def split_rendering(rendered: list, spec: RevisionSpec, version: str) -> tuple:
     for manifest in rendered:
         manifest["metadata"].pop("creationTimestamp", None)
         if manifest["kind"] == "CustomResourceDefinition":
-            crd = copy.deepcopy(manifest)
-            crd["metadata"].setdefault("annotations", {})[CRD_VERSION_ANNOTATION] = version
-            crds.append(crd)
+            annotations = {**(manifest["metadata"].get("annotations") or {}), CRD_VERSION_ANNOTATION: version}
+            crds.append({**manifest, "metadata": {**manifest["metadata"], "annotations": annotations}})
         else:
             if "default" not in spec.tags:  # a default validator would see unlabelled config
                 manifest = validating_its_namespaces(manifest, spec.name)

@@ -62,11 +62,12 @@ options:
   gateways:
     description:
       - Many gateways in one run, instead of O(name) and the other per-gateway options. Each entry is a dict with
-        C(name) and C(namespace) (required), C(revision) (required with O(state=present)), C(kind), C(replicas),
+        C(name) and C(namespace) (required), C(revision) (required with O(state=present)), C(api), C(listeners),
+        C(kind), C(replicas),
         C(autoscale), C(pdb), C(service), C(labels), C(resources), C(network), C(expose_services) and
         C(expose_istiod), with the meaning, types and defaults of the options of the same name. O(state),
         O(node_port_range), O(wait), O(wait_timeout), O(force_conflicts) and the C(planned_*) options apply to
-        every entry.
+        every entry, and so does O(gateway_api_crds).
       - The cluster is read once for all gateways. That is a LIST of revisions, revision tags, namespaces and
         Services, and one LIST per kind a gateway owns, selected by the owner labels. A desired object no gateway
         owns yet is looked up by name, one LIST per kind and name across namespaces. That finds same-named objects
@@ -93,6 +94,66 @@ options:
         With a tag, moving the tag and restarting the gateway upgrades it.
       - Required with O(state=present).
     type: str
+  api:
+    description:
+      - How the gateway is declared.
+      - V(deployment) builds the Deployment, Service and the rest here, with gateway injection, as described above.
+      - V(gateway_api) writes a Gateway API C(Gateway) of class C(istio), labelled C(istio.io/rev=<revision>), and a
+        ConfigMap C(<name>-gateway-parameters) that its C(infrastructure.parametersRef) names. The revision's istiod
+        (its deployment controller) then deploys the gateway, a Deployment, Service and ServiceAccount named
+        C(<name>-istio), and another revision's istiod does not. The ConfigMap carries O(replicas), O(resources),
+        O(autoscale) (an HPA), O(pdb) (a PDB), the nodePorts of O(listeners) and the O(service) options as patches
+        istiod applies to what it deploys. The Service type is set with the Gateway's annotation
+        C(networking.istio.io/service-type).
+      - With V(gateway_api) the Gateway's listeners accept routes from its own namespace only, so another tenant's
+        routes cannot attach to it. O(kind) must stay V(ingress), and O(network), O(expose_services),
+        O(expose_istiod) and O(service.ports) are refused (the Service's ports come from O(listeners)).
+      - The cluster must serve the Gateway API CRDs, or O(gateway_api_crds) must name their files. Istio 1.31 ignores
+        CRDs older than it requires (TLSRoute below v1.5.0, TCPRoute below v1.6.0); its own build uses v1.6.0.
+    type: str
+    choices: [deployment, gateway_api]
+    default: deployment
+  listeners:
+    description:
+      - With O(api=gateway_api), the Gateway's listeners. Defaults to one HTTP listener C(http) on port 80.
+      - Listeners may share a port (with different hostnames); the Service gets one port per number.
+    type: list
+    elements: dict
+    suboptions:
+      name:
+        description: The listener's name, a DNS-1123 label unique in the Gateway.
+        type: str
+        required: true
+      port:
+        description: The port the gateway listens on, and its Service exposes.
+        type: int
+        required: true
+      protocol:
+        description: The listener's protocol. V(HTTPS) terminates TLS with O(listeners[].tls_secret).
+        type: str
+        choices: [HTTP, HTTPS, TCP]
+        default: HTTP
+      hostname:
+        description: The host name the listener serves, such as C(shop.example.com) or C(*.example.com).
+        type: str
+      tls_secret:
+        description: For V(HTTPS), the name of the TLS Secret in the gateway's namespace that holds its certificate.
+        type: str
+      node_port:
+        description:
+          - A fixed nodePort for this listener's port (Service type V(NodePort) or V(LoadBalancer)), checked as
+            O(service.ports[].node_port) is.
+        type: int
+  gateway_api_crds:
+    description:
+      - A directory of Gateway API CRD files (or one file) to apply before the first C(Gateway) of the run, as shared
+        objects that are never pruned or removed with a gateway. Only CustomResourceDefinitions of
+        C(gateway.networking.k8s.io) are accepted; anything else is refused before writing.
+      - The collection ships no CRDs and downloads nothing. Take the files from the Gateway API release the pinned
+        Istio requires (its C(config/crd/standard) directory, without the ValidatingAdmissionPolicy file), or install
+        them yourself with C(kubectl apply --server-side) and leave this unset.
+      - Applies to every entry of O(gateways).
+    type: path
   kind:
     description:
       - V(ingress) and V(egress) differ only in the default Service type (V(LoadBalancer) and V(ClusterIP)).
@@ -235,7 +296,8 @@ options:
     default: 30000-32767
   wait:
     description:
-      - Wait until the gateway's Deployment is rolled out.
+      - Wait until the gateway's Deployment is rolled out. With O(api=gateway_api) that is the Deployment
+        C(<name>-istio) the revision's istiod deploys, so the revision's istiod must be running.
     type: bool
     default: true
   wait_timeout:
@@ -319,6 +381,20 @@ EXAMPLES = r"""
         namespace: bar
         revision: shared
         service: {type: NodePort, ports: [{name: http2, port: 80, target_port: 8080, node_port: 32280}]}
+
+- name: A tenant's ingress as a Gateway API Gateway, deployed by the tenant's own istiod
+  meshops.istio.istio_gateway:
+    name: ingress
+    namespace: app-ns-1
+    revision: usergroup-1
+    api: gateway_api
+    gateway_api_crds: /opt/gateway-api/v1.6.0/config/crd/standard
+    listeners:
+      - {name: http, port: 80, node_port: 32080}
+      - {name: https, port: 443, protocol: HTTPS, hostname: shop.example.com, tls_secret: shop-tls}
+    service: {type: NodePort}
+    autoscale: {min_replicas: 2, max_replicas: 4}
+    pdb: {min_available: 1}
 
 - name: Remove one tenant's gateway (nothing else)
   meshops.istio.istio_gateway:
@@ -412,7 +488,9 @@ service:
     ports: [{name: http2, port: 80, target_port: 8080, node_port: 32180, protocol: TCP}]
     load_balancer_ingress: []
 objects:
-  description: Every object created, updated or deleted, in the order it happened.
+  description:
+    - Every object created, updated or deleted, in the order it happened.
+    - A Gateway API C(Gateway) is listed with kind C(Gateway.gateway.networking.k8s.io), apart from Istio's C(Gateway).
   returned: always
   type: list
   elements: dict
@@ -460,10 +538,20 @@ AUTOSCALE_SPEC = dict(
     target_cpu_utilization=dict(type="int", default=80),
 )
 # What describes one gateway: the module's own options, or one entry of `gateways`.
+LISTENER_SPEC = dict(
+    name=dict(type="str", required=True),
+    port=dict(type="int", required=True),
+    protocol=dict(type="str", choices=["HTTP", "HTTPS", "TCP"], default="HTTP"),
+    hostname=dict(type="str"),
+    tls_secret=dict(type="str", no_log=False),  # the name of a Secret, not a secret
+    node_port=dict(type="int"),
+)
 GATEWAY_SPEC = dict(
     name=dict(type="str", required=True),
     namespace=dict(type="str", required=True),
     revision=dict(type="str"),
+    api=dict(type="str", choices=["deployment", "gateway_api"], default="deployment"),
+    listeners=dict(type="list", elements="dict", options=LISTENER_SPEC),
     kind=dict(type="str", choices=["ingress", "egress", "eastwest"], default="ingress"),
     replicas=dict(type="int"),
     autoscale=dict(type="dict", options=AUTOSCALE_SPEC),
@@ -479,6 +567,7 @@ GATEWAY_SPEC = dict(
 RUN_SPEC = dict(
     state=dict(type="str", choices=["present", "absent"], default="present"),
     node_port_range=dict(type="str", default="30000-32767"),
+    gateway_api_crds=dict(type="path"),
     wait=dict(type="bool", default=True),
     wait_timeout=dict(type="int", default=300),
     planned_revisions=dict(type="list", elements="dict", default=[], options=PLANNED_REVISION_SPEC),

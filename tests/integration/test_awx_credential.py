@@ -103,6 +103,7 @@ def _revisions(cluster) -> set:
     return {(d.metadata.namespace, d.metadata.name) for d in deployments.items}
 
 
+@pytest.mark.timeout(3600)  # four playbooks in one test: minutes each on a loaded 2-core machine
 def test_multitenant_verify_upgrade_and_uninstall_with_only_the_credential(cluster, job):
     installed = job("multitenant.yml")
     assert installed["stats"]["localhost"]["changed"] > 0

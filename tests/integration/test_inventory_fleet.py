@@ -153,6 +153,7 @@ def test_an_unreachable_cluster_fails_alone_while_the_others_converge(fleet):
     host_vars = {
         "c1": {"tenants": [{"name": "team-a", "namespaces": ["team-a-web", "team-a-api"]}]},
         "c2": HOST_VARS["c2"],
+        "broken": {"tenants": [*GROUP_TENANTS, {"name": "team-x", "namespaces": ["team-x-web"]}]},
     }
     inventory = write_inventory(
         fleet["root"] / "with-broken",
@@ -165,6 +166,10 @@ def test_an_unreachable_cluster_fails_alone_while_the_others_converge(fleet):
     assert code != 0
     assert output["stats"]["broken"]["failures"] == 1
     assert output["stats"]["c1"]["failures"] == 0 and output["stats"]["c2"]["failures"] == 0
+    # Both of its tenants failed for one reason, said once by the play's last task.
+    message = failures(output)[-1]
+    assert message.count("Cannot reach the Kubernetes API") == 1, message
+    assert "team-a, team-x: Cannot reach" in message, message
     # c1 converged its change in the same run; c2 had nothing to change and was sent nothing.
     assert revision_labels(c1)["team-a-api"] == "team-a"
     assert no_writes([c2], before) == {}

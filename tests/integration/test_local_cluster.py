@@ -12,7 +12,7 @@ import yaml
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 from kubernetes.dynamic import DynamicClient
-from localcluster import api_request_counts, wait_for_namespace_defaults, writes
+from localcluster import api_request_counts, server_request_counts, wait_for_namespace_defaults, writes
 from localcluster.cluster import Cluster, _alive
 
 WIDGET_CRD = {
@@ -145,7 +145,7 @@ def test_server_side_dry_run_changes_nothing(api, dynamic, cluster):
     namespace = _namespace(api)
     config_maps = dynamic.resources.get(api_version="v1", kind="ConfigMap")
     existing = config_maps.create(body=_config_map("kept", namespace, {"a": "1"}), namespace=namespace)
-    before = api_request_counts(cluster.kubeconfig)
+    before = server_request_counts(cluster.kubeconfig)
 
     preview = config_maps.server_side_apply(
         body=_config_map("kept", namespace, {"a": "2"}),
@@ -164,7 +164,21 @@ def test_server_side_dry_run_changes_nothing(api, dynamic, cluster):
         config_maps.get(name="new", namespace=namespace)
     assert absent.value.status == 404
     # The server counts dry runs apart (label dry_run=All): no write was counted.
-    assert writes(before, api_request_counts(cluster.kubeconfig)) == {}
+    assert writes(before, server_request_counts(cluster.kubeconfig)) == {}
+
+
+def test_request_counts_name_what_a_client_sent_and_not_what_the_controllers_did(api, dynamic, cluster):
+    before, before_dry = (api_request_counts(cluster.kubeconfig, dry_run) for dry_run in (False, True))
+    namespace = _namespace(api)  # kube-controller-manager then writes its ServiceAccount and root CA ConfigMap
+    config_maps = dynamic.resources.get(api_version="v1", kind="ConfigMap")
+    config_maps.server_side_apply(body=_config_map("a", namespace, {"a": "1"}), namespace=namespace, field_manager="t")
+    config_maps.create(body=_config_map("b", namespace, {"b": "1"}), namespace=namespace, dry_run="All")
+    assert writes(before, api_request_counts(cluster.kubeconfig)) == {
+        ("POST", "namespaces", ""): 1,
+        ("APPLY", "configmaps", ""): 1,
+    }
+    assert writes(before_dry, api_request_counts(cluster.kubeconfig, dry_run=True)) == {("POST", "configmaps", ""): 1}
+    assert ("POST", "serviceaccounts", "") in writes({}, server_request_counts(cluster.kubeconfig))
 
 
 def test_deployment_becomes_ready_through_kwok(api):

@@ -57,6 +57,10 @@ class Cluster:
         return self.directory / "kubeconfig"
 
     @property
+    def audit_log(self) -> Path:
+        return self.directory / "logs" / "audit.log"
+
+    @property
     def server(self) -> str:
         return f"https://127.0.0.1:{self.api_port}"
 
@@ -202,6 +206,30 @@ def _control_loop_flags(kubeconfig: str) -> list:
     ]
 
 
+# Who sent what, for api_request_counts: one line per request as it arrives (before the server acts on it, and
+# blocking, so it is on disk before the client has its answer). Requests of the cluster's own machinery (its
+# ServiceAccounts, nodes, leases, events, health and discovery URLs) are not logged.
+AUDIT_POLICY = {
+    "apiVersion": "audit.k8s.io/v1",
+    "kind": "Policy",
+    "omitStages": ["ResponseStarted", "ResponseComplete", "Panic"],
+    "rules": [
+        {"level": "None", "userGroups": ["system:serviceaccounts", "system:nodes"]},
+        {"level": "None", "users": ["system:apiserver"]},
+        {"level": "None", "resources": [{"group": "coordination.k8s.io", "resources": ["leases"]}]},
+        {"level": "None", "resources": [{"group": "", "resources": ["events"]}]},
+        {"level": "None", "nonResourceURLs": ["*"]},
+        {"level": "Metadata"},
+    ],
+}
+
+
+def _write_audit_policy(cluster: Cluster) -> Path:
+    path = cluster.directory / "audit-policy.yaml"
+    path.write_text(yaml.safe_dump(AUDIT_POLICY))
+    return path
+
+
 def _component_args(bins: Path, cluster: Cluster, pki: dict, etcd_url: str, peer_url: str) -> dict:
     kubeconfig = str(cluster.kubeconfig)
     return {
@@ -243,6 +271,9 @@ def _component_args(bins: Path, cluster: Cluster, pki: dict, etcd_url: str, peer
             "--endpoint-reconciler-type=none",
             "--allow-privileged=true",
             "--profiling=false",
+            f"--audit-policy-file={_write_audit_policy(cluster)}",
+            f"--audit-log-path={cluster.audit_log}",
+            "--audit-log-mode=blocking",
         ],
         "kube-controller-manager": [
             bins / "kube-controller-manager",
@@ -449,9 +480,9 @@ def wait_for_namespace_defaults(api_client, namespace: str, timeout: float = 60.
 def _quiet(cluster: Cluster, window: float = 1.5) -> bool:
     """No write for `window` seconds: controllers have finished their start-up work (e.g. aggregated roles),
     so a test that counts writes sees only its own."""
-    before = api_request_counts(cluster.kubeconfig)
+    before = server_request_counts(cluster.kubeconfig)
     time.sleep(window)
-    return not writes(before, api_request_counts(cluster.kubeconfig))
+    return not writes(before, server_request_counts(cluster.kubeconfig))
 
 
 def _wait_for_nodes(cluster: Cluster, core, node_names: list, kwok_args: list, detach: bool, attempts: int = 3):
@@ -502,9 +533,61 @@ def running_components(cluster: Cluster) -> list:
     return [c for c, pid in cluster.pids.items() if _alive(pid)]
 
 
+KUBELET_AGENT = "localcluster-kubelet/"
+
+
+def background_client(kubeconfig: Path):
+    """An ApiClient for a client that runs beside the tests (the real-pods kubelet): its requests are not a run's."""
+    from kubernetes import config
+
+    api = config.new_client_from_config(str(kubeconfig))
+    api.user_agent = f"{KUBELET_AGENT}1"
+    return api
+
+
+# Clients that run beside the tests: the cluster's control loops and fake kubelets, real istiods, the real-pods
+# kubelet (localcluster/kubelet.py). Their requests are not a run's.
+BACKGROUND_USER_AGENTS = ("kube-controller-manager/", "kube-scheduler/", "kwok/", "pilot-discovery/", KUBELET_AGENT)
+# Audit verbs as apiserver_request_total names them; a patch with a fieldManager is a server-side apply.
+_AUDIT_VERBS = {"get": "GET", "list": "LIST", "watch": "WATCH", "create": "POST", "update": "PUT", "patch": "PATCH",
+                "delete": "DELETE", "deletecollection": "DELETECOLLECTION"}  # fmt: skip
+_audit_seen = {}  # audit log path -> (bytes read, {dry_run: counts})
+
+
 def api_request_counts(kubeconfig: Path, dry_run: bool = False) -> dict:
+    """{(verb, resource, subresource): count} of the requests the API server received from anything but the
+    cluster's own components and other background clients (BACKGROUND_USER_AGENTS): the server's word on what a run
+    sent (its modules, kubernetes.core tasks, istioctl), read from its audit log. With dry_run=True only server-side
+    dry runs (which store nothing), else only real requests."""
+    path = Path(kubeconfig).parent / "logs" / "audit.log"
+    offset, counts = _audit_seen.get(path, (0, {False: {}, True: {}}))
+    with path.open("rb") as log:
+        log.seek(offset)
+        new = log.read()
+    complete = new[: new.rfind(b"\n") + 1]
+    for line in complete.splitlines():
+        event = json.loads(line)
+        if event.get("userAgent", "").startswith(BACKGROUND_USER_AGENTS) or "objectRef" not in event:
+            continue
+        key = request_key(event)
+        side = counts["dryRun=All" in event["requestURI"]]
+        side[key] = side.get(key, 0) + 1
+    _audit_seen[path] = (offset + len(complete), counts)
+    return dict(counts[dry_run])
+
+
+def request_key(event: dict) -> tuple:
+    """An audit event's (verb, resource, subresource), verbs as apiserver_request_total names them."""
+    verb = _AUDIT_VERBS.get(event["verb"], event["verb"].upper())
+    if verb == "PATCH" and "fieldManager=" in event["requestURI"]:
+        verb = "APPLY"
+    ref = event["objectRef"]
+    return verb, ref.get("resource", ""), ref.get("subresource", "")
+
+
+def server_request_counts(kubeconfig: Path, dry_run: bool = False) -> dict:
     """apiserver_request_total summed by (verb, resource, subresource), read from the API server's own /metrics:
-    the server's word on what a run sent, not the module's."""
+    every client's requests, the cluster's own components' included."""
     from kubernetes import config
 
     api = config.new_client_from_config(str(kubeconfig))

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import yaml
 
-from .cluster import _alive, _die_with_parent, _stop_process, binary_dir, free_port
+from .cluster import _alive, _die_with_parent, _stop_process, background_client, binary_dir, free_port
 from .volumes import write_private, write_volumes
 
 STOP_TIMEOUT = 15.0
@@ -109,9 +109,7 @@ def start_istiod(kubeconfig: Path, revision: str, namespace: str, directory: Pat
 def run_istiod_pod(kubeconfig: Path, pod, directory: Path, binaries: Path) -> int:
     """Starts pilot-discovery for a Running istiod pod (a V1Pod) as its kubelet would, listening on the pod's IP
     and container ports; returns its pid without waiting for it to be ready."""
-    from kubernetes import config
-
-    api = config.new_client_from_config(str(kubeconfig))
+    api = background_client(kubeconfig)
     ip = pod.status.pod_ip
     args, env = _command(api, kubeconfig, pod.metadata.namespace, pod.spec, pod.metadata.name, ip, directory)
     args[0] = binaries / args[0]

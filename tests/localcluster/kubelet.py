@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from . import workload
-from .cluster import _alive, _kill
+from .cluster import _alive, _kill, background_client
 from .istiod import POD_PORTS, run_istiod_pod
 
 KWOK_GROUP, KWOK_VERSION = "kwok.x-k8s.io", "v1alpha1"
@@ -39,12 +39,12 @@ def runnable(pod) -> bool:
 
 class Kubelet:
     def __init__(self, kubeconfig: Path, state_dir: Path, binaries: Path):
-        from kubernetes import client, config
+        from kubernetes import client
 
         self.kubeconfig = kubeconfig
         self.state_dir = state_dir
         self.binaries = binaries
-        self.core = client.CoreV1Api(config.new_client_from_config(str(kubeconfig)))
+        self.core = client.CoreV1Api(background_client(kubeconfig))
         self.running = {}  # pod uid -> {process name: pid}
         self.started_at = {}  # pod uid -> monotonic time of its last (re)start
         self.directories = {}  # pod uid -> its processes' working directory

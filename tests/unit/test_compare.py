@@ -1,5 +1,7 @@
 """Deciding locally whether an apply could change anything: the basis of zero-write no-op runs."""
 
+import copy
+
 import pytest
 from ansible_collections.meshops.istio.plugins.module_utils.compare import (
     HASH_ANNOTATION,
@@ -10,6 +12,7 @@ from ansible_collections.meshops.istio.plugins.module_utils.compare import (
     same_object,
     with_hash,
 )
+from ansible_collections.meshops.istio.plugins.module_utils.engine import with_labels
 
 
 def _deployment(memory="2048Mi", env_value=""):
@@ -35,7 +38,7 @@ def _deployment(memory="2048Mi", env_value=""):
 
 def _live_from(desired, **changes):
     """What the API server returns for `desired`: defaults added, empty strings dropped, quantities canonical."""
-    live = with_hash(desired)
+    live = copy.deepcopy(with_hash(desired))
     live["metadata"].update(resourceVersion="42", uid="u-1", managedFields=[{"manager": "meshops.istio"}])
     container = live["spec"]["template"]["spec"]["containers"][0]
     container["env"] = [{"name": "EMPTY"}]
@@ -99,6 +102,21 @@ def test_hash_ignores_its_own_annotation_and_key_order():
     other = with_hash({"data": {"b": "2", "a": "1"}, "metadata": {"name": "x"}, "kind": "ConfigMap"})
     assert one["metadata"]["annotations"][HASH_ANNOTATION] == other["metadata"]["annotations"][HASH_ANNOTATION]
     assert with_hash(one) == one
+
+
+def test_stamping_copies_and_leaves_the_input_as_it_was():
+    desired = _deployment()
+    given = copy.deepcopy(desired)
+    stamped = with_hash(with_labels(desired, {"meshops.io/tenant": "a"}))
+    assert desired == given
+    assert stamped["metadata"]["labels"] == {"app": "istiod", "meshops.io/tenant": "a"}
+    assert stamped["spec"] == given["spec"]
+    # The hash is that of the labelled manifest without annotations: the same as before it was stamped.
+    unstamped = with_labels(desired, {"meshops.io/tenant": "a"})
+    assert (
+        stamped["metadata"]["annotations"][HASH_ANNOTATION]
+        == with_hash(unstamped)["metadata"]["annotations"][HASH_ANNOTATION]
+    )
 
 
 def test_diff_hides_secret_values_and_server_bookkeeping():

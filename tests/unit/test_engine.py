@@ -19,7 +19,7 @@ from ansible_collections.meshops.istio.plugins.module_utils.errors import (
     Refusal,
     UnknownKindError,
 )
-from ansible_collections.meshops.istio.plugins.module_utils.kinds import KINDS
+from ansible_collections.meshops.istio.plugins.module_utils.kinds import KINDS, kind_key
 from ansible_collections.meshops.istio.plugins.module_utils.vocabulary import FIELD_MANAGER, MANAGED_BY_LABEL
 from kubernetes.client.rest import ApiException
 from kubernetes.dynamic.exceptions import api_exception
@@ -47,7 +47,13 @@ def manifest(kind: str, name: str, namespace: str = "istio-system", labels=None,
 
 
 def key_of(obj: dict) -> tuple:
-    return obj["kind"], obj["metadata"].get("namespace") or "", obj["metadata"]["name"]
+    return kind_key(obj), obj["metadata"].get("namespace") or "", obj["metadata"]["name"]
+
+
+def stored_kind(resource) -> str:
+    """The store's name of a resource's kind: its KINDS key, so that two groups' kinds of one name stay apart."""
+    group = f"{resource.group}/" if resource.group else ""
+    return kind_key({"kind": resource.kind, "apiVersion": f"{group}{resource.api_version}"})
 
 
 @dataclass
@@ -89,20 +95,22 @@ class FakeClient:
 
     def get(self, resource, name=None, namespace=None, label_selector=None, field_selector=None):
         if name is None:
-            self.calls.append(Call("list", resource.kind, namespace or "", options={"label_selector": label_selector}))
-            self._fail("list", resource.kind)
+            self.calls.append(
+                Call("list", stored_kind(resource), namespace or "", options={"label_selector": label_selector})
+            )
+            self._fail("list", stored_kind(resource))
             found = [
                 _without_type(obj)
                 for key, obj in sorted(self.store.items())
-                if key[0] == resource.kind
+                if key[0] == stored_kind(resource)
                 and namespace in (None, key[1])
                 and _selects(label_selector, obj)
                 and _selects(field_selector, obj, fields=True)
             ]
             return Answer(items=found)
-        self.calls.append(Call("get", resource.kind, namespace or "", name))
+        self.calls.append(Call("get", stored_kind(resource), namespace or "", name))
         self._fail("get", name)
-        key = (resource.kind, namespace or "", name)
+        key = (stored_kind(resource), namespace or "", name)
         if key not in self.store:
             raise api_error(404, f'{resource.name} "{name}" not found')
         return Answer(self.store[key])
@@ -116,13 +124,13 @@ class FakeClient:
 
     def server_side_apply(self, resource, body, name, namespace, field_manager, force_conflicts, dry_run):
         options = {"body": copy.deepcopy(body), "field_manager": field_manager, "force": force_conflicts}
-        self.calls.append(Call("apply", resource.kind, namespace or "", name, {**options, "dry_run": dry_run}))
+        self.calls.append(Call("apply", stored_kind(resource), namespace or "", name, {**options, "dry_run": dry_run}))
         self._fail("apply", name)
         if name in self.conflicts and not force_conflicts:
             raise api_error(409, f'Apply failed with 1 conflict: conflict with "kubectl-edit" on {name}')
         if namespace and ("Namespace", "", namespace) not in self.store:
             raise api_error(404, f'namespaces "{namespace}" not found')
-        key = (resource.kind, namespace or "", name)
+        key = (stored_kind(resource), namespace or "", name)
         after = self._applied(self.store.get(key), body, field_manager)
         if dry_run is None:
             self.store[key] = after
@@ -130,9 +138,9 @@ class FakeClient:
 
     def delete(self, resource, name, namespace, dry_run, propagation_policy):
         options = {"dry_run": dry_run, "propagation_policy": propagation_policy}
-        self.calls.append(Call("delete", resource.kind, namespace or "", name, options))
+        self.calls.append(Call("delete", stored_kind(resource), namespace or "", name, options))
         self._fail("delete", name)
-        key = (resource.kind, namespace or "", name)
+        key = (stored_kind(resource), namespace or "", name)
         if key not in self.store:
             raise api_error(404, f'{resource.name} "{name}" not found')
         if dry_run is None:
@@ -140,9 +148,9 @@ class FakeClient:
 
     def patch(self, resource, body, name, namespace, content_type, dry_run):
         options = {"body": body, "content_type": content_type, "dry_run": dry_run}
-        self.calls.append(Call("patch", resource.kind, namespace or "", name, options))
+        self.calls.append(Call("patch", stored_kind(resource), namespace or "", name, options))
         self._fail("patch", name)
-        after = copy.deepcopy(self.store[(resource.kind, namespace or "", name)])
+        after = copy.deepcopy(self.store[(stored_kind(resource), namespace or "", name)])
         for label, value in body["metadata"]["labels"].items():
             if value is None:
                 after["metadata"]["labels"].pop(label, None)

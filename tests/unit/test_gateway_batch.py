@@ -67,8 +67,9 @@ def test_a_no_op_rerun_reads_one_list_per_kind_whatever_the_number_of_gateways(c
     again = run(cluster, specs_for(names))[0]
     assert again["changed"] is False and again["objects"] == []
     assert fake.writes() == []
-    # Revisions, tags, namespaces, Services, and each other kind a gateway owns: 12 LISTs, no GET.
-    assert [call[0] for call in reads(fake)] == ["list"] * 12, reads(fake)
+    # Revisions, tags, namespaces, Services, and each other kind a gateway owns (Gateway API Gateways and their
+    # parameter ConfigMaps included): 14 LISTs, no GET.
+    assert [call[0] for call in reads(fake)] == ["list"] * 14, reads(fake)
 
 
 def test_a_first_run_looks_same_named_objects_up_once_per_kind_and_name():

@@ -1,6 +1,6 @@
 """apiserver_request_total parsing, the basis of every "zero writes" assertion."""
 
-from localcluster.cluster import parse_request_counts, write_count
+from localcluster.cluster import parse_request_counts, request_key, write_count
 
 
 def _metric(verb, resource, value, code="200", subresource="", group="", dry_run=""):
@@ -61,3 +61,17 @@ def test_write_count_ignores_controllers_following_a_gateway_but_not_the_collect
     after[("APPLY", "endpointslices", "")] = 1
     after[("DELETE", "endpointslices", "")] = 1
     assert write_count(before, after) == 2
+
+
+def _event(verb, resource, uri, subresource=None):
+    ref = {"resource": resource, **({"subresource": subresource} if subresource else {})}
+    return {"verb": verb, "objectRef": ref, "requestURI": uri}
+
+
+def test_audit_events_are_keyed_as_the_metrics_name_requests():
+    assert request_key(_event("patch", "configmaps", "/api/v1/namespaces/a/configmaps/x?fieldManager=m")) == (
+        "APPLY", "configmaps", "")  # fmt: skip
+    assert request_key(_event("patch", "namespaces", "/api/v1/namespaces/a")) == ("PATCH", "namespaces", "")
+    assert request_key(_event("create", "serviceaccounts", "/x", "token")) == ("POST", "serviceaccounts", "token")
+    assert request_key(_event("update", "leases", "/x")) == ("PUT", "leases", "")
+    assert request_key(_event("list", "services", "/api/v1/services")) == ("LIST", "services", "")

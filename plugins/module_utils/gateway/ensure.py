@@ -16,14 +16,16 @@ from ..cluster import Cluster
 from ..engine import Engine, Owner, Report, identity
 from ..errors import EngineError, EntriesFailed, FieldConflict, Refusal, refuse
 from ..planned import NOTHING_PLANNED, RunPlan
+from .crds import gateway_api_problem, read_gateway_api_crds
 from .guards import gateway_problems, read_others, read_services, read_view, resolved_revision
-from .manifests import GATEWAY_KINDS, manifests, selector_labels, service
-from .spec import OWNER_KIND, GatewaySpec, validate, validate_gateways
+from .manifests import GATEWAY_KINDS, deployed_workload, manifests, selector_labels, service
+from .spec import GATEWAY_API, OWNER_KIND, GatewaySpec, validate, validate_gateways
 
 # What sets one gateway aside instead of failing the whole run: the state of its namespace or of the cluster around
 # it (a refusal of the cluster guards, an object of others in the way, fields another manager owns), not a fault of
 # the run's plan. Input errors are refused for the whole run before anything is read.
 IN_THE_WAY = (Refusal, FieldConflict)
+_CRDS = "gateway-api-crds"  # the key of the engine that applies the Gateway API CRDs (no gateway's key has no '/')
 
 
 def ensure_gateway_present(
@@ -58,10 +60,14 @@ def ensure_gateways(
     validate_gateways(specs)
     skip = skip or {}
     present = bool(specs) and specs[0].state == "present"
+    crds_path = specs[0].gateway_api_crds if present else None
+    crds = read_gateway_api_crds(crds_path) if crds_path else []
     view = read_view(cluster, specs, present)
     engines = {key_of(spec): _engine(cluster, spec, check_mode) for spec in specs}
+    if crds:
+        engines[_CRDS] = _crd_engine(cluster, specs[0], check_mode)
     converge = _converge_all if present else _remove_all
-    summaries, warnings, failed = converge(cluster, view, specs, engines, plan, skip, named)
+    summaries, warnings, failed = converge(cluster, view, specs, engines, plan, skip, named, crds)
     failed.update({key: error for key, error in skip.items() if key in engines})
     if present and not check_mode and any(engines[key].report.changed for key in summaries):
         view = replace(view, services=read_services(cluster))  # as the API server allocated them
@@ -75,14 +81,17 @@ def key_of(spec: GatewaySpec) -> str:
     return f"{spec.namespace}/{spec.name}"
 
 
-def _converge_all(cluster, view, specs, engines, plan, skip, named) -> tuple:
-    """Check and converge each gateway not in `skip`: ({key: revision}, warnings, {key: error})."""
+def _converge_all(cluster, view, specs, engines, plan, skip, named, crds) -> tuple:
+    """Check and converge each gateway not in `skip`: ({key: revision}, warnings, {key: error}). `crds`: the Gateway
+    API CRDs the run applies, when given."""
     planned, warnings, failed = {}, [], {}
     for index, spec in enumerate(specs):
         key = key_of(spec)
         if key in skip:
             continue
         revision, revision_namespace, problems, notes = resolved_revision(spec, view, plan, engines[key].check_mode)
+        if spec.api == GATEWAY_API and gateway_api_problem(view.gateway_api_served, crds):
+            problems.append(gateway_api_problem(view.gateway_api_served, crds))
         if problems:
             failed[key] = _named(Refusal("; ".join(problems)), index, spec, named)
             continue
@@ -94,6 +103,14 @@ def _converge_all(cluster, view, specs, engines, plan, skip, named) -> tuple:
     ]  # fmt: skip
     others = read_others(cluster, view, wanted)
     revisions = {}
+
+    unwritten = list(crds)
+
+    def crds_writer():
+        """Applies the Gateway API CRDs (shared objects, never pruned) once, before the first Gateway of the run."""
+        while unwritten:
+            engines[_CRDS].ensure_shared(unwritten.pop(0))
+
     for index, spec in enumerate(specs):
         key = key_of(spec)
         if key not in planned:
@@ -101,7 +118,7 @@ def _converge_all(cluster, view, specs, engines, plan, skip, named) -> tuple:
         revision, desired = planned[key]
         try:
             with _naming(index, spec, named):
-                _converge(engines[key], spec, view, revision, desired, others, plan, warnings)
+                _converge(engines[key], spec, view, revision, desired, others, plan, warnings, crds_writer)
         except (Refusal, EngineError) as error:
             failed[key] = error
             continue
@@ -109,19 +126,24 @@ def _converge_all(cluster, view, specs, engines, plan, skip, named) -> tuple:
     return revisions, warnings, failed
 
 
-def _converge(engine: Engine, spec: GatewaySpec, view, revision: str, desired: list, others: dict, plan, warnings):
+def _converge(engine: Engine, spec: GatewaySpec, view, revision: str, desired: list, others: dict, plan, warnings,
+              write_crds):  # fmt: skip
     owned = view.owned[spec.owner_name]
     deployment = next((obj for obj in desired if obj["kind"] == "Deployment"), None)
-    live_deployment = owned.get(identity(deployment)) or others.get(identity(deployment))
+    live_deployment = (
+        None if deployment is None else owned.get(identity(deployment)) or others.get(identity(deployment))
+    )
     problems, notes = gateway_problems(spec, view, revision, live_deployment, plan, engine.check_mode)
     refuse(problems)
     warnings += notes
+    if spec.api == GATEWAY_API:
+        write_crds()
     engine.ensure_present(desired, GATEWAY_KINDS, owned, others=others)
     if spec.wait:
-        engine.wait_for_rollout(desired, spec.wait_timeout)
+        engine.wait_for_rollout([deployed_workload(spec)], spec.wait_timeout)
 
 
-def _remove_all(cluster, view, specs, engines, plan, skip, named) -> tuple:
+def _remove_all(cluster, view, specs, engines, plan, skip, named, crds) -> tuple:
     """Delete what each gateway not in `skip` owns, and nothing of any other."""
     removed, failed = {}, {}
     for index, spec in enumerate(specs):
@@ -194,7 +216,7 @@ def service_facts(spec: GatewaySpec, live: dict | None, desired: dict) -> dict:
     obj = live or desired
     service_spec, status = obj.get("spec") or {}, obj.get("status") or {}
     ingress = [i.get("ip") or i.get("hostname") for i in (status.get("loadBalancer") or {}).get("ingress") or []]
-    dns_name = f"{spec.name}.{spec.namespace}.svc.cluster.local"
+    dns_name = f"{spec.workload_name}.{spec.namespace}.svc.cluster.local"
     ports = [
         {
             "name": p.get("name"),
@@ -206,7 +228,7 @@ def service_facts(spec: GatewaySpec, live: dict | None, desired: dict) -> dict:
         for p in service_spec.get("ports") or []
     ]
     return {
-        "name": spec.name,
+        "name": spec.workload_name,
         "namespace": spec.namespace,
         "type": service_spec.get("type"),
         "cluster_ip": service_spec.get("clusterIP"),
@@ -215,6 +237,11 @@ def service_facts(spec: GatewaySpec, live: dict | None, desired: dict) -> dict:
         "load_balancer_ingress": [address for address in ingress if address],
         "address": next((address for address in ingress if address), dns_name),
     }
+
+
+def _crd_engine(cluster: Cluster, spec: GatewaySpec, check_mode: bool) -> Engine:
+    """Writes the Gateway API CRDs as shared objects: no owner labels, never pruned or removed with a gateway."""
+    return Engine(cluster, Owner(OWNER_KIND, _CRDS), check_mode, spec.force_conflicts)
 
 
 def _engine(cluster: Cluster, spec: GatewaySpec, check_mode: bool) -> Engine:

@@ -24,8 +24,9 @@ from ..vocabulary import (
     installed_tags,
     resolve_revision,
 )
+from .crds import GATEWAYS_CRD
 from .manifests import GATEWAY_KINDS, selector_labels
-from .spec import OWNER_LABEL, GatewaySpec
+from .spec import GATEWAY_API, OWNER_LABEL, GatewaySpec
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,7 @@ class GatewaysView:
     namespaces: dict  # name -> Namespace
     services: dict  # identity -> Service
     owned: dict  # owner name -> {identity: object}
+    gateway_api_served: bool = False  # the cluster has the Gateway API's Gateway CRD (read for api gateway_api only)
 
 
 def read_view(cluster: Cluster, specs: list, present: bool = True) -> GatewaysView:
@@ -63,6 +65,8 @@ def read_view(cluster: Cluster, specs: list, present: bool = True) -> GatewaysVi
         namespaces={ns["metadata"]["name"]: ns for ns in cluster.list_objects("Namespace")},
         services=services,
         owned=owned,
+        gateway_api_served=any(spec.api == GATEWAY_API for spec in specs)
+        and cluster.get("CustomResourceDefinition", GATEWAYS_CRD) is not None,
     )
 
 
@@ -154,7 +158,7 @@ def namespace_problems(spec: GatewaySpec, namespace: dict | None, revision: str,
 
 def node_port_problems(spec: GatewaySpec, services: list) -> list:
     """nodePorts this gateway wants that another Service already holds (the API server would refuse them)."""
-    ours = (spec.namespace, spec.name)
+    ours = (spec.namespace, spec.workload_name)
     taken = {
         port["nodePort"]: f"{svc['metadata']['namespace']}/{svc['metadata']['name']}"
         for svc in services
@@ -162,9 +166,10 @@ def node_port_problems(spec: GatewaySpec, services: list) -> list:
         for port in (svc.get("spec") or {}).get("ports") or []
         if port.get("nodePort")
     }
+    where = "listeners on port {port}" if spec.api == GATEWAY_API else "service.ports[{index}]"
     return [
-        f"service.ports[{index}].node_port {port.node_port} is already used by Service {taken[port.node_port]}; "
-        "choose a free nodePort"
+        f"{where.format(index=index, port=port.port)}.node_port {port.node_port} is already used by Service "
+        f"{taken[port.node_port]}; choose a free nodePort"
         for index, port in enumerate(spec.service.ports)
         if port.node_port in taken
     ]

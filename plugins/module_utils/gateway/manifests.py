@@ -5,15 +5,19 @@
 from __future__ import annotations
 
 import copy
+import json
 
+from ..kinds import GATEWAY_API_GATEWAY
 from ..vocabulary import NETWORK_LABEL, REV_LABEL
-from .spec import GatewaySpec, PortSpec
+from .spec import GATEWAY_API, GATEWAY_CLASS, GatewaySpec, PortSpec
 
 # Everything a gateway may own: what prune and removal look at.
 GATEWAY_KINDS = (
     "ServiceAccount", "Role", "RoleBinding", "Service", "Deployment", "HorizontalPodAutoscaler",
-    "PodDisruptionBudget", "Gateway", "VirtualService",
+    "PodDisruptionBudget", "Gateway", "VirtualService", GATEWAY_API_GATEWAY, "ConfigMap",
 )  # fmt: skip
+# The annotation on a Gateway API Gateway that sets the type of the Service istiod deploys for it.
+SERVICE_TYPE_ANNOTATION = "networking.istio.io/service-type"
 CROSS_NETWORK_GATEWAY = "cross-network-gateway"
 ISTIOD_GATEWAY = "istiod-gateway"
 
@@ -21,6 +25,8 @@ ISTIOD_GATEWAY = "istiod-gateway"
 def manifests(spec: GatewaySpec, revision: str, revision_namespace: str) -> list:
     """Every object of this gateway. `revision`/`revision_namespace`: the installed revision behind
     spec.revision (which may be a tag)."""
+    if spec.api == GATEWAY_API:
+        return [gateway_parameters(spec), gateway_api_gateway(spec)]
     objects = [service_account(spec), *secret_reader_role(spec), deployment(spec), service(spec)]
     if spec.autoscale is not None:
         objects.append(autoscaler(spec))
@@ -143,7 +149,7 @@ def service(spec: GatewaySpec) -> dict:
         "externalTrafficPolicy": settings.external_traffic_policy,
     }
     service_spec.update({key: value for key, value in optional.items() if value})
-    metadata = _metadata(spec, labels=network_labels(spec))
+    metadata = _metadata(spec, spec.workload_name, labels=network_labels(spec))
     if settings.annotations:
         metadata["annotations"] = {key: str(value) for key, value in settings.annotations.items()}
     return {"apiVersion": "v1", "kind": "Service", "metadata": metadata, "spec": service_spec}
@@ -231,3 +237,89 @@ def istiod_exposure(spec: GatewaySpec, revision: str, revision_namespace: str) -
         "spec": {"hosts": ["*"], "gateways": [ISTIOD_GATEWAY], "tls": routes},
     }
     return [gateway, virtual_service]
+
+
+def gateway_parameters_name(spec: GatewaySpec) -> str:
+    return f"{spec.name}-gateway-parameters"
+
+
+def gateway_api_gateway(spec: GatewaySpec) -> dict:
+    """A Gateway API Gateway of class `istio`, for the istiod of spec.revision (its `istio.io/rev` label) to deploy.
+    Its infrastructure labels are the gateway's selector labels: without them istiod would copy the Gateway's own
+    labels, ours included, onto what it deploys, and prune would take those objects for this gateway's."""
+    metadata = _metadata(spec, labels={REV_LABEL: spec.revision})
+    metadata["annotations"] = {SERVICE_TYPE_ANNOTATION: spec.service.type}
+    parameters = {"group": "", "kind": "ConfigMap", "name": gateway_parameters_name(spec)}
+    return {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "Gateway",
+        "metadata": metadata,
+        "spec": {
+            "gatewayClassName": GATEWAY_CLASS,
+            "infrastructure": {"labels": selector_labels(spec), "parametersRef": parameters},
+            "listeners": [_listener(listener) for listener in spec.listeners],
+        },
+    }
+
+
+def _listener(listener) -> dict:
+    built = {
+        "name": listener.name,
+        "port": listener.port,
+        "protocol": listener.protocol,
+        # Only routes of the gateway's own namespace attach: another tenant's routes cannot use this gateway.
+        "allowedRoutes": {"namespaces": {"from": "Same"}},
+    }
+    if listener.hostname:
+        built["hostname"] = listener.hostname
+    if listener.tls_secret:
+        built["tls"] = {
+            "mode": "Terminate",
+            "certificateRefs": [{"group": "", "kind": "Secret", "name": listener.tls_secret}],
+        }
+    return built
+
+
+def gateway_parameters(spec: GatewaySpec) -> dict:
+    """The ConfigMap the Gateway's infrastructure.parametersRef names: per kind istiod deploys, a strategic merge
+    patch over its template. istiod deploys an HPA or a PDB only when its key is there."""
+    patches = {"deployment": _deployment_patch(spec), "service": _service_patch(spec)}
+    if spec.autoscale is not None:
+        scaling = {key: value for key, value in autoscaler(spec)["spec"].items() if key != "scaleTargetRef"}
+        patches["horizontalPodAutoscaler"] = {"spec": scaling}  # istiod's template targets its own Deployment
+    if spec.min_available is not None:
+        patches["podDisruptionBudget"] = {"spec": {"minAvailable": disruption_budget(spec)["spec"]["minAvailable"]}}
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": _metadata(spec, gateway_parameters_name(spec)),
+        "data": {key: json.dumps(patch, sort_keys=True) for key, patch in patches.items() if patch},
+    }
+
+
+def _deployment_patch(spec: GatewaySpec) -> dict:
+    container = {"name": "istio-proxy", "resources": copy.deepcopy(dict(spec.resources))}
+    patch = {"spec": {"template": {"spec": {"containers": [container]}}}}
+    if spec.replicas is not None:
+        patch["spec"]["replicas"] = spec.replicas
+    return patch
+
+
+def _service_patch(spec: GatewaySpec) -> dict:
+    settings = spec.service
+    service_spec = {
+        "loadBalancerIP": settings.load_balancer_ip,
+        "loadBalancerSourceRanges": list(settings.load_balancer_source_ranges),
+        "externalTrafficPolicy": settings.external_traffic_policy,
+        # Ports merge by number into the ones istiod makes from the listeners.
+        "ports": [{"port": port.port, "nodePort": port.node_port} for port in settings.ports if port.node_port],
+    }
+    patch = {"spec": {key: value for key, value in service_spec.items() if value}}
+    if settings.annotations:
+        patch["metadata"] = {"annotations": {key: str(value) for key, value in settings.annotations.items()}}
+    return patch if patch["spec"] or settings.annotations else {}
+
+
+def deployed_workload(spec: GatewaySpec) -> dict:
+    """The Deployment a rollout wait looks at: this gateway's, or the one istiod deploys for its Gateway."""
+    return {"kind": "Deployment", "metadata": {"name": spec.workload_name, "namespace": spec.namespace}}

@@ -25,8 +25,18 @@ from ..vocabulary import NETWORK_LABEL, owner_label
 
 OWNER_KIND = "gateway"
 OWNER_LABEL = owner_label(OWNER_KIND)
+# The two forms of a gateway (option `api`): a Deployment with gateway injection, built here, or a Gateway API
+# `Gateway` whose revision's istiod deploys the gateway (its deployment controller).
+DEPLOYMENT_API, GATEWAY_API = "deployment", "gateway_api"
+# What istiod's deployment controller appends to a Gateway's name for the Deployment, Service and ServiceAccount it
+# deploys for the class `istio`.
+GATEWAY_CLASS = "istio"
+# Options only the Deployment form takes (a Gateway API Gateway's ports come from its listeners).
+_DEPLOYMENT_ONLY = ("kind", "network", "expose_services", "expose_istiod", "service.ports")
 
 _PERCENT = re.compile(r"^[0-9]+%$")
+_HOSTNAME = re.compile(r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _PORT_RANGE = re.compile(r"^([0-9]+)-([0-9]+)$")
 
 
@@ -49,6 +59,25 @@ class PortSpec:
         """The Service's targetPort: target_port, else port; a number given as a string becomes a number."""
         target = self.target_port or self.port
         return int(target) if isinstance(target, str) and target.isdigit() else target
+
+
+@dataclass(frozen=True)
+class ListenerSpec:
+    """One listener of a Gateway API Gateway; `tls_secret` is the Secret an HTTPS listener terminates TLS with."""
+
+    name: str
+    port: int
+    protocol: str = "HTTP"
+    hostname: str | None = None
+    tls_secret: str | None = None
+    node_port: int | None = None
+
+    @classmethod
+    def from_params(cls, listener: dict) -> ListenerSpec:
+        return cls(**{key: value for key, value in listener.items() if value is not None})
+
+
+_DEFAULT_LISTENERS = (ListenerSpec("http", 80),)
 
 
 @dataclass(frozen=True)
@@ -90,10 +119,17 @@ class ServiceSpec:
     external_traffic_policy: str | None
 
     @classmethod
-    def from_params(cls, service: dict | None, kind: str) -> ServiceSpec:
+    def from_params(cls, service: dict | None, kind: str, listeners: tuple | None = None) -> ServiceSpec:
+        """`listeners`: a Gateway API Gateway's, whose ports (and nodePorts) its Service takes."""
         service = service or {}
         default_type, default_ports = _SERVICE_DEFAULTS[kind]
         ports = service.get("ports")
+        if listeners is not None:
+            # One Service port per listener port, as istiod makes them (listeners may share a port by hostname).
+            first = {}
+            for item in listeners:
+                first.setdefault(item.port, item)
+            default_ports = tuple(PortSpec(item.name, item.port, node_port=item.node_port) for item in first.values())
         return cls(
             type=service.get("type") or default_type,
             ports=tuple(PortSpec.from_params(port) for port in ports) if ports else default_ports,
@@ -128,13 +164,26 @@ class GatewaySpec:
     wait: bool
     wait_timeout: int
     force_conflicts: bool
+    api: str = DEPLOYMENT_API
+    listeners: tuple = ()  # ListenerSpec, with api gateway_api only
+    gateway_api_crds: str | None = None  # a path to the Gateway API CRD files to apply (crds.py)
+    misplaced: tuple = ()  # options given that the chosen api does not take, for `validate` to name
 
     @classmethod
     def from_params(cls, params: dict) -> GatewaySpec:
         name, kind = params["name"], params.get("kind") or "ingress"
         labels = params.get("labels")
         autoscale = None if params.get("autoscale") is None else AutoscaleSpec.from_params(params["autoscale"])
+        api = params.get("api") or DEPLOYMENT_API
+        listeners = None
+        if api == GATEWAY_API:
+            given = params.get("listeners")
+            listeners = tuple(ListenerSpec.from_params(item) for item in given) if given else _DEFAULT_LISTENERS
         return cls(
+            api=api,
+            listeners=listeners or (),
+            gateway_api_crds=params.get("gateway_api_crds"),
+            misplaced=_misplaced(params, api),
             name=name,
             namespace=params["namespace"],
             state=_given(params, "state", "present"),
@@ -145,7 +194,7 @@ class GatewaySpec:
             replicas=None if autoscale is not None else _given(params, "replicas", 1),
             autoscale=autoscale,
             min_available=(params.get("pdb") or {}).get("min_available"),
-            service=ServiceSpec.from_params(params.get("service"), kind),
+            service=ServiceSpec.from_params(params.get("service"), kind, listeners),
             resources=_frozen(params.get("resources") or _DEFAULT_RESOURCES),
             network=params.get("network") or None,
             expose_services=bool(params.get("expose_services")),
@@ -162,6 +211,11 @@ class GatewaySpec:
         return f"{self.namespace}.{self.name}"
 
     @property
+    def workload_name(self) -> str:
+        """The name of the gateway's Deployment and Service: its own, or what istiod names them for a Gateway."""
+        return f"{self.name}-{GATEWAY_CLASS}" if self.api == GATEWAY_API else self.name
+
+    @property
     def fewest_replicas(self) -> int:
         return self.autoscale.min_replicas if self.autoscale is not None else self.replicas
 
@@ -172,6 +226,20 @@ class GatewaySpec:
         if not match or int(match.group(1)) > int(match.group(2)):
             return None
         return int(match.group(1)), int(match.group(2))
+
+
+def _misplaced(params: dict, api: str) -> tuple:
+    """The options given that `api` does not take."""
+    if api == DEPLOYMENT_API:
+        return ("listeners",) if params.get("listeners") else ()
+    given = {
+        "kind": (params.get("kind") or "ingress") != "ingress",
+        "network": params.get("network"),
+        "expose_services": params.get("expose_services"),
+        "expose_istiod": params.get("expose_istiod"),
+        "service.ports": (params.get("service") or {}).get("ports"),
+    }
+    return tuple(option for option in _DEPLOYMENT_ONLY if given[option])
 
 
 def _given(params: dict, key: str, default):
@@ -228,6 +296,7 @@ def _name_errors(spec: GatewaySpec) -> list:
 
 def _install_errors(spec: GatewaySpec) -> list:
     errors = dns_label_errors(spec.revision, "revision")
+    errors += _api_errors(spec)
     errors += _kind_errors(spec)
     if spec.labels is not None and not spec.labels:
         errors.append("labels must not be empty: they select the gateway's pods; leave it unset for the defaults")
@@ -235,6 +304,54 @@ def _install_errors(spec: GatewaySpec) -> list:
     errors += _replica_errors(spec)
     errors += _service_errors(spec)
     errors += resources_errors(dict(spec.resources), "resources")
+    return errors
+
+
+def _api_errors(spec: GatewaySpec) -> list:
+    """Options of the other form, and the listeners of a Gateway API Gateway."""
+    if spec.api == DEPLOYMENT_API:
+        return [f"{option} is only for api gateway_api; remove it or set api: gateway_api" for option in spec.misplaced]
+    errors = [
+        f"{option} is only for api deployment; remove it"
+        + (" (the Service's ports come from listeners)" if option == "service.ports" else "")
+        for option in spec.misplaced
+    ]
+    if len(spec.owner_name) + len(GATEWAY_CLASS) + 1 > 63:
+        errors.append(
+            f"istiod names the gateway's Deployment {spec.workload_name}, whose labels would exceed 63 characters; "
+            "shorten the name"
+        )
+    names, numbers = set(), set()
+    for index, listener in enumerate(spec.listeners):
+        at = f"listeners[{index}]"
+        errors += dns_label_errors(listener.name, f"{at}.name")
+        errors += port_number_errors(listener.port, f"{at}.port")
+        if listener.name in names:
+            errors.append(f"{at}.name {listener.name!r} is used twice; give each listener its own name")
+        names.add(listener.name)
+        if listener.hostname is not None and not _HOSTNAME.match(listener.hostname):
+            errors.append(f"{at}.hostname {listener.hostname!r} must be a DNS name, optionally starting with '*.'")
+        if listener.protocol == "HTTPS" and not listener.tls_secret:
+            errors.append(f"{at} is HTTPS and needs tls_secret, the Secret in the gateway's namespace it serves")
+        if listener.protocol != "HTTPS" and listener.tls_secret:
+            errors.append(f"{at}.tls_secret is for protocol HTTPS only; remove it or set protocol: HTTPS")
+        if listener.tls_secret:
+            errors += dns_label_errors(listener.tls_secret, f"{at}.tls_secret", max_length=253, pattern=_SUBDOMAIN)
+        errors += _listener_node_port_errors(spec, listener, at, numbers)
+        numbers.add(listener.port)
+    return errors
+
+
+def _listener_node_port_errors(spec: GatewaySpec, listener: ListenerSpec, at: str, earlier_ports: set) -> list:
+    if listener.node_port is None:
+        return []
+    if listener.port in earlier_ports:
+        return [f"{at}.node_port: port {listener.port} is shared with an earlier listener; set node_port there"]
+    errors = port_number_errors(listener.node_port, f"{at}.node_port")
+    errors += _node_port_errors(listener.node_port, spec.service.type, spec.node_port_bounds or (0, 65535), at)
+    others = [item.name for item in spec.listeners if item is not listener and item.node_port == listener.node_port]
+    if others:
+        errors.append(f"{at}.node_port {listener.node_port} is also listener {others[0]}'s; give each its own")
     return errors
 
 
@@ -314,7 +431,8 @@ def _service_errors(spec: GatewaySpec) -> list:
     errors += annotation_errors(dict(service.annotations), "service.annotations", strings_only=False)
     if spec.node_port_bounds is None:
         errors.append(f"node_port_range {spec.node_port_range!r} must look like 30000-32767 (low-high)")
-    errors += _port_errors(service, spec.node_port_bounds)
+    if spec.api == DEPLOYMENT_API:
+        errors += _port_errors(service, spec.node_port_bounds)
     numbers = {port.port for port in service.ports}
     needed = {15443: "expose_services"} if spec.expose_services else {}
     if spec.expose_istiod:
