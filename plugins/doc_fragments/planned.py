@@ -33,4 +33,9 @@ options:
         type: list
         elements: dict
         default: []
+      ca_root:
+        description:
+          - The root its C(cacerts) is issued from (the tenancy plan's C(ca_root)). In check mode, revisions planned
+            with the same C(ca_root) count as sharing a root, so they may both select a shared namespace.
+        type: str
 """

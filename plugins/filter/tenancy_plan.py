@@ -11,6 +11,7 @@ import difflib
 from ansible.errors import AnsibleFilterError
 from ansible_collections.meshops.istio.plugins.module_utils.names import DNS_LABEL
 from ansible_collections.meshops.istio.plugins.module_utils.tenant_spec import TENANT_LABEL
+from ansible_collections.meshops.istio.plugins.module_utils.vocabulary import NAME_LABEL
 
 MODELS = ("dedicated", "shared")
 DEFAULT_MODEL = "dedicated"
@@ -35,6 +36,8 @@ TENANT_KEYS = {
     "system_namespace": "dedicated",
     "discovery_label": "dedicated",
     "ca": "dedicated",
+    "ca_root": "dedicated",
+    "shared_namespaces": "dedicated",
     "own_trust_bundle": "dedicated",
     "gateway": "shared",
 }
@@ -80,9 +83,17 @@ def _tenant_errors(index: int, tenant, model: str) -> list:
     else:
         for position, entry in enumerate(namespaces):
             errors += _name_error(namespace_name(entry), f"{where}: namespaces[{position}]")
-    for key in ("revision", "system_namespace"):
+    for key in ("revision", "system_namespace", "ca_root"):
         if key in tenant:
             errors += _name_error(tenant[key], f"{where}: {key}")
+    if "ca_root" in tenant and tenant.get("ca") is not True:
+        errors.append(f"{where}: ca_root names the root of the tenant's own CA; set ca: true, or remove ca_root")
+    shared = tenant.get("shared_namespaces", [])
+    if not isinstance(shared, list):
+        errors.append(f"{where}: shared_namespaces must be a list of other tenants' namespace names")
+    else:
+        for position, name in enumerate(shared):
+            errors += _name_error(name, f"{where}: shared_namespaces[{position}]")
     if "own_trust_bundle" in tenant and not isinstance(tenant["own_trust_bundle"], bool):
         errors.append(f"{where}: own_trust_bundle must be true or false, not {tenant['own_trust_bundle']!r}")
     if "discovery_label" in tenant and not isinstance(tenant["discovery_label"], dict):
@@ -123,6 +134,45 @@ def _duplicate_errors(tenants: list) -> list:
     return errors
 
 
+def _root(tenant: dict) -> str | None:
+    """The root a tenant's CA is issued from: tenants with one root may share namespaces. None without its own CA."""
+    return (tenant.get("ca_root") or tenant["name"]) if tenant.get("ca") else None
+
+
+def _sharing_errors(tenants: list) -> list:
+    """A shared namespace is another tenant's namespace, and the two tenants share a root."""
+    owners = {namespace_name(entry): tenant for tenant in tenants for entry in tenant["namespaces"]}
+    errors = []
+    for index, tenant in enumerate(tenants):
+        where = f"tenants[{index}] ({tenant['name']})"
+        for position, name in enumerate(tenant.get("shared_namespaces", [])):
+            at, owner = f"{where}: shared_namespaces[{position}] {name}", owners.get(name)
+            if owner is None:
+                errors.append(f"{at} is no tenant's namespace; list it in the namespaces of the tenant that owns it")
+            elif owner is tenant:
+                errors.append(f"{at} is one of the tenant's own namespaces; remove it from shared_namespaces")
+            elif _root(tenant) is None or _root(tenant) != _root(owner):
+                errors.append(
+                    f"{at} belongs to tenant {owner['name']}, and tenants {tenant['name']} and {owner['name']} do not "
+                    "share a root: give both ca: true and the same ca_root"
+                )
+            elif tenant.get("own_trust_bundle") is False or owner.get("own_trust_bundle") is False:
+                errors.append(
+                    f"{at}: tenants {tenant['name']} and {owner['name']} both publish their root there, each under its "
+                    "own name; remove own_trust_bundle: false from both"
+                )
+    return errors
+
+
+def _discovery_selectors(tenant: dict, label: dict) -> list:
+    """The tenant's label, and the other tenants' namespaces it shares by name (selectors are OR'ed)."""
+    selectors = [{"matchLabels": label}]
+    if tenant.get("shared_namespaces"):
+        names = sorted(set(tenant["shared_namespaces"]))
+        selectors.append({"matchExpressions": [{"key": NAME_LABEL, "operator": "In", "values": names}]})
+    return selectors
+
+
 def _dedicated(tenant: dict) -> dict:
     name = tenant["name"]
     revision = tenant.get("revision") or name
@@ -154,8 +204,9 @@ def _gateway(tenant: dict) -> dict:
     return gateway
 
 
-def tenancy_plan(tenants, model=None, shared_control_plane=None) -> dict:
+def tenancy_plan(tenants, model=None, shared_control_plane=None, only=None) -> dict:
     """The plan of a run. Raises AnsibleFilterError naming every bad entry and key before any step runs.
+    `only` (tenant names) returns the part of the plan that serves those tenants, all of them checked.
 
     Returns {model, control_planes, planned_revisions, cas, tenants, gateways, summary}: control_planes as
     istio_revision's name, namespace, discovery_selectors, pilot_env, values and own_trust_bundle, plus the names of
@@ -173,16 +224,41 @@ def tenancy_plan(tenants, model=None, shared_control_plane=None) -> dict:
         errors += _tenant_errors(index, tenant, model)
     if not errors:
         errors += _duplicate_errors(tenants)
+    if not errors and model == "dedicated":
+        errors += _sharing_errors(tenants)
     if errors:
         raise AnsibleFilterError("; ".join(errors))
     plan = _dedicated_plan(tenants) if model == "dedicated" else _shared_plan(tenants, shared)
+    if only is not None:
+        plan = _restricted(plan, set(only))
     plan["planned_revisions"] = [planned_revision(control_plane) for control_plane in plan["control_planes"]]
     return plan
 
 
+def _restricted(plan: dict, names: set) -> dict:
+    """The part of the plan that serves the tenants named."""
+    control_planes = [
+        {**cp, "tenants": [t for t in cp["tenants"] if t in names]}
+        for cp in plan["control_planes"]
+        if names.intersection(cp["tenants"])
+    ]
+    return {
+        **plan,
+        "control_planes": control_planes,
+        "cas": [ca for ca in plan["cas"] if ca["tenant"] in names],
+        "tenants": [tenant for tenant in plan["tenants"] if tenant["name"] in names],
+        "gateways": [gateway for gateway in plan["gateways"] if gateway["tenant"] in names],
+        "summary": [line for line in plan["summary"] if line["tenant"] in names],
+    }
+
+
 def planned_revision(control_plane: dict) -> dict:
-    """What a later step of the run (istio_tenant, istio_gateway) accepts as planned, in check mode."""
-    return {key: control_plane[key] for key in ("name", "namespace", "discovery_selectors")}
+    """What a later step of the run (istio_revision, istio_tenant, istio_gateway) accepts as planned, in check
+    mode: with the root its CA is issued from, when it has one of its own."""
+    planned = {key: control_plane[key] for key in ("name", "namespace", "discovery_selectors")}
+    if control_plane.get("ca_root"):
+        planned["ca_root"] = control_plane["ca_root"]
+    return planned
 
 
 def _dedicated_plan(tenants: list) -> dict:
@@ -193,22 +269,27 @@ def _dedicated_plan(tenants: list) -> dict:
             {
                 "name": placement["revision"],
                 "namespace": placement["system_namespace"],
-                "discovery_selectors": [{"matchLabels": placement["discovery_label"]}],
+                "discovery_selectors": _discovery_selectors(tenant, placement["discovery_label"]),
                 "pilot_env": {},
                 "values": {},
                 # Its own root ConfigMap: no other control plane can overwrite it, even with overlapping selectors.
                 "own_trust_bundle": tenant.get("own_trust_bundle", True),
                 "tenants": [tenant["name"]],
+                "ca_root": _root(tenant),
             }
         )
         if tenant.get("ca"):
             ca = {"tenant": tenant["name"], "namespace": placement["system_namespace"]}
-            plan["cas"].append({**ca, "revision": placement["revision"]})
+            plan["cas"].append({**ca, "revision": placement["revision"], "root": _root(tenant)})
         # The control plane is the tenant's alone: its root namespace gets the tenant's mesh-wide mTLS (seed 002).
         entry = _tenant_entry(tenant, placement)
         plan["tenants"].append({**entry, "root_namespace_mtls": tenant.get("mtls", "STRICT") != "none"})
-        plan["summary"].append(_summary(tenant, placement, None))
+        plan["summary"].append({**_summary(tenant, placement, None), "shared_namespaces": _shared_names(tenant)})
     return plan
+
+
+def _shared_names(tenant: dict) -> list:
+    return sorted(set(tenant.get("shared_namespaces", [])))
 
 
 def _shared_plan(tenants: list, shared: dict) -> dict:

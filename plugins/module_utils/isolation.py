@@ -14,6 +14,7 @@ from .compare import is_subset
 from .engine import rollout_problem
 from .gateway.spec import OWNER_LABEL as GATEWAY_LABEL
 from .selectors import any_matches, matches
+from .shared_root import root_id, sharing_problem
 from .tenant_policies import ISOLATION_NAME, root_policy_name
 from .tenant_policies import policies as policies_of
 from .tenant_spec import TENANT_LABEL, AdminsSpec, IsolationSpec, NamespaceSpec, TenantSpec, broad_subjects
@@ -54,22 +55,53 @@ def same_control_plane(revisions: dict, first: str, second: str) -> bool:
     return revisions[first]["namespace"] == revisions[second]["namespace"]
 
 
-def selector_overlaps(revisions: dict, namespaces: dict) -> list:
-    """Sentences for every existing namespace the discoverySelectors of two control planes both select."""
+def selector_overlaps(revisions: dict, namespaces: dict, roots: dict) -> list:
+    """Sentences for every existing namespace the discoverySelectors of two control planes both select, shared
+    namespaces (shared_root.py) aside. `roots` maps a system namespace to its root."""
     names = sorted(revisions)
     problems = []
     for index, first in enumerate(names):
         for second in names[index + 1 :]:
             if same_control_plane(revisions, first, second):
                 continue
-            shared = sorted(
-                ns for ns, labels in namespaces.items()
+            why = {
+                ns: sharing_problem(revisions, first, second, labels, roots)
+                for ns, labels in sorted(namespaces.items())
                 if any_matches(revisions[first]["selectors"], labels)
                 and any_matches(revisions[second]["selectors"], labels)
-            )  # fmt: skip
-            if shared:
-                problems.append(f"revisions {first} and {second} both select namespaces {', '.join(shared)}")
+            }
+            overlap = [ns for ns, problem in why.items() if problem]
+            if overlap:
+                problems.append(
+                    f"revisions {first} and {second} both select namespaces {', '.join(overlap)} and may not share "
+                    f"them: {why[overlap[0]]}"
+                )
     return problems
+
+
+def shared_namespaces(revisions: dict, namespaces: dict, roots: dict) -> dict:
+    """{namespace: facts} of every existing namespace that revisions of more than one control plane select: which
+    revisions, the root (when they all hold one), the revision its istio.io/rev names, and why it may not be shared
+    (None when it may)."""
+    found = {}
+    for ns, labels in sorted(namespaces.items()):
+        selected_by = sorted(r for r, info in revisions.items() if any_matches(info["selectors"], labels))
+        if len({revisions[r]["namespace"] for r in selected_by}) < 2:
+            continue
+        problems = [
+            sharing_problem(revisions, first, second, labels, roots)
+            for first in selected_by
+            for second in selected_by
+            if first < second and not same_control_plane(revisions, first, second)
+        ]
+        held = {roots.get(revisions[r]["namespace"]) for r in selected_by}
+        found[ns] = {
+            "selected_by": selected_by,
+            "root": held.pop() if len(held) == 1 else None,
+            "injected_by": labels.get(REV_LABEL) if labels.get(REV_LABEL) in selected_by else None,
+            "problem": next((problem for problem in problems if problem), None),
+        }
+    return found
 
 
 def _namespace_checks(tenant: dict, namespace: str, state: dict) -> tuple:
@@ -100,11 +132,14 @@ def _namespace_checks(tenant: dict, namespace: str, state: dict) -> tuple:
     if revision not in state["revisions"]:
         selected.append(f"{where} points {REV_LABEL}={revision} at no installed revision")
     elif revision not in selected_by or any(
-        not same_control_plane(state["revisions"], revision, r) for r in selected_by
+        not same_control_plane(state["revisions"], revision, r)
+        and sharing_problem(state["revisions"], revision, r, labels, state["roots"])
+        for r in selected_by
     ):
         selected.append(
             f"{where} carries {REV_LABEL}={revision} but is selected by revisions {', '.join(selected_by) or 'none'}; "
-            f"expected {revision} alone"
+            f"expected {revision} alone, or other control planes only as a shared namespace (one root, injected by "
+            f"{revision})"
         )
     if len(injectors) != 1:
         found["exactly one injector"].append(
@@ -324,12 +359,14 @@ def analyze(tenants: list, state: dict, now=None) -> dict:
     policies {namespace: {(kind, name): spec}}, gateways (Deployment objects), cacerts {system namespace:
     the files of its `cacerts` Secret} and pods {tenant namespace with a NetworkPolicy: Pod objects}."""
     now = now or pki.utc_now()
-    invariants = {NO_OVERLAP: selector_overlaps(state["revisions"], state["namespaces"])}
+    state = {**state, "roots": {ns: root_id(files) for ns, files in state["cacerts"].items()}}
+    invariants = {NO_OVERLAP: selector_overlaps(state["revisions"], state["namespaces"], state["roots"])}
     for namespace, files in sorted(state["cacerts"].items()):
         invariants[f"cacerts in {namespace} can sign"] = cacerts_problems({namespace: files}, now)
     report = {
         "tenants": {},
         "revisions": revision_facts(state, now),
+        "shared_namespaces": shared_namespaces(state["revisions"], state["namespaces"], state["roots"]),
         "invariants": invariants,
         "problems": [problem for problems in invariants.values() for problem in problems],
     }

@@ -15,6 +15,7 @@ PLANNED_REVISION_SPEC = dict(
     name=dict(type="str", required=True),
     namespace=dict(type="str", required=True),
     discovery_selectors=dict(type="list", elements="dict", default=[]),
+    ca_root=dict(type="str"),
 )
 PLANNED_NAMESPACE_SPEC = dict(
     name=dict(type="str", required=True),

@@ -13,6 +13,7 @@ from .cluster import Cluster
 from .engine import Engine, Owner, foreign_object_problem, identity, rollout_problem
 from .errors import Refusal, refuse
 from .istioctl import istioctl_version, render
+from .planned import NOTHING_PLANNED, RunPlan
 from .kinds import KINDS, kind_of
 from .revision_render import (
     DEFAULT_VALIDATOR,
@@ -26,6 +27,7 @@ from .revision_render import (
 )
 from .revision_spec import RevisionSpec, validate
 from .selectors import any_matches
+from .shared_root import SHARE_HINT, Roots, planned_roots, sharing_problem, with_name_label
 from .trust_bundle import published_trust_bundle, resolve_trust_bundle
 from .vocabulary import (
     FIELD_MANAGER,
@@ -55,13 +57,16 @@ _ISTIO_CRDS_SELECTOR = "app.kubernetes.io/part-of=istio"
 # Pure: what is installed
 
 
-def refusals(spec: RevisionSpec, others: dict, namespaces: dict) -> list:
+def refusals(spec: RevisionSpec, others: dict, namespaces: dict, roots=None) -> list:
     """Why installing this revision next to the `others` would break tenants (empty when it is safe).
 
     Revisions in one system namespace are one control plane during a canary upgrade: they share that namespace's
     CA (`cacerts`, or the self-signed `istio-ca-secret`), so they may select the same namespaces without fighting
-    over `istio-ca-root-cert`. A revision joins a namespace that holds another only as its declared `canary_of`."""
+    over `istio-ca-root-cert`. A revision joins a namespace that holds another only as its declared `canary_of`.
+    Other control planes may both select a shared namespace only (shared_root.py; `roots` answers get(system
+    namespace) -> its root)."""
     name, namespace, selectors, canary_of = spec.name, spec.namespace, list(spec.discovery_selectors), spec.canary_of
+    roots = roots or {}
     if canary_of and canary_of not in others and name not in others:
         installed = ", ".join(sorted(others)) or "none"
         return [
@@ -78,6 +83,8 @@ def refusals(spec: RevisionSpec, others: dict, namespaces: dict) -> list:
         **namespaces,
         namespace: {**namespaces.get(namespace, {}), **system_namespace(spec)["metadata"]["labels"]},
     }
+    ours = {ns: with_name_label(ns, labels) for ns, labels in ours.items()}
+    revisions = {**others, name: {"namespace": namespace, "selectors": selectors}}
     problems = []
     for other, info in sorted(others.items()):
         if other == name and info["namespace"] != namespace:
@@ -94,16 +101,18 @@ def refusals(spec: RevisionSpec, others: dict, namespaces: dict) -> list:
             problems.append(f"revision_tags entry {other!r} is the name of an installed revision; choose another tag")
         if other == name or info["namespace"] == namespace:
             continue
-        shared = sorted(
+        both = sorted(
             ns
             for ns, labels in ours.items()
             if any_matches(selectors, labels) and any_matches(info["selectors"], labels)
         )
+        why = {ns: sharing_problem(revisions, name, other, ours[ns], roots) for ns in both}
+        shared = [ns for ns in both if why[ns]]
         if shared or (selectors and selectors == info["selectors"]):
-            where = f"namespaces {', '.join(shared)}" if shared else "the same namespaces"
+            where = f"namespaces {', '.join(shared)} ({why[shared[0]]})" if shared else "the same namespaces"
             problems.append(
                 f"discovery_selectors overlap with revision {other}: both select {where}. Two istiods would fight "
-                "over the same istio-ca-root-cert; make the selectors disjoint"
+                f"over the same istio-ca-root-cert; make the selectors disjoint, {SHARE_HINT}"
             )
     return problems
 
@@ -170,8 +179,11 @@ def _engine(cluster: Cluster, spec: RevisionSpec, check_mode: bool) -> Engine:
     return Engine(cluster, Owner(OWNER_KIND, spec.name), check_mode, spec.force_conflicts)
 
 
-def ensure_revision_present(cluster: Cluster, run_command, spec: RevisionSpec, check_mode: bool) -> tuple:
-    """Install or converge one revision. Returns (result, warnings, diff); raises a MeshopsError."""
+def ensure_revision_present(
+    cluster: Cluster, run_command, spec: RevisionSpec, check_mode: bool, plan: RunPlan = NOTHING_PLANNED
+) -> tuple:
+    """Install or converge one revision. Returns (result, warnings, diff); raises a MeshopsError. In check mode the
+    `plan`'s revisions with a ca_root stand for the roots their `cacerts` will hold (shared_root.py)."""
     validate(spec)
     engine = _engine(cluster, spec, check_mode)
     version = istioctl_version(run_command, spec.istioctl_path, spec.render_cache_dir)
@@ -185,7 +197,8 @@ def ensure_revision_present(cluster: Cluster, run_command, spec: RevisionSpec, c
         ns["metadata"]["name"]: ns["metadata"].get("labels") or {} for ns in cluster.list_objects("Namespace")
     }
     holders = tag_holders(cluster.list_objects("MutatingWebhookConfiguration", label_selector=TAG_LABEL))
-    problems = refusals(spec, others, namespaces) + tag_refusals(spec, others, holders)
+    roots = Roots(cluster, planned_roots(plan.revisions) if check_mode else None)
+    problems = refusals(spec, others, namespaces, roots) + tag_refusals(spec, others, holders)
     planned_base = check_mode and not cluster.rehearsing and spec.canary_of and spec.canary_of not in others
     if planned_base:  # --check of a whole run: an earlier step of the same run may install the base
         problems = [p for p in problems if not p.startswith(f"canary_of {spec.canary_of} is not an installed")]

@@ -20,6 +20,7 @@ from .errors import EngineError, FieldConflict, ForeignObjects, Refusal, refuse
 from .guard import GuardSpec, ensure_guard, remove_guard
 from .planned import NOTHING_PLANNED, RunPlan, with_planned_revisions
 from .selectors import any_matches
+from .shared_root import SHARE_HINT, Roots, planned_roots, sharing_problem, with_name_label
 from .tenant_policies import namespace_manifest, policies, root_policy_name
 from .tenant_spec import OWNER_KIND, TENANT_LABEL, TenantSpec, validate, validate_tenants
 from .vocabulary import FIELD_MANAGER, INJECTION_LABEL, MANAGED_BY_LABEL, REV_LABEL, installed_revisions
@@ -45,10 +46,13 @@ def _missing_for(selectors: list, labels: dict) -> str:
     return "a label the revision's matchExpressions require"
 
 
-def refusals(spec: TenantSpec, revisions: dict, namespaces: dict, kept: dict | None = None, at: str = "") -> list:
+def refusals(
+    spec: TenantSpec, revisions: dict, namespaces: dict, kept: dict | None = None, at: str = "", roots=None
+) -> list:
     """Why onboarding would break isolation or the tenant itself (empty when it is safe).
     `namespaces` maps every existing namespace to its labels; `kept` maps it to the labels a run leaves as they are
-    (those the collection did not write; by default all). `at` prefixes parameter names (`tenants[3].`)."""
+    (those the collection did not write; by default all). `at` prefixes parameter names (`tenants[3].`). `roots`
+    answers get(system namespace) -> its root, for shared namespaces (shared_root.py)."""
     name, revision = spec.name, spec.revision
     if revision not in revisions:
         installed = ", ".join(sorted(revisions)) or "none"
@@ -87,21 +91,24 @@ def refusals(spec: TenantSpec, revisions: dict, namespaces: dict, kept: dict | N
                 f"revision {revision}'s discoverySelectors would not select namespace {namespace}: it lacks "
                 f"{_missing_for(selectors, final)}; set discovery_label (or the namespace's labels) to match"
             )
-        after = {**(kept.get(namespace) or {}), **final}
+        after = with_name_label(namespace, {**(kept.get(namespace) or {}), **final})
         after.pop(INJECTION_LABEL, None)  # onboarding removes it
-        problems += [f"{where}: {problem}" for problem in other_selections(revision, revisions, after)]
+        problems += [f"{where}: {problem}" for problem in other_selections(revision, revisions, after, roots)]
     problems += _allowed_system_namespace_problems(spec, revisions, at)
     return problems
 
 
-def other_selections(revision: str, revisions: dict, labels: dict) -> list:
+def other_selections(revision: str, revisions: dict, labels: dict, roots=None) -> list:
     """Sentences for every installed revision other than `revision` (and its canaries, which share its system
     namespace) whose discoverySelectors would select a namespace with `labels`: two control planes would
-    configure its workloads."""
+    configure its workloads. A shared namespace (shared_root.py) is allowed."""
     problems = []
     own_namespace = revisions[revision]["namespace"]
     for other, info in sorted(revisions.items()):
         if other == revision or info["namespace"] == own_namespace or not any_matches(info["selectors"], labels):
+            continue
+        not_shared = sharing_problem(revisions, revision, other, labels, roots or {})
+        if not not_shared:
             continue
         if info["selectors"]:
             shown = ", ".join(f"{key}={value}" for key, value in sorted(labels.items()))
@@ -109,8 +116,9 @@ def other_selections(revision: str, revisions: dict, labels: dict) -> list:
         else:
             why = "it has no discoverySelectors and selects every namespace"
         problems.append(
-            f"revision {other} would select it too ({why}); remove the labels that match revision {other}'s "
-            f"discoverySelectors from the namespace and its labels, or narrow revision {other}'s discovery_selectors"
+            f"revision {other} would select it too ({why}; not a shared namespace: {not_shared}); remove the labels "
+            f"that match revision {other}'s discoverySelectors from the namespace and its labels, or narrow revision "
+            f"{other}'s discovery_selectors, {SHARE_HINT}"
         )
     return problems
 
@@ -206,6 +214,7 @@ class _ClusterView:
     labels: dict  # name -> its labels
     owned: dict  # tenant -> {identity: object}
     root_policies: dict = field(default_factory=dict)  # root namespace -> its PeerAuthentications
+    roots: object = field(default_factory=dict)  # system namespace -> its root (shared_root.Roots)
 
     def members(self, tenant: str) -> set:
         return {name for name, labels in self.labels.items() if labels.get(TENANT_LABEL) == tenant}
@@ -336,7 +345,9 @@ def _refuse(specs: list, view: _ClusterView) -> None:
     kept = {name: labels_kept(namespace) for name, namespace in view.namespaces.items()}
     for index, spec in enumerate(specs):
         prefix, at = (f"tenant {spec.name}: ", f"tenants[{index}].") if len(specs) > 1 else ("", "")
-        problems += [prefix + problem for problem in refusals(spec, view.revisions, view.labels, kept, at)]
+        problems += [
+            prefix + problem for problem in refusals(spec, view.revisions, view.labels, kept, at, view.roots)
+        ]
     problems += root_policy_problems(specs, view.revisions, view.root_policies, len(specs) > 1)
     refuse(problems)
 
@@ -351,10 +362,12 @@ def _with_root_policies(cluster: Cluster, view: _ClusterView, specs: list) -> _C
     return replace(view, root_policies=found)
 
 
-def _with_plan(view: _ClusterView, plan: RunPlan, check_mode: bool) -> tuple:
-    """(the view with the revisions the run's plan installs, notes): check mode only, see planned.py."""
+def _with_plan(cluster: Cluster, view: _ClusterView, plan: RunPlan, check_mode: bool) -> tuple:
+    """(the view with the revisions the run's plan installs and the roots their cacerts hold, notes): the plan
+    counts in check mode only, see planned.py."""
     revisions, note = with_planned_revisions(view.revisions, plan.revisions, check_mode)
-    return replace(view, revisions=revisions), [note] if note else []
+    roots = Roots(cluster, planned_roots(plan.revisions) if check_mode else None)
+    return replace(view, revisions=revisions, roots=roots), [note] if note else []
 
 
 def ensure_tenant_present(
@@ -367,7 +380,7 @@ def ensure_tenant_present(
     """Onboard the tenant's namespaces and isolate them. Returns (result, warnings, diff). In check mode, `plan`
     holds the revisions earlier steps of the same run install (planned.py); a warning says when it was used."""
     validate(spec)
-    view, notes = _with_plan(_read_view(cluster, [spec.name]), plan, check_mode)
+    view, notes = _with_plan(cluster, _read_view(cluster, [spec.name]), plan, check_mode)
     view = _with_root_policies(cluster, view, [spec])
     _refuse([spec], view)
     guarded = _guard(cluster, guard, _discovery_keys([spec]), check_mode)
@@ -406,7 +419,7 @@ def ensure_tenants(
     tenants, warnings, failed = [], [], {}
     present = bool(specs) and specs[0].state == "present"
     if present:
-        view, warnings = _with_plan(_read_view(cluster, [spec.name for spec in specs]), plan, check_mode)
+        view, warnings = _with_plan(cluster, _read_view(cluster, [spec.name for spec in specs]), plan, check_mode)
         view = _with_root_policies(cluster, view, specs)
         _refuse(specs, view)
         claimed = set().union(*(spec.namespace_names for spec in specs))

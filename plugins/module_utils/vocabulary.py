@@ -21,6 +21,8 @@ TAG_LABEL = "istio.io/tag"
 # Namespace label of Istio's default injection; revision injectors only act where it is absent.
 INJECTION_LABEL = "istio-injection"
 NETWORK_LABEL = "topology.istio.io/network"
+# Kubernetes': the API server sets it on every namespace, so a selector on it names namespaces.
+NAME_LABEL = "kubernetes.io/metadata.name"
 # Namespace annotation of a remote cluster's istio namespace: the clusters whose istiod manages this one.
 CONTROL_PLANE_CLUSTERS_ANNOTATION = "topology.istio.io/controlPlaneClusters"
 # Istio derives Service names `istiod-<revision>` and `istiod-revision-tag-<tag>`: DNS labels of <= 63.

@@ -12,7 +12,8 @@ description:
   - Reads namespaces, installed revisions (their mesh ConfigMaps), injector webhooks, tenant policies and gateways,
     and evaluates the isolation invariants locally. It changes nothing.
   - Each tenant namespace must exist and carry the tenant's label. It must be selected by exactly one revision's
-    discoverySelectors (its own) and match exactly one injector webhook. Its PeerAuthentication must have the
+    discoverySelectors (its own; another control plane's too only for a shared namespace: the C(cacerts) of both hold
+    the same roots, and its C(istio.io/rev) names one of them) and match exactly one injector webhook. Its PeerAuthentication must have the
     expected mTLS mode, and it must hold the isolation policies that were asked for.
   - Nothing in a tenant namespace may open it to everyone, whoever created it. That means no ALLOW
     C(AuthorizationPolicy) whose source namespaces or principals hold a wildcard, no C(Sidecar) whose egress reaches
@@ -106,6 +107,21 @@ revisions:
         root_certificates: [{subject: "CN=Root CA,O=Istio", fingerprint_sha256: "3A:0F:...:9C",
                              not_after: "2036-05-07T07:36:10+00:00"}]
         problem: null
+shared_namespaces:
+  description:
+    - Each namespace that control planes of more than one system namespace select (a shared namespace of the
+      dedicated model), with the revisions that select it, the root they share (the fingerprints of the roots in
+      their C(cacerts); null when they do not hold one), the revision whose C(istio.io/rev) it carries when that is
+      one of them (the one that injects it), and why it may not be shared (null when it may). A namespace that may
+      not be shared is also a problem of the invariant C(no two revisions select the same namespace).
+  returned: always
+  type: dict
+  sample:
+    platform-svc:
+      selected_by: [platform, team-a]
+      root: "3A:0F:...:9C"
+      injected_by: platform
+      problem: null
 invariants:
   description: The cluster-wide invariants and the problems found for each (an empty list when it holds). Each tenant
     namespace's own are in RV(tenants) (C(namespaces.<name>.invariants)). meshops.istio.isolation_report makes one

@@ -16,7 +16,9 @@ description:
     webhook and no C(istiod-default-validator).
   - Refuses before writing anything when the new revision's C(discovery_selectors) select a namespace that another
     installed revision selects (two istiods would fight over C(istio-ca-root-cert), unless O(own_trust_bundle) renames
-    it), when the revision is already installed in another namespace, when its namespace already holds another
+    it), except a shared namespace: one that two control planes may both select because the C(cacerts) Secrets of
+    their system namespaces hold the same root (C(root-cert.pem)) and the namespace's C(istio.io/rev) names a
+    revision of one of them; when the revision is already installed in another namespace, when its namespace already holds another
     revision (unless O(canary_of) names it), when a tag has the name of a revision, or when O(istio_version) is not
     what O(istioctl_path) renders.
   - Tags and canaries are refused before writing anything too. A tag points at one revision, so a tag that another
@@ -217,6 +219,32 @@ options:
         with O(profile=remote) the name the primary's istiod publishes under.
       - Set it here, not as C(values.global.trustBundleName), which is refused.
     type: str
+  planned_revisions:
+    description:
+      - Check mode only, ignored otherwise. The revisions of the same run, as the tenancy plan gives them
+        (C(tenancy_plan.planned_revisions)). Only their O(planned_revisions[].ca_root) is used, by the overlap
+        guard: a check-mode run only dry-runs the C(cacerts) Secrets, so two revisions planned with the same
+        C(ca_root) count as sharing a root and may both select a shared namespace.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      name:
+        description: The revision.
+        type: str
+        required: true
+      namespace:
+        description: Its system namespace.
+        type: str
+        required: true
+      discovery_selectors:
+        description: Its discoverySelectors (not used here).
+        type: list
+        elements: dict
+        default: []
+      ca_root:
+        description: The root its C(cacerts) is issued from.
+        type: str
   wait:
     description:
       - Wait until istiod's Deployment is rolled out.
@@ -379,6 +407,7 @@ objects:
 """
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.meshops.istio.plugins.module_utils.planned import PLANNED_REVISION_SPEC, RunPlan
 from ansible_collections.meshops.istio.plugins.module_utils.revision import (
     ensure_revision_absent,
     ensure_revision_present,
@@ -413,15 +442,18 @@ ARGUMENT_SPEC = dict(
     render_cache_dir=dict(type="path"),
     own_trust_bundle=dict(type="bool", default=False),
     trust_bundle_name=dict(type="str"),
+    planned_revisions=dict(type="list", elements="dict", default=[], options=PLANNED_REVISION_SPEC),
 )
 
 
 def main():
     module = AnsibleModule(argument_spec={**COMMON_ARG_SPEC, **ARGUMENT_SPEC}, supports_check_mode=True)
     spec = RevisionSpec.from_params(module.params)
+    plan = RunPlan.from_params(module.params)
     if spec.state == "present":
         run_module(
-            module, lambda cluster, check_mode: ensure_revision_present(cluster, module.run_command, spec, check_mode)
+            module,
+            lambda cluster, check_mode: ensure_revision_present(cluster, module.run_command, spec, check_mode, plan),
         )
     else:
         run_module(module, lambda cluster, check_mode: ensure_revision_absent(cluster, spec, check_mode))
