@@ -116,7 +116,7 @@ def other_selections(revision: str, revisions: dict, labels: dict, roots=None) -
         else:
             why = "it has no discoverySelectors and selects every namespace"
         problems.append(
-            f"revision {other} would select it too ({why}; not a shared namespace: {not_shared}); remove the labels "
+            f"revision {other} would select it too ({why}), and not as a shared namespace ({not_shared}); remove the labels "
             f"that match revision {other}'s discoverySelectors from the namespace and its labels, or narrow revision "
             f"{other}'s discovery_selectors, {SHARE_HINT}"
         )
@@ -345,9 +345,7 @@ def _refuse(specs: list, view: _ClusterView) -> None:
     kept = {name: labels_kept(namespace) for name, namespace in view.namespaces.items()}
     for index, spec in enumerate(specs):
         prefix, at = (f"tenant {spec.name}: ", f"tenants[{index}].") if len(specs) > 1 else ("", "")
-        problems += [
-            prefix + problem for problem in refusals(spec, view.revisions, view.labels, kept, at, view.roots)
-        ]
+        problems += [prefix + problem for problem in refusals(spec, view.revisions, view.labels, kept, at, view.roots)]
     problems += root_policy_problems(specs, view.revisions, view.root_policies, len(specs) > 1)
     refuse(problems)
 

@@ -16,9 +16,9 @@ description:
     webhook and no C(istiod-default-validator).
   - Refuses before writing anything when the new revision's C(discovery_selectors) select a namespace that another
     installed revision selects (two istiods would fight over C(istio-ca-root-cert), unless O(own_trust_bundle) renames
-    it), except a shared namespace: one that two control planes may both select because the C(cacerts) Secrets of
-    their system namespaces hold the same root (C(root-cert.pem)) and the namespace's C(istio.io/rev) names a
-    revision of one of them; when the revision is already installed in another namespace, when its namespace already holds another
+    it), except a shared namespace (two control planes may both select a namespace when the C(cacerts) Secrets of
+    their system namespaces hold the same root, C(root-cert.pem), and the namespace's C(istio.io/rev) names a
+    revision of one of them), when the revision is already installed in another namespace, when its namespace already holds another
     revision (unless O(canary_of) names it), when a tag has the name of a revision, or when O(istio_version) is not
     what O(istioctl_path) renders.
   - Tags and canaries are refused before writing anything too. A tag points at one revision, so a tag that another
@@ -223,7 +223,7 @@ options:
     description:
       - Check mode only, ignored otherwise. The revisions of the same run, as the tenancy plan gives them
         (C(tenancy_plan.planned_revisions)). Only their O(planned_revisions[].ca_root) is used, by the overlap
-        guard: a check-mode run only dry-runs the C(cacerts) Secrets, so two revisions planned with the same
+        guard. A check-mode run only dry-runs the C(cacerts) Secrets, so two revisions planned with the same
         C(ca_root) count as sharing a root and may both select a shared namespace.
     type: list
     elements: dict

@@ -190,7 +190,9 @@ def test_a_namespace_relabelled_to_the_other_revision_gets_no_root_and_a_rerun_r
     assert "istio-ca-root-cert-usergroup-2" in published
     assert "istio-ca-root-cert-usergroup-1" not in published
     waiting = "app-ns-3/echo: waiting: volume istiod-ca-cert"
-    wait_for("the kubelet waits for usergroup-1's root in app-ns-3", lambda: waiting in cluster.log("kubelet").read_text())
+    wait_for(
+        "the kubelet waits for usergroup-1's root in app-ns-3", lambda: waiting in cluster.log("kubelet").read_text()
+    )
     code, output = playbook(cluster, "verify.yml", *SEED_002, *VERIFY_WORKLOADS, check=False)
     assert code != 0
     [message] = failures(output)
@@ -225,5 +227,3 @@ def recreate_echo(api, namespace: str):
     for name, role in (("echo", "server"), ("client", "client")):
         wait_for(f"{namespace}/{name} deleted", lambda n=name: not exists(api, namespace, n))
         core.create_namespaced_pod(namespace, echo_pod(name, role))
-
-

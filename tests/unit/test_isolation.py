@@ -69,11 +69,14 @@ def test_overlap_relabel_missing_policy_and_unready_gateway_are_each_reported():
                           "spec": {"replicas": 2}, "status": {"observedGeneration": 1}}]  # fmt: skip
     problems = analyze(TENANTS, state)["problems"]
     assert problems == [
-        "revisions r1 and r2 both select namespaces a",
-        "tenant t1: namespace a carries istio.io/rev=r1 but is selected by revisions r1, r2; expected r1 alone",
+        "revisions r1 and r2 both select namespaces a and may not share them: no cacerts root in the system namespace "
+        "of r1 (r1), r2 (r2), so they do not share a root",
+        "tenant t1: namespace a carries istio.io/rev=r1 but is selected by revisions r1, r2; expected r1 alone, or "
+        "other control planes only as a shared namespace (one root, injected by r1)",
         "tenant t1: namespace a lacks Sidecar default",
         "tenant t1: gateway gw is not Ready: 0/2 replicas available, 0 updated",
-        "tenant t2: namespace b carries istio.io/rev=r1 but is selected by revisions r2; expected r1 alone",
+        "tenant t2: namespace b carries istio.io/rev=r1 but is selected by revisions r2; expected r1 alone, or other "
+        "control planes only as a shared namespace (one root, injected by r1)",
     ]
 
 
@@ -93,7 +96,8 @@ def test_a_canary_in_the_same_system_namespace_is_one_control_plane():
     assert report["tenants"]["t1"]["namespaces"]["a"]["selected_by"] == ["r1", "r1-v2"]
     # The same selectors from another system namespace are two control planes fighting over the namespace.
     state["revisions"]["r1-v2"]["namespace"] = "elsewhere"
-    assert "revisions r1 and r1-v2 both select namespaces a" in analyze(TENANTS, state)["problems"]
+    [overlap] = analyze(TENANTS, state)["invariants"]["no two revisions select the same namespace"]
+    assert overlap.startswith("revisions r1 and r1-v2 both select namespaces a and may not share them")
 
 
 def test_policies_as_written_are_isolation_and_their_content_is_compared():

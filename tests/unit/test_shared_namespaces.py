@@ -65,7 +65,10 @@ def test_the_root_defaults_to_the_tenant_name_and_a_tenant_without_ca_has_none()
     [
         ({"shared_namespaces": ["nowhere"]}, "tenants[1] (team-b): shared_namespaces[0] nowhere is no tenant's"),
         ({"shared_namespaces": ["b-app"]}, "shared_namespaces[0] b-app is one of the tenant's own namespaces"),
-        ({"ca_root": "other"}, "tenants team-b and team-a do not share a root: give both ca: true and the same ca_root"),
+        (
+            {"ca_root": "other"},
+            "tenants team-b and team-a do not share a root: give both ca: true and the same ca_root",
+        ),
         ({"ca": False}, "do not share a root: give both ca: true and the same ca_root"),
         ({"own_trust_bundle": False}, "remove own_trust_bundle: false from both"),
         ({"shared_namespaces": "platform"}, "shared_namespaces must be a list of other tenants' namespace names"),
@@ -172,11 +175,11 @@ def test_istio_revision_allows_a_shared_namespace_and_refuses_it_without_one_roo
     [problem] = revision_refusals(_revision(), others, namespaces, {})
     assert "overlap with revision team-a: both select namespaces platform (no cacerts root" in problem
     assert "give both control planes cacerts of one root (tenancy_plan: ca: true and the same ca_root)" in problem
-    # Only the shared namespace: team-a's other namespaces stay out of reach.
+    # Only the shared namespace: team-a's other namespaces (and this revision's own, labelled for both) stay out.
     wider = _revision(discovery_selectors=[*REVISIONS["team-b"]["selectors"], {"matchLabels": {"meshops.io/tenant":
                                                                                                "team-a"}}])  # fmt: skip
     [problem] = revision_refusals(wider, others, namespaces, SAME)
-    assert "both select namespaces a-app (its istio.io/rev=None names a revision of neither)" in problem
+    assert "both select namespaces a-app, team-b (its istio.io/rev=None names a revision of neither)" in problem
 
 
 def _tenant(**overrides):
@@ -190,14 +193,16 @@ def test_istio_tenant_onboards_a_shared_namespace_even_before_it_exists():
     spec = _tenant(create_namespaces=True)
     assert tenant_refusals(spec, REVISIONS, {}, roots=SAME) == []
     [problem] = tenant_refusals(spec, REVISIONS, {}, roots={})
-    assert "revision team-b would select it too" in problem and "not a shared namespace: no cacerts root" in problem
+    assert "revision team-b would select it too" in problem and "not as a shared namespace (no cacerts root" in problem
 
 
 def _state(roots):
     tenants = [{"name": "team-a", "namespaces": ["platform"]}, {"name": "team-b", "namespaces": ["b-app"]}]
     return tenants, {
-        "namespaces": {"platform": PLATFORM, "b-app": {NAME: "b-app", "meshops.io/tenant": "team-b",
-                                                       "istio.io/rev": "team-b"}},  # fmt: skip
+        "namespaces": {
+            "platform": PLATFORM,
+            "b-app": {NAME: "b-app", "meshops.io/tenant": "team-b", "istio.io/rev": "team-b"},
+        },  # fmt: skip
         "revisions": REVISIONS,
         "webhooks": [],
         "policies": {**desired_policies(tenants[0], "team-a"), **desired_policies(tenants[1], "team-b")},

@@ -35,6 +35,7 @@ def test_dedicated_is_the_default_model_a_control_plane_per_tenant():
         "values": {},
         "own_trust_bundle": True,
         "tenants": ["usergroup-2"],
+        "ca_root": None,
     }
     assert plan["tenants"][1] == {
         "name": "usergroup-2",
@@ -77,7 +78,7 @@ def test_dedicated_defaults_and_overrides():
     assert plan["control_planes"][1]["name"] == "team-b-v2" and plan["control_planes"][1]["namespace"] == "team-b"
     assert plan["tenants"][1]["revision"] == "team-b-v2"
     assert plan["tenants"][1]["mtls"] == "PERMISSIVE" and plan["tenants"][1]["isolation"] == {"sidecar_scope": False}
-    assert plan["cas"] == [{"tenant": "team-b", "namespace": "team-b", "revision": "team-b-v2"}]
+    assert plan["cas"] == [{"tenant": "team-b", "namespace": "team-b", "revision": "team-b-v2", "root": "team-b"}]
 
 
 def test_dedicated_tenants_get_mesh_wide_mtls_unless_they_turn_mtls_off():
