@@ -13,8 +13,8 @@ from .cluster import Cluster
 from .engine import Engine, Owner, foreign_object_problem, identity, rollout_problem
 from .errors import Refusal, refuse
 from .istioctl import istioctl_version, render
-from .planned import NOTHING_PLANNED, RunPlan
 from .kinds import KINDS, kind_of
+from .planned import NOTHING_PLANNED, RunPlan
 from .revision_render import (
     DEFAULT_VALIDATOR,
     SHARED_IN_NAMESPACE,

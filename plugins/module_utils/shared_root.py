@@ -72,7 +72,8 @@ def sharing_problem(revisions: dict, first: str, second: str, labels: dict, root
     spaces = (revisions[first]["namespace"], revisions[second]["namespace"])
     first_root, second_root = roots.get(spaces[0]), roots.get(spaces[1])
     if first_root is None or second_root is None:
-        without = ", ".join(f"{r} ({ns})" for r, ns in zip((first, second), spaces) if roots.get(ns) is None)
+        pairs = zip((first, second), spaces, strict=True)
+        without = ", ".join(f"{r} ({ns})" for r, ns in pairs if roots.get(ns) is None)
         return f"no {SECRET_NAME} root in the system namespace of {without}, so they do not share a root"
     if first_root != second_root:
         return f"the {SECRET_NAME} of {spaces[0]} and {spaces[1]} hold different roots"

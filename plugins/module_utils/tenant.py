@@ -116,9 +116,9 @@ def other_selections(revision: str, revisions: dict, labels: dict, roots=None) -
         else:
             why = "it has no discoverySelectors and selects every namespace"
         problems.append(
-            f"revision {other} would select it too ({why}), and not as a shared namespace ({not_shared}); remove the labels "
-            f"that match revision {other}'s discoverySelectors from the namespace and its labels, or narrow revision "
-            f"{other}'s discovery_selectors, {SHARE_HINT}"
+            f"revision {other} would select it too ({why}), and not as a shared namespace ({not_shared}); remove the "
+            f"labels that match revision {other}'s discoverySelectors from the namespace and its labels, or narrow "
+            f"revision {other}'s discovery_selectors, {SHARE_HINT}"
         )
     return problems
 

@@ -13,8 +13,8 @@ description:
     and evaluates the isolation invariants locally. It changes nothing.
   - Each tenant namespace must exist and carry the tenant's label. It must be selected by exactly one revision's
     discoverySelectors (its own; another control plane's too only for a shared namespace, whose C(cacerts) both hold
-    the same roots, and its C(istio.io/rev) names one of them) and match exactly one injector webhook. Its PeerAuthentication must have the
-    expected mTLS mode, and it must hold the isolation policies that were asked for.
+    the same roots, and its C(istio.io/rev) names one of them) and match exactly one injector webhook. Its
+    PeerAuthentication must have the expected mTLS mode, and it must hold the isolation policies that were asked for.
   - Nothing in a tenant namespace may open it to everyone, whoever created it. That means no ALLOW
     C(AuthorizationPolicy) whose source namespaces or principals hold a wildcard, no C(Sidecar) whose egress reaches
     C(*/...), and no C(RoleBinding) to C(system:authenticated), C(system:unauthenticated), C(system:anonymous),

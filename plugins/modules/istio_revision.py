@@ -18,9 +18,9 @@ description:
     installed revision selects (two istiods would fight over C(istio-ca-root-cert), unless O(own_trust_bundle) renames
     it), except a shared namespace (two control planes may both select a namespace when the C(cacerts) Secrets of
     their system namespaces hold the same root, C(root-cert.pem), and the namespace's C(istio.io/rev) names a
-    revision of one of them), when the revision is already installed in another namespace, when its namespace already holds another
-    revision (unless O(canary_of) names it), when a tag has the name of a revision, or when O(istio_version) is not
-    what O(istioctl_path) renders.
+    revision of one of them), when the revision is already installed in another namespace, when its namespace already
+    holds another revision (unless O(canary_of) names it), when a tag has the name of a revision, or when
+    O(istio_version) is not what O(istioctl_path) renders.
   - Tags and canaries are refused before writing anything too. A tag points at one revision, so a tag that another
     revision holds is refused unless O(move_tags=true). A name starting with C(revision-tag-) is refused (its
     Service C(istiod-<name>) would be the Service of a tag), and so is a name that is a tag of another revision.
