@@ -175,6 +175,7 @@ def test_verify_probes_the_workloads_and_reports_the_matrix(cluster, seed_002, t
     assert cells["app-ns-1", "app-ns-2"] == ("refused", "refused")
 
 
+@pytest.mark.timeout(1800)  # two verify runs with workload probes and a multitenant run: slow on a loaded machine
 def test_a_namespace_relabelled_to_the_other_revision_gets_no_root_and_a_rerun_repairs_it(cluster, api, seed_002):
     core = client.CoreV1Api(api)
     core.patch_namespace("app-ns-3", {"metadata": {"labels": {"istio.io/rev": "usergroup-1"}}})
@@ -184,8 +185,7 @@ def test_a_namespace_relabelled_to_the_other_revision_gets_no_root_and_a_rerun_r
     # certificate: seed 000's x509 failure).
     recreate_echo(api, "app-ns-3")
     pod = core.read_namespaced_pod("echo", "app-ns-3")
-    assert pod.metadata.labels["istio.io/rev"] == "usergroup-1"
-    assert root_config_maps(pod) == {"istio-ca-root-cert-usergroup-1"}
+    assert root_config_maps(pod) == {"istio-ca-root-cert-usergroup-1"}  # only usergroup-1's injector names it
     published = {c.metadata.name for c in core.list_namespaced_config_map("app-ns-3").items}
     assert "istio-ca-root-cert-usergroup-2" in published
     assert "istio-ca-root-cert-usergroup-1" not in published
