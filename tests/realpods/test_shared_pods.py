@@ -166,21 +166,26 @@ def test_the_shared_istiod_deploys_each_tenants_gateway_api_gateway(seed_000, ga
 def own_and_cross_listeners(pods: dict, istiod: str) -> dict:
     """What `istiod` sends each tenant's Gateway API gateway pod, once bar's pod has the listener of the Istio
     Gateway `cross` (so the istiod has taken it in) and foo's pod has its own Gateway's listener."""
-    bar = wait_for(
+    seen = {}
+    seen["bar"] = wait_for(
         "bar's Gateway API gateway gets the listener of bar's Istio Gateway `cross`",
         lambda: listeners_including(pods["bar"], istiod, f"0.0.0.0_{CROSS_PORT}"),
     )
-    foo = wait_for(
+    seen["foo"] = wait_for(
         "foo's Gateway API gateway gets its own listener",
         lambda: listeners_including(pods["foo"], istiod, f"0.0.0.0_{GATEWAY_API_PORTS['foo']}"),
     )
-    return {"foo": foo, "bar": bar}
+    return seen
 
 
 def test_a_gateway_api_gateway_is_not_sent_another_namespaces_gateway_selecting_its_pod(
     seed_000, gateway_api_pods, cross_namespace_gateway
 ):
     assert cross_namespace_gateway.items() <= gateway_api_pods["foo"].metadata.labels.items()
+    istiod = client.AppsV1Api(seed_000).read_namespaced_deployment("istiod-shared", "istio-system")
+    [discovery] = istiod.spec.template.spec.containers
+    flags = {var.name: var.value for var in discovery.env if var.name in (SCOPE, STRICT)}
+    assert flags == {SCOPE: "true"}  # seed 000's pilot_env; strict merging stays at Istio's default
     seen = own_and_cross_listeners(gateway_api_pods, seeded_istiod(seed_000))
     print(f"\nlisteners the shared istiod sends each tenant's Gateway API gateway: {seen}")
     assert f"0.0.0.0_{CROSS_PORT}" not in seen["foo"]
