@@ -80,10 +80,13 @@ class Istiod:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
 
 
-def start_istiod(kubeconfig: Path, revision: str, namespace: str, directory: Path, timeout: float = 120) -> Istiod:
+def start_istiod(
+    kubeconfig: Path, revision: str, namespace: str, directory: Path, timeout: float = 120, env_overrides=None
+) -> Istiod:
     """Starts istiod for the installed `revision` in `namespace` and returns once it reports /ready.
 
-    The process dies with this Python process. On failure nothing is left running."""
+    `env_overrides` ({name: value}) replaces or adds variables of the Deployment's env, to run the same control plane
+    with one feature flag changed. The process dies with this Python process. On failure nothing is left running."""
     from kubernetes import client, config
 
     api = config.new_client_from_config(str(kubeconfig))
@@ -93,6 +96,7 @@ def start_istiod(kubeconfig: Path, revision: str, namespace: str, directory: Pat
         api, kubeconfig, namespace, deployment.spec.template.spec, f"istiod-{revision}-local", "127.0.0.1", directory
     )
     base_args[0] = binary_dir() / base_args[0]
+    env.update(env_overrides or {})
     istiod = Istiod(revision, namespace, directory)
     attempt = 1
     while True:
