@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 
 from .client import ApiError, NotFoundError
-from .cluster import Cluster, api_message, resource
+from .cluster import Cluster, api_message, as_dict, resource
 from .compare import for_diff, needs_apply, same_object, with_hash
 from .errors import EngineError, FieldConflict, ForeignObjects, refuse
 from .kinds import KINDS, apply_order, kind_key, kind_of
@@ -136,6 +136,7 @@ class Engine:
                     field_manager=FIELD_MANAGER,
                     force_conflicts=self.force_conflicts if force is None else force,
                     dry_run=self._dry_run(),
+                    serializer=as_dict,
                 )
         except ApiError as error:
             if error.status == 409:
@@ -149,7 +150,7 @@ class Engine:
             # Server-side apply is authorized as patch, and as create too when the object is new.
             message = api_message(error, "create or patch", kind, metadata.get("namespace"))
             raise EngineError(f"Cannot apply {describe(manifest)}{self.cluster.where}: {message}") from error
-        return result.to_dict()
+        return result
 
     def _delete(self, live: dict):
         kind = kind_of(live)

@@ -34,10 +34,10 @@ class LeaseServer:
         self.lease = lease
         self.version = 1
 
-    def get(self, resource, name=None, namespace=None, **_):
+    def get(self, resource, name=None, namespace=None, serializer=None, **_):
         if self.lease is None:
             raise api_error(404)
-        return Answer(obj=self.lease)
+        return serializer(self, Answer(obj=self.lease).to_dict()) if serializer else Answer(obj=self.lease)
 
     def create(self, resource, body, namespace, **_):
         if self.lease is not None:
@@ -102,7 +102,7 @@ def test_two_runs_taking_over_the_same_expired_lock_cannot_both_win():
     first, second = lock(server), ClaimsLock(Cluster(server), "them", 0.0, now=lambda: NOW)
     stale = server.get(None).to_dict()
     assert first.try_acquire()
-    server.get = lambda *a, **k: Answer(obj=stale)  # the second read the Lease before the first took it
+    server.get = lambda *a, **k: stale  # the second read the Lease before the first took it
     assert not second._write("replace", second._lease(stale))
     assert server.lease["spec"]["holderIdentity"] == "us"
 

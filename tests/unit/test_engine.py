@@ -76,6 +76,11 @@ class Answer:
         return copy.deepcopy(self._obj)
 
 
+def answer(obj: dict, serializer=None):
+    """Answer(obj), or what `serializer` makes of the server's JSON, as the kubernetes library's meta_request does."""
+    return Answer(obj) if serializer is None else serializer(None, copy.deepcopy(obj))
+
+
 class FakeClient:
     """A DynamicClient in front of a dict of objects. Records every call; answers the way the API server does for
     what the engine relies on: 404 for a missing object, equality label selectors, server-side dry run, a
@@ -93,7 +98,7 @@ class FakeClient:
 
     # Reads
 
-    def get(self, resource, name=None, namespace=None, label_selector=None, field_selector=None):
+    def get(self, resource, name=None, namespace=None, label_selector=None, field_selector=None, serializer=None):
         if name is None:
             self.calls.append(
                 Call("list", stored_kind(resource), namespace or "", options={"label_selector": label_selector})
@@ -107,13 +112,13 @@ class FakeClient:
                 and _selects(label_selector, obj)
                 and _selects(field_selector, obj, fields=True)
             ]
-            return Answer(items=found)
+            return answer({"items": found}, serializer) if serializer else Answer(items=found)
         self.calls.append(Call("get", stored_kind(resource), namespace or "", name))
         self._fail("get", name)
         key = (stored_kind(resource), namespace or "", name)
         if key not in self.store:
             raise api_error(404, f'{resource.name} "{name}" not found')
-        return Answer(self.store[key])
+        return answer(self.store[key], serializer)
 
     def request(self, method, path, body=None):
         self.calls.append(Call("request", body["kind"], options={"method": method, "path": path, "body": body}))
@@ -122,7 +127,7 @@ class FakeClient:
 
     # Writes
 
-    def server_side_apply(self, resource, body, name, namespace, field_manager, force_conflicts, dry_run):
+    def server_side_apply(self, resource, body, name, namespace, field_manager, force_conflicts, dry_run, serializer=None):
         options = {"body": copy.deepcopy(body), "field_manager": field_manager, "force": force_conflicts}
         self.calls.append(Call("apply", stored_kind(resource), namespace or "", name, {**options, "dry_run": dry_run}))
         self._fail("apply", name)
@@ -134,7 +139,7 @@ class FakeClient:
         after = self._applied(self.store.get(key), body, field_manager)
         if dry_run is None:
             self.store[key] = after
-        return Answer(after)
+        return answer(after, serializer)
 
     def delete(self, resource, name, namespace, dry_run, propagation_policy):
         options = {"dry_run": dry_run, "propagation_policy": propagation_policy}
