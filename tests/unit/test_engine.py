@@ -127,7 +127,9 @@ class FakeClient:
 
     # Writes
 
-    def server_side_apply(self, resource, body, name, namespace, field_manager, force_conflicts, dry_run, serializer=None):
+    def server_side_apply(
+        self, resource, body, name, namespace, field_manager, force_conflicts, dry_run, serializer=None
+    ):
         options = {"body": copy.deepcopy(body), "field_manager": field_manager, "force": force_conflicts}
         self.calls.append(Call("apply", stored_kind(resource), namespace or "", name, {**options, "dry_run": dry_run}))
         self._fail("apply", name)
