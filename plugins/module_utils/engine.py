@@ -4,20 +4,31 @@
 ownership labels, prune by those labels, check mode by server-side dry-run, diffs, rollout waits.
 
 Reads are cheap and bounded: one LIST per kind (label-selected by owner) finds what we own, plus one GET per
-desired object we do not own yet. Writes are sent only for objects whose desired state differs. An Engine writes
-for one owner and records what it did in its own Report; a run of several operations combines their reports."""
+desired object we do not own yet. Writes are sent only for objects whose desired state differs, a phase at a time
+(kinds.phase_of: CRDs, namespaces, RBAC-config-services, workloads and policies, webhooks; deletes in reverse), up to
+`max_in_flight` of a phase at once: the client's connection pool is thread-safe (urllib3), and every request builds
+its own headers and parameters. Results are recorded, and a phase's first error raised, in the manifests' order,
+whatever order the answers came in. An Engine writes for one owner and records what it did in its own Report; a run
+of several operations combines their reports."""
 
 from __future__ import annotations
 
+import itertools
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from .client import ApiError, NotFoundError
 from .cluster import Cluster, api_message, as_dict, resource
 from .compare import for_diff, needs_apply, same_object, with_hash
 from .errors import EngineError, FieldConflict, ForeignObjects, refuse
-from .kinds import KINDS, apply_order, kind_key, kind_of
+from .kinds import KINDS, apply_order, kind_key, kind_of, phase_of
 from .vocabulary import FIELD_MANAGER, MANAGED_BY_LABEL, owner_label, owners_of
+
+# Writes of one phase in flight at once. The kubernetes client keeps cpu_count * 5 connections per host (urllib3
+# opens more when asked and closes them after use), so this many reuse theirs on any machine of two CPUs or more.
+MAX_IN_FLIGHT = 8
 
 
 @dataclass(frozen=True)
@@ -100,14 +111,41 @@ class Report:
         return total
 
 
-class Engine:
-    """Writes for one `owner` on one `cluster`; `report` holds what this engine did."""
+@dataclass(frozen=True)
+class _Apply:
+    """One object to converge: the stamped manifest, the object as read (None when missing), and `force` (None for
+    the engine's force_conflicts)."""
 
-    def __init__(self, cluster: Cluster, owner: Owner, check_mode: bool = False, force_conflicts: bool = False):
+    manifest: dict
+    live: dict | None
+    force: bool | None = None
+
+
+@dataclass(frozen=True)
+class _Sent:
+    """What one request of a phase came back with: its result, or the error it raised."""
+
+    result: object = None
+    error: Exception | None = None
+
+
+class Engine:
+    """Writes for one `owner` on one `cluster`, at most `max_in_flight` requests at once; `report` holds what this
+    engine did."""
+
+    def __init__(
+        self,
+        cluster: Cluster,
+        owner: Owner,
+        check_mode: bool = False,
+        force_conflicts: bool = False,
+        max_in_flight: int = MAX_IN_FLIGHT,
+    ):
         self.cluster = cluster
         self.owner = owner
         self.check_mode = check_mode
         self.force_conflicts = force_conflicts
+        self.max_in_flight = max_in_flight
         self.report = Report()
         cluster.reports.append(self.report)
 
@@ -170,16 +208,49 @@ class Engine:
             message = api_message(error, "delete", kind, metadata.get("namespace"))
             raise EngineError(f"Cannot delete {describe(live)}{self.cluster.where}: {message}") from error
 
-    def _converge(self, manifest: dict, live: dict | None, force: bool | None = None):
-        """Apply one stamped manifest if it differs from live; record what changed."""
-        if not needs_apply(manifest, live):
-            return
-        after = self._apply(manifest, force)
-        if live is not None and same_object(live, after):
-            return
-        self.report.record(manifest, "created" if live is None else "updated", live, after)
-        if manifest["kind"] == "CustomResourceDefinition" and not self.check_mode:
-            self._wait_established(manifest["metadata"]["name"])
+    def _converge(self, applies: list):
+        """Apply each stamped manifest of `applies` (in apply_order) that differs from live, a phase at a time;
+        record what changed. A CRD is Established before the next phase starts."""
+        needed = [each for each in applies if needs_apply(each.manifest, each.live)]
+        for phase in _phases(needed, lambda each: each.manifest):
+            applied, error = self._send_phase(phase, lambda each: self._apply(each.manifest, each.force))
+            changed = [each for each, after in applied if self._record_applied(each, after)]
+            if error is not None:
+                raise error
+            for each in changed:
+                if each.manifest["kind"] == "CustomResourceDefinition" and not self.check_mode:
+                    self._wait_established(each.manifest["metadata"]["name"])
+
+    def _record_applied(self, applied: _Apply, after: dict) -> bool:
+        """Record an apply that changed the object; False when the API server kept it as it was."""
+        if applied.live is not None and same_object(applied.live, after):
+            return False
+        self.report.record(applied.manifest, "created" if applied.live is None else "updated", applied.live, after)
+        return True
+
+    def _send_phase(self, items: list, send) -> tuple:
+        """`send(item)` for each of `items`, up to max_in_flight at once; none starts once one has failed.
+        Returns, when every request sent has returned, ([(item, result)] of those that succeeded, the first error
+        or None), both in the items' order, not the order the answers came in."""
+        failed = threading.Event()
+
+        def attempt(item) -> _Sent | None:
+            if failed.is_set():
+                return None
+            try:
+                return _Sent(send(item))
+            except Exception as error:  # noqa: BLE001 - raised again, in the items' order, by the caller
+                failed.set()
+                return _Sent(error=error)
+
+        if len(items) == 1:
+            sent = [attempt(items[0])]
+        else:
+            with ThreadPoolExecutor(max_workers=min(self.max_in_flight, len(items))) as pool:
+                sent = list(pool.map(attempt, items))
+        done = [(item, each) for item, each in zip(items, sent, strict=True) if each is not None]
+        succeeded = [(item, each.result) for item, each in done if each.error is None]
+        return succeeded, next((each.error for _, each in done if each.error is not None), None)
 
     # What modules call
 
@@ -208,11 +279,13 @@ class Engine:
         owned = dict(owned)
         lives = [owned.pop(identity(m)) if identity(m) in owned else self._read(identity(m), others) for m in desired]
         refuse(self.ownership_problems(lives, adoptable), ForeignObjects)
+        applies = []
         for manifest, live in zip(desired, lives, strict=True):
             if keep_live is not None and live is not None:
                 manifest = keep_live(manifest, live)
             # An object carrying this owner's labels is ours: a re-run takes back fields another manager changed.
-            self._converge(manifest, live, True if live is not None and self.owns(live) else None)
+            applies.append(_Apply(manifest, live, True if live is not None and self.owns(live) else None))
+        self._converge(applies)
         self._delete_all(owned.values())
         return self.report
 
@@ -246,13 +319,13 @@ class Engine:
         stamped = with_hash(with_labels(manifest, {MANAGED_BY_LABEL: FIELD_MANAGER}))
         if live is None:
             live = self.cluster.get(*_get_args(identity(stamped)))
-        self._converge(stamped, live, force)
+        self._converge([_Apply(stamped, live, force)])
         return self.report
 
     def ensure_owned(self, manifest: dict, live: dict | None) -> Report:
         """Converge one object of this owner without pruning its others (e.g. a new token before the old one is
         revoked). `live` is the object as read, None when it does not exist."""
-        self._converge(with_hash(with_labels(manifest, self.owner.labels)), live)
+        self._converge([_Apply(with_hash(with_labels(manifest, self.owner.labels)), live)])
         return self.report
 
     def release(self, kind_name: str, name: str, namespace: str | None = None) -> Report:
@@ -301,9 +374,13 @@ class Engine:
         return self.report
 
     def _delete_all(self, objects):
-        for live in reversed(apply_order(list(objects))):
-            self._delete(live)
-            self.report.record(live, "deleted", live, None)
+        """Delete `objects`, dependents first: the phases in reverse, each phase's deletes together."""
+        for phase in _phases(list(reversed(apply_order(list(objects)))), lambda live: live):
+            deleted, error = self._send_phase(phase, self._delete)
+            for live, _ in deleted:
+                self.report.record(live, "deleted", live, None)
+            if error is not None:
+                raise error
 
     # Waits
 
@@ -393,6 +470,11 @@ def rollout_problem(deployment: dict) -> str | None:
     )
     summary = f"{available}/{wanted} replicas available, {updated} updated"
     return f"{summary}; {reasons}" if reasons else summary
+
+
+def _phases(items: list, manifest_of) -> list:
+    """`items` (in apply_order or its reverse) cut where the phase of `manifest_of(item)` changes."""
+    return [list(phase) for _, phase in itertools.groupby(items, key=lambda item: phase_of(manifest_of(item)))]
 
 
 def _get_args(key: tuple) -> tuple:

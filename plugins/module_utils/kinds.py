@@ -1,10 +1,11 @@
 # Copyright: meshops.istio contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The kinds the collection writes, with their API paths, so no run pays for API discovery, and the order
-they are applied in (dependencies first)."""
+"""The kinds the collection writes, with their API paths, so no run pays for API discovery, the order they are
+applied in (dependencies first), and the phases of that order whose writes may be sent together."""
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass
 
 from .errors import UnknownKindError
@@ -34,6 +35,12 @@ class Kind:
 
 
 _CRDS, _NAMESPACES, _RBAC, _CONFIG, _SERVICES, _WORKLOADS, _POLICY, _WEBHOOKS = range(8)
+# The ranks that begin a phase: a phase's writes are sent together, once every write of the phases before has
+# returned. Custom resources need their CRD Established and namespaced objects their namespace; pods need the
+# ServiceAccounts, ConfigMaps and Secrets they mount; webhooks come last, so that no write of a run meets a webhook
+# whose server the run is still writing. Within a phase objects only name each other (a RoleBinding its Role, a
+# Service or a policy the pods it selects), which the API server accepts in any order.
+_PHASE_STARTS = (_CRDS, _NAMESPACES, _RBAC, _WORKLOADS, _WEBHOOKS)
 
 KINDS = {
     k.key: k
@@ -126,3 +133,8 @@ def apply_order(manifests: list) -> list:
         manifests,
         key=lambda m: (kind_of(m).order, kind_key(m), m["metadata"].get("namespace", ""), m["metadata"]["name"]),
     )
+
+
+def phase_of(manifest: dict) -> int:
+    """The phase a manifest is written in (see _PHASE_STARTS): ascending with apply_order."""
+    return bisect.bisect_right(_PHASE_STARTS, kind_of(manifest).order) - 1

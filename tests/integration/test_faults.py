@@ -11,7 +11,7 @@ needs a local cluster and is skipped with MESHOPS_TEST_KUBECONFIG."""
 import pytest
 from faultproxy import Fault, FaultProxy
 from kubernetes import client
-from localcluster import kill_component, running_components, start_component
+from localcluster import api_request_counts, kill_component, running_components, start_component, writes
 from playbook import run_task
 
 MODULE = "meshops.istio.istio_tenant"
@@ -119,11 +119,11 @@ def test_a_stalled_server_fails_the_run_with_a_timeout_instead_of_hanging(proxy,
     assert "request_timeout" in result["msg"]
 
 
-# With today's order of writes (the lock Lease, then per tenant: its namespace, AuthorizationPolicy, NetworkPolicy,
-# PeerAuthentication, Sidecar, the namespace's injection label; the Lease's release), these land after: the lock;
-# the first namespace, not injected; its STRICT PeerAuthentication; its injection label, the second tenant not
-# begun; the second injection label, the Lease still held by the dead run. (A run slow enough to renew the Lease
-# shifts them by one write; what is asserted holds at every point.)
+# With today's order of writes (the lock Lease, then per tenant: its namespace, its four policies sent together in
+# any order, the namespace's injection label; the Lease's release), these land after: the lock; the first
+# namespace, not injected; the third of its policies; its injection label, the second tenant not begun; the second
+# injection label, the Lease still held by the dead run. (A run slow enough to renew the Lease shifts them by one
+# write; what is asserted holds at every point.)
 @pytest.mark.parametrize("killed_after", [1, 2, 5, 7, 13])
 def test_an_api_server_killed_after_any_write_leaves_no_namespace_injected_without_strict_mtls_and_a_re_run_converges(
     local_cluster, kill_apiserver, proxy, run, api, tmp_path, killed_after
@@ -147,6 +147,37 @@ def test_an_api_server_killed_after_any_write_leaves_no_namespace_injected_witho
     again = run(tenants)
     assert not again.get("failed") and not again["changed"], again.get("objects")
     assert leftovers(api, names) == []
+
+
+def test_a_write_failing_amid_its_phase_stops_the_run_there_and_the_next_run_converges_then_writes_nothing(
+    proxy, run, api, cluster, tmp_path
+):
+    """One policy of a tenant's two namespaces keeps failing: the run fails naming it, and no write of a later phase
+    is sent (the namespaces stay without their injection label). A run without the fault converges from there, and
+    the next one writes nothing."""
+    faults, kubeconfig = proxy
+    args = tenant("tf-mid", namespaces=["tf-mid-a", "tf-mid-b"])
+    path = r"/namespaces/tf-mid-a/sidecars/default\?" + REAL
+    faults.faults = [Fault("PATCH", path, 500, times=100)]
+    result = run_task(kubeconfig, MODULE, {**args, "request_retries": 0}, tmp_path=tmp_path)
+
+    assert result.get("failed")
+    assert "Cannot apply Sidecar tf-mid-a/default" in result["msg"] and "injected 500" in result["msg"], result["msg"]
+    namespace_writes = faults.answered("PATCH", r"/api/v1/namespaces/tf-mid-[ab]\?" + REAL)
+    assert namespace_writes == [201, 201], namespace_writes  # created, never labelled for injection
+    assert [labels_of(api, name).get("istio.io/rev") for name in ("tf-mid-a", "tf-mid-b")] == [None, None]
+
+    converged = run(args)
+    assert not converged.get("failed") and converged["changed"], converged.get("msg")
+    assert [labels_of(api, name).get("istio.io/rev") for name in ("tf-mid-a", "tf-mid-b")] == ["faulty", "faulty"]
+    before = api_request_counts(cluster.kubeconfig)
+    again = run(args)
+    assert not again.get("failed") and not again["changed"], again.get("objects")
+    assert writes(before, api_request_counts(cluster.kubeconfig)) == {}
+
+
+def labels_of(api, namespace: str) -> dict:
+    return client.CoreV1Api(api).read_namespace(namespace).metadata.labels or {}
 
 
 def injected_without_strict(api, names: list) -> list:

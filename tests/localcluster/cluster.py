@@ -206,20 +206,24 @@ def _control_loop_flags(kubeconfig: str) -> list:
     ]
 
 
-# Who sent what, for api_request_counts: one line per request as it arrives (before the server acts on it, and
-# blocking, so it is on disk before the client has its answer). Requests of the cluster's own machinery (its
-# ServiceAccounts, nodes, leases, events, health and discovery URLs) are not logged.
+# Who sent what, for api_request_counts and audit_events: one line per request as it arrives (stage
+# RequestReceived, before the server acts on it), and for writes a second line once the server has written its
+# answer (stage ResponseComplete). Blocking: each line is on disk before the client has its answer, so the log's
+# order is the order a client could see. Requests of the cluster's own machinery (its ServiceAccounts, nodes,
+# leases, events, health and discovery URLs) are not logged.
+_WRITES = ["create", "update", "patch", "delete", "deletecollection"]
 AUDIT_POLICY = {
     "apiVersion": "audit.k8s.io/v1",
     "kind": "Policy",
-    "omitStages": ["ResponseStarted", "ResponseComplete", "Panic"],
+    "omitStages": ["ResponseStarted", "Panic"],
     "rules": [
         {"level": "None", "userGroups": ["system:serviceaccounts", "system:nodes"]},
         {"level": "None", "users": ["system:apiserver"]},
         {"level": "None", "resources": [{"group": "coordination.k8s.io", "resources": ["leases"]}]},
         {"level": "None", "resources": [{"group": "", "resources": ["events"]}]},
         {"level": "None", "nonResourceURLs": ["*"]},
-        {"level": "Metadata"},
+        {"level": "Metadata", "verbs": _WRITES},
+        {"level": "Metadata", "omitStages": ["ResponseComplete"]},
     ],
 }
 
@@ -559,7 +563,7 @@ def api_request_counts(kubeconfig: Path, dry_run: bool = False) -> dict:
     cluster's own components and other background clients (BACKGROUND_USER_AGENTS): the server's word on what a run
     sent (its modules, kubernetes.core tasks, istioctl), read from its audit log. With dry_run=True only server-side
     dry runs (which store nothing), else only real requests."""
-    path = Path(kubeconfig).parent / "logs" / "audit.log"
+    path = _audit_log(kubeconfig)
     if not path.exists():  # a cluster this harness did not start (MESHOPS_TEST_KUBECONFIG): every client's requests
         return server_request_counts(kubeconfig, dry_run)
     offset, counts = _audit_seen.get(path, (0, {False: {}, True: {}}))
@@ -569,13 +573,37 @@ def api_request_counts(kubeconfig: Path, dry_run: bool = False) -> dict:
     complete = new[: new.rfind(b"\n") + 1]
     for line in complete.splitlines():
         event = json.loads(line)
-        if event.get("userAgent", "").startswith(BACKGROUND_USER_AGENTS) or "objectRef" not in event:
+        if not _from_a_run(event) or event["stage"] != "RequestReceived":
             continue
         key = request_key(event)
         side = counts["dryRun=All" in event["requestURI"]]
         side[key] = side.get(key, 0) + 1
     _audit_seen[path] = (offset + len(complete), counts)
     return dict(counts[dry_run])
+
+
+def audit_log_size(kubeconfig: Path) -> int:
+    """Where the local cluster's audit log ends now: audit_events(kubeconfig, since=this) after a run is the run's."""
+    return _audit_log(kubeconfig).stat().st_size
+
+
+def audit_events(kubeconfig: Path, since: int = 0) -> list:
+    """The audit events of what a run sent (see api_request_counts), from byte `since` of the local cluster's audit
+    log, in the order the API server logged them: each request's RequestReceived and, for writes, its
+    ResponseComplete, logged before the client has the answer."""
+    with _audit_log(kubeconfig).open("rb") as log:
+        log.seek(since)
+        new = log.read()
+    events = (json.loads(line) for line in new[: new.rfind(b"\n") + 1].splitlines())
+    return [event for event in events if _from_a_run(event)]
+
+
+def _audit_log(kubeconfig: Path) -> Path:
+    return Path(kubeconfig).parent / "logs" / "audit.log"
+
+
+def _from_a_run(event: dict) -> bool:
+    return not event.get("userAgent", "").startswith(BACKGROUND_USER_AGENTS) and "objectRef" in event
 
 
 def request_key(event: dict) -> tuple:

@@ -1,10 +1,14 @@
 """The Engine and the Cluster against a recording fake of the kubernetes DynamicClient: what they send, in which
 order, and how they turn the API server's answers into reports and errors. No cluster, no waiting: the fake
-answers at once, and any sleep fails the test."""
+answers at once, and any sleep fails the test. Tests of concurrent writes hold the fake's answers back until the
+other writes they expect in flight have arrived (a barrier) or returned (an event), so the order they assert does
+not depend on timing; a bound on those waits only ends a test whose engine does not send what it should."""
 
+import contextlib
 import copy
 import itertools
 import json
+import threading
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 
@@ -19,16 +23,32 @@ from ansible_collections.meshops.istio.plugins.module_utils.errors import (
     Refusal,
     UnknownKindError,
 )
-from ansible_collections.meshops.istio.plugins.module_utils.kinds import KINDS, kind_key
+from ansible_collections.meshops.istio.plugins.module_utils.kinds import KINDS, apply_order, kind_key
 from ansible_collections.meshops.istio.plugins.module_utils.vocabulary import FIELD_MANAGER, MANAGED_BY_LABEL
 from kubernetes.client.rest import ApiException
 from kubernetes.dynamic.exceptions import api_exception
 from urllib3.exceptions import ProtocolError
 
 HOST = "https://203.0.113.7:6443"
+HELD_BACK = 10  # seconds a held answer waits at most: reached only when the writes it waits for are never sent
 OWNER = Owner("revision", "usergroup-1")
 OTHER_OWNER = Owner("revision", "usergroup-2")
 CLUSTER_SCOPED = {"CustomResourceDefinition", "Namespace", "ValidatingWebhookConfiguration"}
+# The phases of writes (kinds.phase_of), written out: CRDs, namespaces, RBAC-config-services, workloads-policies,
+# webhooks.
+PHASES = {
+    "CustomResourceDefinition": 0,
+    "Namespace": 1,
+    "ServiceAccount": 2,
+    "Role": 2,
+    "ConfigMap": 2,
+    "Secret": 2,
+    "Service": 2,
+    "Deployment": 3,
+    "AuthorizationPolicy": 3,
+    "Sidecar": 3,
+    "ValidatingWebhookConfiguration": 4,
+}
 
 
 def api_error(status: int, message: str):
@@ -85,7 +105,9 @@ class FakeClient:
     """A DynamicClient in front of a dict of objects. Records every call; answers the way the API server does for
     what the engine relies on: 404 for a missing object, equality label selectors, server-side dry run, a
     namespaced object refused while its namespace does not exist, a CRD Established as soon as it is applied,
-    and 409 for a planned field conflict unless force_conflicts. `failures` plans other errors per (verb, name)."""
+    and 409 for a planned field conflict unless force_conflicts. `failures` plans other errors per (verb, name).
+    Writes may come from several threads: `events` records when each starts and returns, `hold[(verb, name)]` runs
+    before it is answered (to hold the answer back), and `returned(verb, name)` is set once it has returned."""
 
     def __init__(self, objects=()):
         self.configuration = SimpleNamespace(host=HOST)
@@ -94,6 +116,12 @@ class FakeClient:
         self.conflicts = set()  # names whose apply meets another field manager's fields
         self.failures = {}  # (verb, name) -> exception
         self.answers = {}  # request path -> the object the server answers
+        self.events = []  # ("start" | "end", (verb, kind, namespace, name)) of every write, in the order they happened
+        self.hold = {}  # (verb, name) -> called before that write is answered
+        self.most_in_flight = 0
+        self._in_flight = 0
+        self._returned = {}  # (verb, name) -> threading.Event
+        self._lock = threading.Lock()
         self._versions = itertools.count(100)
 
     # Reads
@@ -132,6 +160,10 @@ class FakeClient:
     ):
         options = {"body": copy.deepcopy(body), "field_manager": field_manager, "force": force_conflicts}
         self.calls.append(Call("apply", stored_kind(resource), namespace or "", name, {**options, "dry_run": dry_run}))
+        with self._writing("apply", stored_kind(resource), namespace, name):
+            return self._applying(resource, body, name, namespace, field_manager, force_conflicts, dry_run)
+
+    def _applying(self, resource, body, name, namespace, field_manager, force_conflicts, dry_run):
         self._fail("apply", name)
         if name in self.conflicts and not force_conflicts:
             raise api_error(409, f'Apply failed with 1 conflict: conflict with "kubectl-edit" on {name}')
@@ -146,24 +178,26 @@ class FakeClient:
     def delete(self, resource, name, namespace, dry_run, propagation_policy):
         options = {"dry_run": dry_run, "propagation_policy": propagation_policy}
         self.calls.append(Call("delete", stored_kind(resource), namespace or "", name, options))
-        self._fail("delete", name)
-        key = (stored_kind(resource), namespace or "", name)
-        if key not in self.store:
-            raise api_error(404, f'{resource.name} "{name}" not found')
-        if dry_run is None:
-            del self.store[key]
+        with self._writing("delete", stored_kind(resource), namespace, name):
+            self._fail("delete", name)
+            key = (stored_kind(resource), namespace or "", name)
+            if key not in self.store:
+                raise api_error(404, f'{resource.name} "{name}" not found')
+            if dry_run is None:
+                del self.store[key]
 
     def patch(self, resource, body, name, namespace, content_type, dry_run):
         options = {"body": body, "content_type": content_type, "dry_run": dry_run}
         self.calls.append(Call("patch", stored_kind(resource), namespace or "", name, options))
-        self._fail("patch", name)
-        after = copy.deepcopy(self.store[(stored_kind(resource), namespace or "", name)])
-        for label, value in body["metadata"]["labels"].items():
-            if value is None:
-                after["metadata"]["labels"].pop(label, None)
-        if dry_run is None:
-            self.store[key_of(after)] = after
-        return Answer(after)
+        with self._writing("patch", stored_kind(resource), namespace, name):
+            self._fail("patch", name)
+            after = copy.deepcopy(self.store[(stored_kind(resource), namespace or "", name)])
+            for label, value in body["metadata"]["labels"].items():
+                if value is None:
+                    after["metadata"]["labels"].pop(label, None)
+            if dry_run is None:
+                self.store[key_of(after)] = after
+            return Answer(after)
 
     # What the tests look at
 
@@ -174,9 +208,30 @@ class FakeClient:
     def writes(self) -> list:
         return self.verbs("apply", "delete", "patch")
 
+    def returned(self, verb: str, name: str) -> threading.Event:
+        """Set once the write `verb` of `name` has returned (answered or raised)."""
+        with self._lock:
+            return self._returned.setdefault((verb, name), threading.Event())
+
     def _fail(self, verb, name):
         if (verb, name) in self.failures:
             raise self.failures[(verb, name)]
+
+    @contextlib.contextmanager
+    def _writing(self, verb, kind, namespace, name):
+        write = (verb, kind, namespace or "", name)
+        with self._lock:
+            self.events.append(("start", write))
+            self._in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self._in_flight)
+        try:
+            self.hold.get((verb, name), lambda: None)()
+            yield
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+                self.events.append(("end", write))
+            self.returned(verb, name).set()
 
     def _applied(self, live, body, manager):
         after = copy.deepcopy(body)
@@ -264,8 +319,10 @@ def test_manifests_are_applied_in_dependency_order():
         ("AuthorizationPolicy", "usergroup-1"),  # policies
         ("ValidatingWebhookConfiguration", ""),  # webhooks
     ]
-    assert [(write[1], write[2]) for write in fake.writes()] == expected
     assert [(o["kind"], o["namespace"]) for o in report.objects] == expected
+    # Sent a phase at a time: within one, in any order.
+    assert sorted(write[1] for write in fake.writes()) == sorted(kind for kind, _ in expected)
+    assert [PHASES[write[1]] for write in fake.writes()] == sorted(PHASES[write[1]] for write in fake.writes())
     assert {o["action"] for o in report.objects} == {"created"} and report.changed
 
 
@@ -312,6 +369,163 @@ def test_an_unknown_kind_is_refused_before_anything_is_sent():
     with pytest.raises(UnknownKindError, match="example.com/v1/Widget is not a kind this collection manages"):
         engine_on(fake).ensure_present([manifest("Namespace", "usergroup-1"), widget])
     assert fake.calls == []
+
+
+# Concurrent writes: a phase at a time
+
+
+def held_together(fake, verb: str, names) -> None:
+    """Hold the answers to `verb` of `names` until all of them have arrived: they pass only when sent together."""
+    barrier = threading.Barrier(len(names), timeout=HELD_BACK)
+    for name in names:
+        fake.hold[(verb, name)] = barrier.wait
+
+
+def answered_after(fake, verb: str, name: str, other: str) -> None:
+    """Hold the answer to `verb` of `name` (after any hold it has) until `verb` of `other` has returned."""
+    held = fake.hold.get((verb, name), lambda: None)
+    fake.hold[(verb, name)] = lambda: (held(), fake.returned(verb, other).wait(HELD_BACK))
+
+
+def waves(events: list) -> list:
+    """The writes in the groups they were in flight in: a group ends when none of its writes is in flight."""
+    groups, in_flight = [], 0
+    for what, write in events:
+        if what == "end":
+            in_flight -= 1
+            continue
+        if in_flight == 0:
+            groups.append(set())
+        groups[-1].add(write[1:])
+        in_flight += 1
+    return groups
+
+
+def phased_manifests() -> list:
+    """Two CRDs, two namespaces with config and workloads in each, a webhook: the five phases, in order."""
+    teams = ("team-a", "team-b")
+    return [
+        [manifest("CustomResourceDefinition", name) for name in ("a.example.com", "b.example.com")],
+        [manifest("Namespace", team) for team in teams],
+        [manifest(kind, f"{kind.lower()}-{team}", team) for team in teams for kind in ("ServiceAccount", "Service")]
+        + [manifest("ConfigMap", f"configmap-{team}", team, data={"a": "b"}) for team in teams],
+        [manifest(kind, f"{kind.lower()}-{team}", team) for team in teams for kind in ("Deployment", "Sidecar")],
+        [manifest("ValidatingWebhookConfiguration", "validator")],
+    ]
+
+
+def test_each_phase_is_sent_together_once_every_write_of_the_one_before_has_returned():
+    phases = phased_manifests()
+    fake = FakeClient()
+    for phase in phases[:-1]:
+        held_together(fake, "apply", [m["metadata"]["name"] for m in phase])
+    desired = [m for phase in reversed(phases) for m in phase]
+    report = engine_on(fake).ensure_present(desired)
+
+    assert waves(fake.events) == [{key_of(m) for m in phase} for phase in phases]
+    crds = {key_of(m) for m in phases[0]}
+    for index, (what, write) in enumerate(fake.events):
+        if what == "start" and write[2]:  # a namespaced object: its namespace and every CRD have returned
+            returned = {done[1:] for when, done in fake.events[:index] if when == "end"}
+            assert {("Namespace", "", write[2]), *crds} <= returned, write
+    # Both CRDs were read Established before the first namespace was sent.
+    calls = [(c.verb, c.kind) for c in fake.calls]
+    established = [i for i, call in enumerate(calls) if call == ("get", "CustomResourceDefinition")][-2:]
+    assert max(established) < calls.index(("apply", "Namespace"))
+    assert [c.name for c in fake.calls[established[0] : established[1] + 1]] == ["a.example.com", "b.example.com"]
+    assert [(o["kind"], o["namespace"], o["name"]) for o in report.objects] == [
+        key_of(m) for phase in phases for m in apply_order(phase)
+    ]
+
+
+def test_no_more_writes_than_max_in_flight_are_sent_at_once():
+    fake = FakeClient([istio_system()])
+    names = [f"cm-{n}" for n in range(9)]
+    barrier = threading.Barrier(3, timeout=HELD_BACK)  # passes three at a time
+    for name in names:
+        fake.hold[("apply", name)] = barrier.wait
+    report = engine_on(fake, max_in_flight=3).ensure_present([manifest("ConfigMap", name) for name in names])
+    assert fake.most_in_flight == 3
+    assert [o["name"] for o in report.objects] == names
+
+
+def test_results_are_recorded_in_the_manifests_order_whatever_order_the_answers_come_in():
+    fake = FakeClient([istio_system()])
+    names = ["a", "b", "c", "d"]
+    for name, later in itertools.pairwise(names):
+        answered_after(fake, "apply", name, later)
+    report = engine_on(fake).ensure_present([manifest("ConfigMap", name) for name in reversed(names)])
+    assert [write[3] for what, write in fake.events if what == "end"] == ["d", "c", "b", "a"]
+    assert [o["name"] for o in report.objects] == names
+    assert [d["after_header"] for d in report.diff] == [f"ConfigMap istio-system/{name}" for name in names]
+
+
+def test_a_failure_lets_its_phase_finish_starts_no_later_phase_and_raises_the_first_error_in_order():
+    fake = FakeClient([istio_system()])
+    names = ["a", "b", "c", "d"]
+    held_together(fake, "apply", names)
+    answered_after(fake, "apply", "b", "d")  # d fails first
+    for name in ("b", "d"):
+        fake.failures[("apply", name)] = api_error(403, f'configmaps "{name}" is forbidden')
+    desired = [*(manifest("ConfigMap", name) for name in names), manifest("Deployment", "istiod")]
+    engine = engine_on(fake)
+    with pytest.raises(EngineError, match=r'^Cannot apply ConfigMap istio-system/b: .*configmaps "b" is forbidden$'):
+        engine.ensure_present(desired)
+    ended = [write[3] for what, write in fake.events if what == "end"]
+    assert ended.index("d") < ended.index("b")
+    assert sorted(write[3] for write in fake.writes()) == names  # and no Deployment
+    assert [(o["name"], o["action"]) for o in engine.report.objects] == [("a", "created"), ("c", "created")]
+    assert {key[2] for key in fake.store if key[0] == "ConfigMap"} == {"a", "c"}
+
+
+def test_no_write_of_a_phase_starts_once_one_has_failed():
+    fake = FakeClient([istio_system()])
+    fake.failures[("apply", "b")] = api_error(500, "etcdserver: request timed out")
+    engine = engine_on(fake, max_in_flight=1)
+    with pytest.raises(EngineError, match="^Cannot apply ConfigMap istio-system/b: etcdserver: request timed out"):
+        engine.ensure_present([manifest("ConfigMap", name) for name in ("a", "b", "c")])
+    assert [write[3] for write in fake.writes()] == ["a", "b"]
+    assert [o["name"] for o in engine.report.objects] == ["a"]
+
+
+def test_a_no_op_over_every_phase_sends_no_write():
+    fake = FakeClient()
+    desired = [m for phase in phased_manifests() for m in phase]
+    assert engine_on(fake).ensure_present(desired).changed
+    fake.calls.clear()
+    again = engine_on(fake).ensure_present(desired)
+    assert again.changed is False and again.objects == []
+    assert fake.writes() == [] and {c.verb for c in fake.calls} == {"list"}
+
+
+def test_deletes_go_a_phase_at_a_time_in_reverse_each_phase_together():
+    phases = phased_manifests()
+    owned = [{**m, "metadata": {**m["metadata"], "labels": OWNER.labels}} for phase in phases for m in phase]
+    fake = FakeClient(owned)
+    for phase in phases[:-1]:
+        held_together(fake, "delete", [m["metadata"]["name"] for m in phase])
+    kinds = {m["kind"] for m in owned}
+    report = engine_on(fake).ensure_absent(kinds)
+    assert waves(fake.events) == [{key_of(m) for m in phase} for phase in reversed(phases)]
+    assert [(o["kind"], o["namespace"], o["name"]) for o in report.objects] == [
+        key_of(m) for phase in reversed(phases) for m in reversed(apply_order(phase))
+    ]
+    assert fake.store == {}
+
+
+def test_a_failed_delete_stops_before_the_next_phase_and_is_raised_first_in_order():
+    phases = phased_manifests()
+    owned = [{**m, "metadata": {**m["metadata"], "labels": OWNER.labels}} for phase in phases for m in phase]
+    fake = FakeClient(owned)
+    fake.failures[("delete", "configmap-team-b")] = api_error(403, 'configmaps "configmap-team-b" is forbidden')
+    engine = engine_on(fake)
+    with pytest.raises(EngineError, match="^Cannot delete ConfigMap team-b/configmap-team-b: "):
+        engine.ensure_absent({m["kind"] for m in owned})
+    assert not {"Namespace", "CustomResourceDefinition"} & {write[1] for write in fake.writes()}
+    assert ("Namespace", "", "team-b") in fake.store
+    deleted = [(o["kind"], o["name"]) for o in engine.report.objects]
+    assert ("ValidatingWebhookConfiguration", "validator") in deleted
+    assert ("ConfigMap", "configmap-team-b") not in deleted
 
 
 # The no-op run
@@ -450,7 +664,11 @@ def test_absent_deletes_this_owners_objects_dependents_first():
     fake = FakeClient([*ours, not_ours])
     kinds = ["Namespace", "CustomResourceDefinition", "ConfigMap", "ValidatingWebhookConfiguration", "Deployment"]
     report = engine_on(fake).ensure_absent([*kinds, "ServiceAccount"])
-    assert [delete[1] for delete in fake.verbs("delete")] == [
+    deleted = [delete[1] for delete in fake.verbs("delete")]
+    assert deleted[:2] == ["ValidatingWebhookConfiguration", "Deployment"]
+    assert set(deleted[2:4]) == {"ConfigMap", "ServiceAccount"}  # one phase: together, in any order
+    assert deleted[4:] == ["Namespace", "CustomResourceDefinition"]
+    assert [o["kind"] for o in report.objects] == [
         "ValidatingWebhookConfiguration",
         "Deployment",
         "ConfigMap",

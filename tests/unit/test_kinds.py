@@ -1,7 +1,14 @@
-"""Apply order: what others depend on goes first."""
+"""Apply order: what others depend on goes first; phases: what may be written together."""
+
+import itertools
 
 import pytest
-from ansible_collections.meshops.istio.plugins.module_utils.kinds import UnknownKindError, apply_order, kind_of
+from ansible_collections.meshops.istio.plugins.module_utils.kinds import (
+    UnknownKindError,
+    apply_order,
+    kind_of,
+    phase_of,
+)
 
 
 def _m(kind, name, namespace=None, api_version=None):
@@ -22,18 +29,20 @@ _API = {
 }
 
 
+SHUFFLED = [
+    _m("MutatingWebhookConfiguration", "inject"),
+    _m("Deployment", "istiod", "ns"),
+    _m("Service", "istiod", "ns"),
+    _m("ConfigMap", "mesh", "ns"),
+    _m("ClusterRole", "reader"),
+    _m("ServiceAccount", "istiod", "ns"),
+    _m("Namespace", "ns"),
+    _m("CustomResourceDefinition", "sidecars.networking.istio.io"),
+]
+
+
 def test_dependencies_first_webhooks_last():
-    shuffled = [
-        _m("MutatingWebhookConfiguration", "inject"),
-        _m("Deployment", "istiod", "ns"),
-        _m("Service", "istiod", "ns"),
-        _m("ConfigMap", "mesh", "ns"),
-        _m("ClusterRole", "reader"),
-        _m("ServiceAccount", "istiod", "ns"),
-        _m("Namespace", "ns"),
-        _m("CustomResourceDefinition", "sidecars.networking.istio.io"),
-    ]
-    kinds = [m["kind"] for m in apply_order(shuffled)]
+    kinds = [m["kind"] for m in apply_order(SHUFFLED)]
     assert kinds == [
         "CustomResourceDefinition",
         "Namespace",
@@ -44,6 +53,21 @@ def test_dependencies_first_webhooks_last():
         "Deployment",
         "MutatingWebhookConfiguration",
     ]
+
+
+def test_phases_ascend_with_the_apply_order_and_hold_what_only_names_each_other():
+    ordered = apply_order(SHUFFLED)
+    assert [phase_of(m) for m in ordered] == sorted(phase_of(m) for m in ordered)
+    phases = [[m["kind"] for m in phase] for _, phase in itertools.groupby(ordered, key=phase_of)]
+    assert phases == [
+        ["CustomResourceDefinition"],
+        ["Namespace"],
+        ["ClusterRole", "ServiceAccount", "ConfigMap", "Service"],
+        ["Deployment"],
+        ["MutatingWebhookConfiguration"],
+    ]
+    policy = _m("NetworkPolicy", "isolation", "ns", api_version="networking.k8s.io/v1")
+    assert phase_of(policy) == phase_of(_m("Deployment", "istiod", "ns"))
 
 
 def test_order_is_deterministic_within_a_kind():

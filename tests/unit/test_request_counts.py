@@ -1,6 +1,14 @@
-"""apiserver_request_total parsing, the basis of every "zero writes" assertion."""
+"""apiserver_request_total parsing and the audit log's events, the basis of every "zero writes" assertion."""
 
-from localcluster.cluster import parse_request_counts, request_key, write_count
+import json
+
+from localcluster.cluster import (
+    api_request_counts,
+    audit_events,
+    parse_request_counts,
+    request_key,
+    write_count,
+)
 
 
 def _metric(verb, resource, value, code="200", subresource="", group="", dry_run=""):
@@ -75,3 +83,30 @@ def test_audit_events_are_keyed_as_the_metrics_name_requests():
     assert request_key(_event("create", "serviceaccounts", "/x", "token")) == ("POST", "serviceaccounts", "token")
     assert request_key(_event("update", "leases", "/x")) == ("PUT", "leases", "")
     assert request_key(_event("list", "services", "/api/v1/services")) == ("LIST", "services", "")
+
+
+def _audit_line(stage, audit_id, verb, resource, uri, user_agent="ansible"):
+    return json.dumps({"stage": stage, "auditID": audit_id, "verb": verb, "objectRef": {"resource": resource},
+                       "requestURI": uri, "userAgent": user_agent})  # fmt: skip
+
+
+def test_a_write_logged_on_arrival_and_answer_counts_once_and_background_clients_are_left_out(tmp_path):
+    (tmp_path / "logs").mkdir()
+    apply = "/api/v1/namespaces/a/configmaps/x?fieldManager=m"
+    lines = [
+        _audit_line("RequestReceived", "1", "patch", "configmaps", apply),
+        _audit_line("RequestReceived", "2", "get", "configmaps", "/api/v1/namespaces/a/configmaps/x"),
+        _audit_line("ResponseComplete", "1", "patch", "configmaps", apply),
+        _audit_line("RequestReceived", "3", "update", "pods", "/api/v1/x", user_agent="kube-controller-manager/v1"),
+        _audit_line("ResponseComplete", "3", "update", "pods", "/api/v1/x", user_agent="kube-controller-manager/v1"),
+    ]
+    (tmp_path / "logs" / "audit.log").write_text("\n".join(lines) + "\n")
+    kubeconfig = tmp_path / "kubeconfig"
+    assert api_request_counts(kubeconfig) == {("APPLY", "configmaps", ""): 1, ("GET", "configmaps", ""): 1}
+    assert [(e["stage"], e["auditID"]) for e in audit_events(kubeconfig)] == [
+        ("RequestReceived", "1"),
+        ("RequestReceived", "2"),
+        ("ResponseComplete", "1"),
+    ]
+    since = len(lines[0]) + 1
+    assert [e["auditID"] for e in audit_events(kubeconfig, since)] == ["2", "1"]
