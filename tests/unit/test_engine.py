@@ -161,7 +161,8 @@ class FakeClient:
         options = {"body": copy.deepcopy(body), "field_manager": field_manager, "force": force_conflicts}
         self.calls.append(Call("apply", stored_kind(resource), namespace or "", name, {**options, "dry_run": dry_run}))
         with self._writing("apply", stored_kind(resource), namespace, name):
-            return self._applying(resource, body, name, namespace, field_manager, force_conflicts, dry_run)
+            after = self._applying(resource, body, name, namespace, field_manager, force_conflicts, dry_run)
+        return answer(after, serializer)
 
     def _applying(self, resource, body, name, namespace, field_manager, force_conflicts, dry_run):
         self._fail("apply", name)
@@ -173,7 +174,7 @@ class FakeClient:
         after = self._applied(self.store.get(key), body, field_manager)
         if dry_run is None:
             self.store[key] = after
-        return answer(after, serializer)
+        return after
 
     def delete(self, resource, name, namespace, dry_run, propagation_policy):
         options = {"dry_run": dry_run, "propagation_policy": propagation_policy}
