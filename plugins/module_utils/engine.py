@@ -250,7 +250,7 @@ class Engine:
                 sent = list(pool.map(attempt, items))
         done = [(item, each) for item, each in zip(items, sent, strict=True) if each is not None]
         succeeded = [(item, each.result) for item, each in done if each.error is None]
-        return succeeded, next((each.error for _, each in done if each.error is not None), None)
+        return succeeded, next((each.error for each in sent if each is not None and each.error is not None), None)
 
     # What modules call
 
@@ -377,7 +377,7 @@ class Engine:
         """Delete `objects`, dependents first: the phases in reverse, each phase's deletes together."""
         for phase in _phases(list(reversed(apply_order(list(objects)))), lambda live: live):
             deleted, error = self._send_phase(phase, self._delete)
-            for live, _ in deleted:
+            for live, _answer in deleted:
                 self.report.record(live, "deleted", live, None)
             if error is not None:
                 raise error
@@ -474,7 +474,7 @@ def rollout_problem(deployment: dict) -> str | None:
 
 def _phases(items: list, manifest_of) -> list:
     """`items` (in apply_order or its reverse) cut where the phase of `manifest_of(item)` changes."""
-    return [list(phase) for _, phase in itertools.groupby(items, key=lambda item: phase_of(manifest_of(item)))]
+    return [list(phase) for _number, phase in itertools.groupby(items, key=lambda item: phase_of(manifest_of(item)))]
 
 
 def _get_args(key: tuple) -> tuple:

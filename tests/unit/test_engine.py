@@ -322,7 +322,7 @@ def test_manifests_are_applied_in_dependency_order():
     ]
     assert [(o["kind"], o["namespace"]) for o in report.objects] == expected
     # Sent a phase at a time: within one, in any order.
-    assert sorted(write[1] for write in fake.writes()) == sorted(kind for kind, _ in expected)
+    assert sorted(write[1] for write in fake.writes()) == sorted(kind for kind, _namespace in expected)
     assert [PHASES[write[1]] for write in fake.writes()] == sorted(PHASES[write[1]] for write in fake.writes())
     assert {o["action"] for o in report.objects} == {"created"} and report.changed
 

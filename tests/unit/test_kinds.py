@@ -58,7 +58,7 @@ def test_dependencies_first_webhooks_last():
 def test_phases_ascend_with_the_apply_order_and_hold_what_only_names_each_other():
     ordered = apply_order(SHUFFLED)
     assert [phase_of(m) for m in ordered] == sorted(phase_of(m) for m in ordered)
-    phases = [[m["kind"] for m in phase] for _, phase in itertools.groupby(ordered, key=phase_of)]
+    phases = [[m["kind"] for m in phase] for _number, phase in itertools.groupby(ordered, key=phase_of)]
     assert phases == [
         ["CustomResourceDefinition"],
         ["Namespace"],
