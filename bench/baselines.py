@@ -45,13 +45,18 @@ def strip_server_fields(live: dict) -> dict:
 
 
 def managed_objects(client) -> list:
-    """Every object carrying our managed-by label, of every kind the collection writes, in apply order."""
+    """Every object carrying our managed-by label, of every kind the collection writes and the cluster serves (the
+    Gateway API's CRDs, say, are not installed here), in apply order."""
     from kubernetes import dynamic
+    from kubernetes.dynamic.exceptions import ResourceNotFoundError
 
     api = dynamic.DynamicClient(client)
     found = []
     for kind in KINDS.values():
-        resource = api.resources.get(api_version=kind.api_version, kind=kind.kind)
+        try:
+            resource = api.resources.get(api_version=kind.api_version, kind=kind.kind)
+        except ResourceNotFoundError:
+            continue
         for item in resource.get(label_selector=f"{MANAGED_BY_LABEL}=meshops.istio").items:
             found.append(strip_server_fields(dict(item.to_dict(), kind=kind.kind, apiVersion=kind.api_version)))
     return apply_order(found)

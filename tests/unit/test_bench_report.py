@@ -72,13 +72,14 @@ def scenario_result(name, ours_noop=10.0, base_noop=60.0, ours_converge=30.0, ba
     }
 
 
-def with_whole_set_baselines(result, converge=20.0, noop=5.0, change=6.0, helm=(24.0, 8.0), cp_noop=4.0):
+def with_whole_set_baselines(result, cp_noop=4.0):
     """A scenario_result with baselines B and C (the same figures for both), D, and our control-plane no-op."""
     medians = result["medians"]
     for side in ("baseline_b", "baseline_c"):
         medians[side] = {phase: report.median_of([run(wall, writes=40)])
-                         for phase, wall in (("converge", converge), ("noop", noop), ("change", change))}  # fmt: skip
-    medians["baseline_d"] = {phase: report.median_of([run(wall, writes=5)]) for phase, wall in zip(("converge", "noop"), helm)}
+                         for phase, wall in (("converge", 20.0), ("noop", 5.0), ("change", 6.0))}  # fmt: skip
+    medians["baseline_d"] = {phase: report.median_of([run(wall, writes=5)])
+                             for phase, wall in (("converge", 24.0), ("noop", 8.0))}  # fmt: skip
     medians["ours"]["change"] = report.median_of([run(3.0, writes=4)])
     medians["ours"]["control_plane_noop"] = report.median_of([run(cp_noop)])
     return result
