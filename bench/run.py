@@ -208,16 +208,17 @@ def apply_with_k8s_task(bench: Bench, label: str, cluster, objects: list, fresh:
 
 def apply_with_kubectl(bench: Bench, label: str, cluster, objects: list, fresh: bool) -> dict:
     """Baseline C: one `kubectl apply --server-side` of every object. kubectl maps every object to its resource
-    before it applies any, which fails for a custom resource whose CRD is not established: a `fresh` cluster gets
-    the CRDs first, and a wait for them."""
+    before it applies any, which fails for a custom resource whose CRD is not established ("ensure CRDs are
+    installed first"): on a `fresh` cluster the CRDs come first, a wait for them, then the other objects."""
     kubectl = bench.tools / "kubectl"
     apply = f"'{kubectl}' apply --server-side --force-conflicts --field-manager={KUBECTL_FIELD_MANAGER}"
-    crds, _others = baselines.split_crds(objects)
-    script = f"{apply} -f '{bench.write_manifests(label, objects)}'"
-    if crds and fresh:
+    crds, others = baselines.split_crds(objects)
+    if not (crds and fresh):
+        script = f"{apply} -f '{bench.write_manifests(label, objects)}'"
+    else:
         crds_file = bench.write_manifests(f"{label}-crds", crds)
         wait = f"'{kubectl}' wait --for=condition=Established --timeout=60s -f '{crds_file}'"
-        script = f"{apply} -f '{crds_file}' && {wait} && {script}"
+        script = f"{apply} -f '{crds_file}' && {wait} && {apply} -f '{bench.write_manifests(label, others)}'"
     return bench.run(label, ["bash", "-ec", script], bench.tool_env(cluster), [cluster])
 
 
