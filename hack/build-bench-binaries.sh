@@ -9,6 +9,7 @@ source "$here/versions.env"
 # shellcheck disable=SC1091  # the shared build steps, beside this script
 source "$here/go-build.sh"
 
+cache_root=${MESHOPS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/meshops-istio}
 istio_rev=${ISTIO_MODULE_VERSION##*-}
 bin_dir="$cache_root/bench-bin/k8s-$KUBERNETES_VERSION.helm-$HELM_VERSION.istio-$istio_rev.r$BUILD_RECIPE"
 binaries=(kubectl helm)
@@ -34,7 +35,7 @@ mkdir -p "$bin_dir.partial"
 echo "Building the benchmark's kubectl and helm into $bin_dir (first time: minutes; Go's output in $log)" >&2
 
 if [ ! -x "$bin_dir.partial/kubectl" ]; then kubernetes_wrapper "$work/kubernetes"; fi
-build "$work/kubernetes" kubectl k8s.io/kubernetes/cmd/kubectl "${kubernetes_ldflags:-}"
+build "$work/kubernetes" kubectl k8s.io/kubernetes/cmd/kubectl "$(kubernetes_ldflags)"
 new_wrapper "$work/helm" helm.sh/helm/v4 "v$HELM_VERSION"
 build "$work/helm" helm helm.sh/helm/v4/cmd/helm "-X helm.sh/helm/v4/internal/version.version=v$HELM_VERSION"
 

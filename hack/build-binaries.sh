@@ -8,6 +8,7 @@ source "$here/versions.env"
 # shellcheck disable=SC1091  # the shared build steps, beside this script
 source "$here/go-build.sh"
 
+cache_root=${MESHOPS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/meshops-istio}
 istio_rev=${ISTIO_MODULE_VERSION##*-}
 bin_dir="$cache_root/bin/k8s-$KUBERNETES_VERSION.istio-$istio_rev.kwok-$KWOK_VERSION.etcd-$ETCD_VERSION.r$BUILD_RECIPE"
 # pilot-agent and Istio's echo server and client are the data plane of the real-pods tier (proxyless gRPC).
@@ -38,6 +39,8 @@ trap 'rm -rf "$work"' EXIT
 mkdir -p "$bin_dir.partial"
 # Binaries a previous recipe of the same versions already built are kept; only the missing ones are built.
 if [ -d "$bin_dir" ]; then cp -an "$bin_dir/." "$bin_dir.partial/"; fi
+# Go's own output goes to a log (see hack/go-build.sh).
+log=$cache_root/build.log
 : >"$log"
 echo "Building ${#binaries[@]} binaries of the local cluster into $bin_dir (first time: minutes of Go builds;" \
   "Go's output in $log)" >&2
@@ -51,7 +54,7 @@ build_kubernetes() {
   local dir=$work/kubernetes b
   kubernetes_wrapper "$dir"
   for b in kube-apiserver kube-controller-manager kube-scheduler; do
-    build "$dir" "$b" "k8s.io/kubernetes/cmd/$b" "$kubernetes_ldflags"
+    build "$dir" "$b" "k8s.io/kubernetes/cmd/$b" "$(kubernetes_ldflags)"
   done
 }
 

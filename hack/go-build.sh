@@ -1,12 +1,11 @@
 #!/usr/bin/env bash
 # Sourced by hack/build-binaries.sh and hack/build-bench-binaries.sh: builds binaries from upstream Go modules, each
-# in a throwaway main module, into "$bin_dir.partial". The sourcing script sets bin_dir and binaries (the names it
-# builds, for the progress lines) and sources hack/versions.env first.
+# in a throwaway main module, into "$bin_dir.partial". The sourcing script sources hack/versions.env first and sets
+# bin_dir, binaries (the names it builds, for the progress lines) and log (where Go's own output goes: hundreds of
+# "go: downloading" lines; the terminal gets one line per step).
+# shellcheck disable=SC2154  # bin_dir, binaries and log are the sourcing script's
 
-cache_root=${MESHOPS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/meshops-istio}
 export GOFLAGS=-mod=mod GOTOOLCHAIN=${GOTOOLCHAIN:-auto} CGO_ENABLED=0
-# Go's own output (hundreds of "go: downloading" lines) goes to a log; the terminal gets one line per step.
-log=$cache_root/build.log
 step=0
 
 # go_quietly DIR ARGS...: run go in DIR with its output in the log; on failure show the log's end.
@@ -26,11 +25,9 @@ new_wrapper() {
   printf 'module meshops.local/build\n\ngo 1.26\n\nrequire %s %s\n' "$2" "$3" >"$1/go.mod"
 }
 
-# kubernetes_wrapper DIR: a wrapper requiring k8s.io/kubernetes at the pinned version; sets kubernetes_ldflags (the
-# version its binaries report).
+# kubernetes_wrapper DIR: a wrapper requiring k8s.io/kubernetes at the pinned version.
 kubernetes_wrapper() {
-  local dir=$1 minor=${KUBERNETES_VERSION#*.} gomod pkg
-  minor=${minor%%.*}
+  local dir=$1 gomod
   new_wrapper "$dir" k8s.io/kubernetes "v$KUBERNETES_VERSION"
   # k8s.io/kubernetes points its staging modules at ./staging; point them at their published v0.X.Y instead.
   echo "[$((step + 1))/${#binaries[@]}] downloading k8s.io/kubernetes v$KUBERNETES_VERSION ..." >&2
@@ -39,11 +36,17 @@ kubernetes_wrapper() {
   sed -n 's#^[[:space:]]*\(k8s\.io/[a-z0-9-]*\) => \./staging/.*#\1#p' "$gomod" | sort -u | while read -r m; do
     echo "replace $m => $m v0.${KUBERNETES_VERSION#*.}" >>"$dir/go.mod"
   done
-  kubernetes_ldflags=""
+}
+
+# kubernetes_ldflags: the linker flags that make a Kubernetes binary report the pinned version.
+kubernetes_ldflags() {
+  local minor=${KUBERNETES_VERSION#*.} pkg flags=""
+  minor=${minor%%.*}
   for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
-    kubernetes_ldflags+=" -X $pkg.gitVersion=v$KUBERNETES_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
-    kubernetes_ldflags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
+    flags+=" -X $pkg.gitVersion=v$KUBERNETES_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
+    flags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
   done
+  echo "$flags"
 }
 
 build() {  # build DIR OUTPUT PACKAGE [LDFLAGS]; a binary left by an interrupted run is kept
