@@ -12,7 +12,7 @@ CLUSTER_STATE ?= $(CURDIR)/.cluster
 export PATH := $(BIN):$(PATH)
 export PYTHONPATH := $(CURDIR)/tests
 
-.PHONY: help venv binaries lint sanity unit integration floor conformance molecule realpods cluster-tiers bench test cluster-up cluster-down demo build ee-context clean
+.PHONY: help venv binaries bench-binaries lint sanity unit integration floor conformance molecule realpods cluster-tiers bench test cluster-up cluster-down demo build ee-context clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 16
@@ -30,6 +30,9 @@ $(VENV)/.installed: requirements-dev.txt
 
 binaries: ## build the local cluster's Go binaries into the versioned cache (only when missing)
 	bash hack/build-binaries.sh
+
+bench-binaries: ## the benchmark's kubectl and helm, and Istio's charts (only when missing; never part of make test)
+	bash hack/build-bench-binaries.sh
 
 lint: venv ## ruff, yamllint, ansible-lint (production profile)
 	ruff check .
@@ -68,7 +71,7 @@ MOLECULE_SCENARIOS ?= $(sort $(patsubst molecule/%/molecule.yml,%,$(wildcard mol
 molecule: venv binaries ## molecule scenarios (converge, idempotence, verify), each on its own local cluster
 	bash hack/molecule.sh $(MOLECULE_SCENARIOS)
 
-bench: venv binaries ## benchmarks vs kubernetes.core.k8s and istioctl install, on local clusters (BENCH_ARGS=--quick)
+bench: venv binaries bench-binaries ## benchmarks vs kubernetes.core.k8s, kubectl, Helm and istioctl (BENCH_ARGS=--quick)
 	python -m bench $(BENCH_ARGS)
 
 # The shared scenario's gateways need an istiod to answer the sidecar injector: it runs in the realpods tier.

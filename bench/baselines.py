@@ -1,7 +1,11 @@
 """What users would do instead, fed with exactly what our run did.
 
 A: the objects our run left in the cluster, applied by plain kubernetes.core.k8s, one object per loop item.
-B: `istioctl install -y` of the same IstioOperator spec, once per revision, for the control-plane part."""
+B: the same objects, every one of them in one kubernetes.core.k8s task (a list `definition`, server-side apply).
+C: the same objects in one `kubectl apply --server-side` (the CRDs first when they are not established yet).
+For the control-plane part: `istioctl install -y` of the same IstioOperator spec once per revision, and (D, the
+dedicated model) `helm upgrade --install` of Istio's own base chart once and istiod chart per revision, with the
+values that spec sets."""
 
 import copy
 import math
@@ -18,6 +22,8 @@ from ansible_collections.meshops.istio.plugins.modules.istio_revision import ARG
 SERVER_METADATA = ("uid", "resourceVersion", "generation", "creationTimestamp", "managedFields", "selfLink")
 SERVER_ANNOTATIONS = ("deployment.kubernetes.io/revision",)
 ISTIO_API_SUFFIX = ".istio.io/"
+# istioctl's own profiles, which Istio's Helm charts take as their defaults.
+ISTIOCTL_ONLY_PROFILES = ("default", "minimal")
 
 
 def strip_server_fields(live: dict) -> dict:
@@ -39,16 +45,28 @@ def strip_server_fields(live: dict) -> dict:
 
 
 def managed_objects(client) -> list:
-    """Every object carrying our managed-by label, of every kind the collection writes, in apply order."""
+    """Every object carrying our managed-by label, of every kind the collection writes and the cluster serves (the
+    Gateway API's CRDs, say, are not installed here), in apply order."""
     from kubernetes import dynamic
+    from kubernetes.dynamic.exceptions import ResourceNotFoundError
 
     api = dynamic.DynamicClient(client)
     found = []
     for kind in KINDS.values():
-        resource = api.resources.get(api_version=kind.api_version, kind=kind.kind)
+        try:
+            resource = api.resources.get(api_version=kind.api_version, kind=kind.kind)
+        except ResourceNotFoundError:
+            continue
         for item in resource.get(label_selector=f"{MANAGED_BY_LABEL}=meshops.istio").items:
             found.append(strip_server_fields(dict(item.to_dict(), kind=kind.kind, apiVersion=kind.api_version)))
     return apply_order(found)
+
+
+def split_crds(objects: list) -> tuple:
+    """(the CustomResourceDefinitions, everything else): custom resources can be applied once their CRDs are
+    established."""
+    crds = [o for o in objects if o["kind"] == "CustomResourceDefinition"]
+    return crds, [o for o in objects if o["kind"] != "CustomResourceDefinition"]
 
 
 def _crd_name(manifest: dict) -> str | None:
@@ -91,3 +109,26 @@ def istio_operator(revision: dict) -> dict:
         "metadata": {"name": revision["name"]},
         "spec": operator_spec(RevisionSpec.from_params(revision)),
     }
+
+
+def _helm_profile(spec: dict) -> dict:
+    """The profile value for Istio's charts: istioctl's default and minimal profiles are the charts' own defaults
+    for base and istiod (the charts have no profile file of those names)."""
+    return {} if spec["profile"] in ISTIOCTL_ONLY_PROFILES else {"profile": spec["profile"]}
+
+
+def helm_istiod_values(revision: dict) -> dict:
+    """Values for Istio's istiod chart that set what the IstioOperator spec of istio_operator() sets: the chart's
+    values are the operator's `values`, with its revision, meshConfig and profile beside them."""
+    spec = operator_spec(RevisionSpec.from_params(revision))
+    values = {**copy.deepcopy(spec["values"]), "revision": spec["revision"], **_helm_profile(spec)}
+    if "meshConfig" in spec:
+        values["meshConfig"] = copy.deepcopy(spec["meshConfig"])
+    return values
+
+
+def helm_base_values(revisions: list) -> dict:
+    """Values for Istio's base chart, installed once for all revisions (its CRDs are cluster-wide, and a release
+    cannot take over another's): no default revision, as our revisions set, and their profile."""
+    spec = operator_spec(RevisionSpec.from_params(revisions[0]))
+    return {"defaultRevision": spec["values"]["defaultRevision"], **_helm_profile(spec)}

@@ -1,4 +1,4 @@
-"""Pure figures: request summaries, medians of repeated runs, ratios, the targets of issue 8, and the table.
+"""Pure figures: request summaries, medians of repeated runs, ratios, the targets of issues 8 and 16, the table.
 No cluster, no clock: tests/unit/test_bench_report.py covers it."""
 
 import statistics
@@ -19,13 +19,37 @@ WALL_TIME_TARGETS = {
     ("shared-500", "change"): ("one tenant changed", 10),
     ("dedicated-10x3", "noop"): ("no-op re-run", 5),
 }
-# (what, ours, baseline) rows of the table, in this order; phases missing in a scenario are left out.
+# The baselines, by their key in a scenario's medians (bench/baselines.py says what each runs).
+BASELINES = {
+    "baseline_a": "A: k8s, an object per loop item",
+    "baseline_b": "B: k8s, all objects in one task",
+    "baseline_c": "C: kubectl apply --server-side",
+    "istioctl": "istioctl install",
+    "baseline_d": "D: helm upgrade --install",
+}
+# (what, our phase, the (baseline, phase) pairs it is compared with): the table's rows, in this order; phases missing
+# in a scenario are left out, and so are baselines not measured in it.
 COMPARISONS = (
-    ("converge", ("ours", "converge"), ("baseline_a", "converge")),
-    ("no-op re-run", ("ours", "noop"), ("baseline_a", "noop")),
-    ("one tenant changed", ("ours", "change"), None),
-    ("control plane only", ("ours", "control_plane"), ("baseline_b", "install")),
-    ("rotate remote secrets", ("ours", "rotate"), None),
+    ("converge", "converge", (("baseline_a", "converge"), ("baseline_b", "converge"), ("baseline_c", "converge"))),
+    ("no-op re-run", "noop", (("baseline_a", "noop"), ("baseline_b", "noop"), ("baseline_c", "noop"))),
+    ("one tenant changed", "change", (("baseline_b", "change"), ("baseline_c", "change"))),
+    ("control plane only", "control_plane", (("istioctl", "install"), ("baseline_d", "converge"))),
+    ("control plane no-op", "control_plane_noop", (("baseline_d", "noop"),)),
+    ("rotate remote secrets", "rotate", ()),
+)
+# Issue 16 against the strongest baselines: (our phase, baseline, its phase, target, the most ours / baseline wall
+# time may be). Baseline D runs in the dedicated model only.
+BASELINE_TARGETS = (
+    ("noop", "baseline_c", "noop", "no-op re-run <= baseline C (kubectl apply --server-side)", 1.0),
+    ("converge", "baseline_c", "converge", "converge <= 1.2x baseline C (kubectl apply --server-side)", 1.2),
+    ("control_plane", "baseline_d", "converge", "control planes, converge <= baseline D (helm upgrade --install)", 1.0),
+    (
+        "control_plane_noop",
+        "baseline_d",
+        "noop",
+        "control planes, no-op re-run <= baseline D (helm upgrade --install)",
+        1.0,
+    ),
 )
 
 
@@ -83,23 +107,25 @@ def scaled(summary: dict, factor: float) -> dict:
 
 
 def comparisons(scenario: dict) -> list:
-    """Table rows for one scenario's medians: {what, ours, baseline, ratio (wall), cpu_ratio} for each phase."""
-    medians = scenario.get("medians") or {}
+    """Table rows for one scenario's medians: {what, ours, against (the baseline's name), baseline, ratio (wall),
+    cpu_ratio}, a row per phase and baseline measured; a phase with no baseline measured gets one row without."""
     rows = []
-    for what, ours_key, baseline_key in COMPARISONS:
-        ours = (medians.get(ours_key[0]) or {}).get(ours_key[1])
+    for what, phase, pairs in COMPARISONS:
+        ours = _phase(scenario, "ours", phase)
         if ours is None:
             continue
-        baseline = (medians.get(baseline_key[0]) or {}).get(baseline_key[1]) if baseline_key else None
-        rows.append(
-            {
-                "what": what,
-                "ours": ours,
-                "baseline": baseline,
-                "ratio": ratio(ours["wall_s"], baseline["wall_s"]) if baseline else None,
-                "cpu_ratio": ratio(ours.get("cpu_s"), baseline.get("cpu_s")) if baseline else None,
-            }
-        )
+        measured = [(side, _phase(scenario, side, their)) for side, their in pairs if _phase(scenario, side, their)]
+        for side, baseline in measured or [(None, None)]:
+            rows.append(
+                {
+                    "what": what,
+                    "ours": ours,
+                    "against": BASELINES.get(side),
+                    "baseline": baseline,
+                    "ratio": ratio(ours["wall_s"], baseline["wall_s"]) if baseline else None,
+                    "cpu_ratio": ratio(ours.get("cpu_s"), baseline.get("cpu_s")) if baseline else None,
+                }
+            )
     return rows
 
 
@@ -171,7 +197,7 @@ def targets(scenarios: dict) -> list:
                     "met": share <= 0.5,
                 }
             )
-        ours, base = _phase(scenario, "ours", "control_plane"), _phase(scenario, "baseline_b", "install")
+        ours, base = _phase(scenario, "ours", "control_plane"), _phase(scenario, "istioctl", "install")
         if ours and base and scenario.get("model") == "dedicated":
             share = ratio(ours["wall_s"], base["wall_s"])
             results.append(
@@ -179,6 +205,31 @@ def targets(scenarios: dict) -> list:
                     "target": f"{name}: control-plane install within 1.5x of istioctl install",
                     "figures": f"ours/istioctl = {share} (CPU {ratio(ours.get('cpu_s'), base.get('cpu_s'))})",
                     "met": share <= 1.5,
+                }
+            )
+        results += _baseline_targets(name, scenario)
+    return results
+
+
+def _compared(ours: dict, base: dict) -> str:
+    """A target's figures: the wall and CPU ratios, and the writes of each side."""
+    return (
+        f"ours/baseline = {ratio(ours['wall_s'], base['wall_s'])} (CPU {ratio(ours.get('cpu_s'), base.get('cpu_s'))}); "
+        f"{ours.get('writes', 0):.0f} writes against {base.get('writes', 0):.0f}"
+    )
+
+
+def _baseline_targets(name: str, scenario: dict) -> list:
+    """Issue 16's targets against baselines C and D (BASELINE_TARGETS) that this scenario measured."""
+    results = []
+    for phase, side, their_phase, target, most in BASELINE_TARGETS:
+        ours, base = _phase(scenario, "ours", phase), _phase(scenario, side, their_phase)
+        if ours and base:
+            results.append(
+                {
+                    "target": f"{name}: {target}",
+                    "figures": _compared(ours, base),
+                    "met": ratio(ours["wall_s"], base["wall_s"]) <= most,
                 }
             )
     return results
@@ -214,22 +265,23 @@ def _number(value) -> str:
 
 
 def markdown_table(scenarios: dict) -> str:
-    """One row per scenario and phase: wall time, CPU time and requests (reads/writes) of ours and the baseline,
-    the ratios, our peak RSS and the number of runs the medians are taken from."""
+    """One row per scenario, phase and baseline: wall time, CPU time and requests (reads/writes) of ours and the
+    baseline, the ratios, our peak RSS and the number of runs the medians are taken from."""
     lines = [
-        "| scenario | phase | ours (median) | baseline (median) | ours/baseline wall | ours/baseline CPU "
-        "| ours peak RSS | runs |",
-        "|---|---|---|---|---|---|---|---|",
+        "| scenario | phase | ours (median) | baseline | baseline (median) | ours/baseline wall "
+        "| ours/baseline CPU | ours peak RSS | runs |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for name, scenario in scenarios.items():
         if scenario.get("status") != "measured":
-            lines.append(f"| {name} | {scenario.get('status')} | | | | | | |")
+            lines.append(f"| {name} | {scenario.get('status')} | | | | | | | |")
             continue
         for row in comparisons(scenario):
             ours = row["ours"]
             lines.append(
-                f"| {name} | {row['what']} | {_cell(ours)} | {_cell(row['baseline'])} | {_number(row['ratio'])} "
-                f"| {_number(row['cpu_ratio'])} | {ours['peak_rss_mb']:.0f} MB | {ours['runs']} |"
+                f"| {name} | {row['what']} | {_cell(ours)} | {row['against'] or '-'} | {_cell(row['baseline'])} "
+                f"| {_number(row['ratio'])} | {_number(row['cpu_ratio'])} | {ours['peak_rss_mb']:.0f} MB "
+                f"| {ours['runs']} |"
             )
     return "\n".join(lines)
 

@@ -1,17 +1,20 @@
 """python -m bench [--quick] [--scenarios a,b] [--repeats N] [--baseline-a-limit N]
 
 Runs each scenario on fresh local clusters (tests/localcluster), ours and its baselines side by side in every
-repeat, prints a table of medians and writes the results (with versions and machine facts) to bench/results/."""
+repeat, prints a table of medians and writes the results (with versions and machine facts) to bench/results/.
+The baselines' kubectl and helm are built on first use (hack/build-bench-binaries.sh)."""
 
 import argparse
 import contextlib
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 import yaml
@@ -26,6 +29,9 @@ from .scenarios import GROWTH_PAIRS, QUICK_SCENARIOS, SCENARIOS, by_name, playbo
 RESULTS_DIR = REPO_ROOT / "bench" / "results"
 BENCH_PLAYBOOKS = REPO_ROOT / "bench" / "playbooks"
 MULTICLUSTER_PLAYBOOK = REPO_ROOT / "playbooks" / "multicluster.yml"
+BASELINE_TOOLS_SCRIPT = REPO_ROOT / "hack" / "build-bench-binaries.sh"
+# The field manager of baseline C's server-side applies (baseline B's is in its playbook).
+KUBECTL_FIELD_MANAGER = "bench-baseline-c"
 # Baseline A costs one module run (~0.6 s) per object: above this many objects it applies an evenly spread sample
 # and scales its figures (see baselines.sample), so the default suite stays within about 40 minutes.
 DEFAULT_BASELINE_A_LIMIT = 40
@@ -39,7 +45,9 @@ NOTE = (
     "namespace (its default ServiceAccount and root CA ConfigMap) and their discovery GETs (about 20 a minute) "
     "count on both sides. Baseline A costs one module run per object: above "
     f"{DEFAULT_BASELINE_A_LIMIT} objects it applies an evenly spread sample (with the namespaces and CRDs the "
-    "sample needs) and its figures are scaled to all objects."
+    "sample needs) and its figures are scaled to all objects. Baselines B (kubernetes.core.k8s, every object in one "
+    "task), C (one kubectl apply --server-side) and D (helm upgrade --install of Istio's charts) apply everything; "
+    "their no-op writes are server-side applies that change nothing, and Helm's new release Secret at every upgrade."
 )
 
 
@@ -51,6 +59,7 @@ class Bench:
         self.work = work
         self.istioctl = binary_dir() / "istioctl"
         self.ansible_playbook = str(Path(sys.executable).with_name("ansible-playbook"))
+        self.tools = None if options.ours_only else baseline_tools()
 
     def path(self, *parts) -> Path:
         path = self.work.joinpath(*parts)
@@ -94,13 +103,39 @@ class Bench:
         path.write_text(json.dumps(variables))
         return f"@{path}"
 
-    def write_objects(self, name: str, objects: list) -> str:
-        """The objects file baseline A's playbook reads (through a lookup, so Ansible never templates the Go
+    def write_objects(self, name: str, objects: list, var: str = "objects_file") -> str:
+        """An objects file baseline A's or B's playbook reads (through a lookup, so Ansible never templates the Go
         templates of Istio's injector ConfigMaps)."""
-        path = self.path("vars", f"{name}.json")
-        path.write_text(json.dumps(objects))
-        path.chmod(0o600)  # they could hold Secrets
-        return f"objects_file={path}"
+        path = self.write_private(f"{name}.json", json.dumps(objects))
+        return f"{var}={path}"
+
+    def write_manifests(self, name: str, objects: list) -> Path:
+        """A multi-document YAML file for kubectl."""
+        return self.write_private(f"{name}.yaml", yaml.safe_dump_all(objects))
+
+    def write_private(self, name: str, text: str) -> Path:
+        path = self.path("vars", name)
+        path.write_text(text)
+        path.chmod(0o600)  # the objects could hold Secrets
+        return path
+
+    def tool_env(self, cluster) -> dict:
+        """kubectl's and helm's environment: the cluster's kubeconfig, Helm's cache and config in the scratch
+        directory."""
+        helm_home = self.path("helm")
+        return {
+            **os.environ,
+            "KUBECONFIG": str(cluster.kubeconfig),
+            "HELM_CACHE_HOME": str(helm_home / "cache"),
+            "HELM_CONFIG_HOME": str(helm_home / "config"),
+            "HELM_DATA_HOME": str(helm_home / "data"),
+        }
+
+
+def baseline_tools() -> Path:
+    """The directory of kubectl, helm and Istio's charts for baselines C and D, built first when missing."""
+    result = subprocess.run(["bash", str(BASELINE_TOOLS_SCRIPT)], check=True, stdout=subprocess.PIPE, text=True)
+    return Path(result.stdout.strip().splitlines()[-1])
 
 
 def progress(message: str):
@@ -111,8 +146,9 @@ def _repeats(scenario, options) -> int:
     return options.repeats or scenario.repeats
 
 
-def ours_on_fresh_cluster(bench: Bench, scenario, repeat: int, runs: dict) -> list:
-    """Converge, no-op re-run and one-tenant-changed re-run of multitenant.yml; returns the objects it left."""
+def ours_on_fresh_cluster(bench: Bench, scenario, repeat: int, runs: dict) -> tuple:
+    """Converge, no-op re-run and one-tenant-changed re-run of multitenant.yml; returns the objects it left after
+    the converge and after the change."""
     multitenant = REPO_ROOT / "playbooks" / "multitenant.yml"
     variables = playbook_vars(scenario)
     data = bench.write_vars(f"{scenario.name}", variables)
@@ -125,7 +161,8 @@ def ours_on_fresh_cluster(bench: Bench, scenario, repeat: int, runs: dict) -> li
         _settle_namespaces(cluster, objects)
         runs["noop"].append(bench.playbook(f"{label}.noop", [cluster], multitenant, "-e", data, *no_wait))
         runs["change"].append(bench.playbook(f"{label}.change", [cluster], multitenant, "-e", changed, *no_wait))
-    return objects
+        changed_objects = baselines.managed_objects(config.new_client_from_config(str(cluster.kubeconfig)))
+    return objects, changed_objects
 
 
 def _settle_namespaces(cluster, objects: list):
@@ -147,15 +184,84 @@ def baseline_a(bench: Bench, scenario, repeat: int, objects: list, runs: dict) -
     return {"objects": len(objects), "applied": len(chosen)}
 
 
-def control_planes(bench: Bench, scenario, repeat: int, ours: dict, baseline: dict):
-    """Our control-plane part alone, then `istioctl install -y` of the same specs, each on a fresh cluster."""
+def whole_set(bench: Bench, scenario, repeat: int, side: str, apply, objects: tuple, runs: dict):
+    """A baseline that applies all the objects at once, on a fresh cluster: converge, no-op re-run, and the objects
+    our one-tenant-changed run left. `apply(label, cluster, objects, fresh)` measures one run; `fresh`: on a cluster
+    that has none of the objects yet."""
+    converged, changed = objects
+    name = side.replace("_", "-")
+    with bench.fresh_cluster(f"{scenario.name}-{repeat}-{name}") as cluster:
+        label = f"{scenario.name}.{repeat}.{name}"
+        runs["converge"].append(apply(f"{label}.converge", cluster, converged, fresh=True))
+        _settle_namespaces(cluster, converged)
+        runs["noop"].append(apply(f"{label}.noop", cluster, converged, fresh=False))
+        runs["change"].append(apply(f"{label}.change", cluster, changed, fresh=False))
+
+
+def apply_with_k8s_task(bench: Bench, label: str, cluster, objects: list, fresh: bool) -> dict:
+    """Baseline B: bench/playbooks/apply_all.yml, every object in one kubernetes.core.k8s task (the same playbook
+    whether the cluster is `fresh` or not)."""
+    crds, others = baselines.split_crds(objects)
+    files = ("-e", bench.write_objects(f"{label}-crds", crds, "crds_file"), "-e", bench.write_objects(label, others))
+    return bench.playbook(label, [cluster], BENCH_PLAYBOOKS / "apply_all.yml", *files)
+
+
+def apply_with_kubectl(bench: Bench, label: str, cluster, objects: list, fresh: bool) -> dict:
+    """Baseline C: one `kubectl apply --server-side` of every object. kubectl maps every object to its resource
+    before it applies any, which fails for a custom resource whose CRD is not established ("ensure CRDs are
+    installed first"): on a `fresh` cluster the CRDs come first, a wait for them, then the other objects."""
+    kubectl = bench.tools / "kubectl"
+    apply = f"'{kubectl}' apply --server-side --force-conflicts --field-manager={KUBECTL_FIELD_MANAGER}"
+    crds, others = baselines.split_crds(objects)
+    if not (crds and fresh):
+        script = f"{apply} -f '{bench.write_manifests(label, objects)}'"
+    else:
+        crds_file = bench.write_manifests(f"{label}-crds", crds)
+        wait = f"'{kubectl}' wait --for=condition=Established --timeout=60s -f '{crds_file}'"
+        script = f"{apply} -f '{crds_file}' && {wait} && {apply} -f '{bench.write_manifests(label, others)}'"
+    return bench.run(label, ["bash", "-ec", script], bench.tool_env(cluster), [cluster])
+
+
+def control_planes(bench: Bench, scenario, repeat: int, runs: dict):
+    """Our control-plane part alone (converge, no-op re-run), then `istioctl install -y` of the same specs, then
+    (dedicated model) Helm's install and no-op upgrade of the same control planes, each on a fresh cluster."""
     revisions = baselines.revisions(playbook_vars(scenario))
     data = bench.write_vars(f"{scenario.name}-revisions", {"revisions": revisions})
     with bench.fresh_cluster(f"{scenario.name}-{repeat}-control-plane") as cluster:
         label = f"{scenario.name}.{repeat}.ours.control-plane"
-        ours["control_plane"].append(
-            bench.playbook(label, [cluster], BENCH_PLAYBOOKS / "control_plane.yml", "-e", data)
+        playbook = BENCH_PLAYBOOKS / "control_plane.yml"
+        runs["ours"]["control_plane"].append(bench.playbook(label, [cluster], playbook, "-e", data))
+        runs["ours"]["control_plane_noop"].append(bench.playbook(f"{label}.noop", [cluster], playbook, "-e", data))
+    istioctl_install(bench, scenario, repeat, revisions, runs["istioctl"])
+    if scenario.model == "dedicated":
+        helm_install(bench, scenario, repeat, revisions, runs["baseline_d"])
+
+
+def helm_install(bench: Bench, scenario, repeat: int, revisions: list, runs: dict):
+    """Baseline D: `helm upgrade --install` of Istio's base chart once and its istiod chart per revision, with the
+    values our revisions set, waiting for the resources like our role and istioctl do; then the same again."""
+    helm, charts = bench.tools / "helm", bench.tools / "istio-charts"
+    base_values = bench.path("vars", f"{scenario.name}-helm-base.yaml")
+    base_values.write_text(yaml.safe_dump(baselines.helm_base_values(revisions)))
+    upgrade = f"'{helm}' upgrade --install --wait=watcher --timeout=5m"
+    commands = [f"{upgrade} istio-base '{charts / 'base'}' -n istio-system --create-namespace -f '{base_values}'"]
+    for revision in revisions:
+        values = bench.path("vars", f"{scenario.name}-{revision['name']}-helm-istiod.yaml")
+        values.write_text(yaml.safe_dump(baselines.helm_istiod_values(revision)))
+        commands.append(
+            f"{upgrade} istiod-{revision['name']} '{charts / 'istiod'}' -n {revision['namespace']} "
+            f"--create-namespace -f '{values}'"
         )
+    script = " && ".join(commands)
+    with bench.fresh_cluster(f"{scenario.name}-{repeat}-helm") as cluster:
+        label = f"{scenario.name}.{repeat}.baseline-d"
+        env = bench.tool_env(cluster)
+        runs["converge"].append(bench.run(f"{label}.converge", ["bash", "-ec", script], env, [cluster]))
+        runs["noop"].append(bench.run(f"{label}.noop", ["bash", "-ec", script], env, [cluster]))
+
+
+def istioctl_install(bench: Bench, scenario, repeat: int, revisions: list, runs: dict):
+    """`istioctl install -y -f` of the IstioOperator spec our istio_revision renders, once per revision."""
     specs = []
     for revision in revisions:
         spec = bench.path("vars", f"{scenario.name}-{revision['name']}-operator.yaml")
@@ -164,16 +270,19 @@ def control_planes(bench: Bench, scenario, repeat: int, ours: dict, baseline: di
     with bench.fresh_cluster(f"{scenario.name}-{repeat}-istioctl") as cluster:
         installs = " && ".join(f"'{bench.istioctl}' install -y -f '{spec}'" for spec in specs)
         env = {**os.environ, "KUBECONFIG": str(cluster.kubeconfig)}
-        baseline["install"].append(
-            bench.run(f"{scenario.name}.{repeat}.baseline-b", ["bash", "-ec", installs], env, [cluster])
+        runs["install"].append(
+            bench.run(f"{scenario.name}.{repeat}.istioctl", ["bash", "-ec", installs], env, [cluster])
         )
 
 
 def single_cluster_scenario(bench: Bench, scenario) -> dict:
     runs = {
-        "ours": {"converge": [], "noop": [], "change": [], "control_plane": []},
+        "ours": {"converge": [], "noop": [], "change": [], "control_plane": [], "control_plane_noop": []},
         "baseline_a": {"converge": [], "noop": []},
-        "baseline_b": {"install": []},
+        "baseline_b": {"converge": [], "noop": [], "change": []},
+        "baseline_c": {"converge": [], "noop": [], "change": []},
+        "istioctl": {"install": []},
+        "baseline_d": {"converge": [], "noop": []},
     }
     result = {"status": "measured", "size": {"tenants": scenario.tenants, "namespaces": scenario.namespaces}}
     repeats = _repeats(scenario, bench.options)
@@ -183,11 +292,13 @@ def single_cluster_scenario(bench: Bench, scenario) -> dict:
             progress(f"[{scenario.name}] repeat {repeat}/{repeats}")
             objects = ours_on_fresh_cluster(bench, scenario, repeat, runs["ours"])
             if bench.options.ours_only:
-                sizes = {"objects": len(objects), "applied": len(objects)}
+                sizes = {"objects": len(objects[0]), "applied": len(objects[0])}
                 continue
-            sizes = baseline_a(bench, scenario, repeat, objects, runs["baseline_a"])
+            sizes = baseline_a(bench, scenario, repeat, objects[0], runs["baseline_a"])
+            for side, apply in (("baseline_b", apply_with_k8s_task), ("baseline_c", apply_with_kubectl)):
+                whole_set(bench, scenario, repeat, side, partial(apply, bench), objects, runs[side])
             if scenario.control_plane or bench.options.full:
-                control_planes(bench, scenario, repeat, runs["ours"], runs["baseline_b"])
+                control_planes(bench, scenario, repeat, runs)
     except CommandFailed as error:  # keep what was measured before it
         result["status"] = f"failed: {error}"
     medians = {side: {phase: report.median_of(r) for phase, r in phases.items() if r} for side, phases in runs.items()}

@@ -5,6 +5,8 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck disable=SC1091  # sourced at run time from beside this script
 source "$here/versions.env"
+# shellcheck disable=SC1091  # the shared build steps, beside this script
+source "$here/go-build.sh"
 
 cache_root=${MESHOPS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/meshops-istio}
 istio_rev=${ISTIO_MODULE_VERSION##*-}
@@ -32,47 +34,16 @@ if all_present; then
   exit 0
 fi
 
-export GOFLAGS=-mod=mod GOTOOLCHAIN=${GOTOOLCHAIN:-auto} CGO_ENABLED=0
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$bin_dir.partial"
 # Binaries a previous recipe of the same versions already built are kept; only the missing ones are built.
 if [ -d "$bin_dir" ]; then cp -an "$bin_dir/." "$bin_dir.partial/"; fi
-# Go's own output (hundreds of "go: downloading" lines) goes to a log; the terminal gets one line per step.
+# Go's own output goes to a log (see hack/go-build.sh).
 log=$cache_root/build.log
 : >"$log"
-step=0
 echo "Building ${#binaries[@]} binaries of the local cluster into $bin_dir (first time: minutes of Go builds;" \
   "Go's output in $log)" >&2
-
-# go_quietly DIR ARGS...: run go in DIR with its output in the log; on failure show the log's end.
-go_quietly() {
-  local dir=$1
-  shift
-  if ! (cd "$dir" && go "$@") >>"$log" 2>&1; then
-    echo "go $1 failed in $dir; the end of $log:" >&2
-    tail -n 40 "$log" >&2
-    return 1
-  fi
-}
-
-# new_wrapper DIR REQUIRED_MODULE VERSION: a throwaway main module that requires one upstream module.
-new_wrapper() {
-  mkdir -p "$1"
-  printf 'module meshops.local/build\n\ngo 1.26\n\nrequire %s %s\n' "$2" "$3" >"$1/go.mod"
-}
-
-build() {  # build DIR OUTPUT PACKAGE [LDFLAGS]; a binary left by an interrupted run is kept
-  local start=$SECONDS
-  step=$((step + 1))
-  if [ -x "$bin_dir.partial/$2" ]; then
-    echo "[$step/${#binaries[@]}] $2: kept from an interrupted build" >&2
-    return 0
-  fi
-  echo "[$step/${#binaries[@]}] $2: building $3 ..." >&2
-  go_quietly "$1" build -trimpath -ldflags "-s -w ${4:-}" -o "$bin_dir.partial/$2" "$3"
-  echo "[$step/${#binaries[@]}] $2: built in $((SECONDS - start)) s" >&2
-}
 
 build_etcd() {
   new_wrapper "$work/etcd" go.etcd.io/etcd/server/v3 "v$ETCD_VERSION"
@@ -80,24 +51,10 @@ build_etcd() {
 }
 
 build_kubernetes() {
-  local dir=$work/kubernetes minor=${KUBERNETES_VERSION#*.}
-  minor=${minor%%.*}
-  new_wrapper "$dir" k8s.io/kubernetes "v$KUBERNETES_VERSION"
-  # k8s.io/kubernetes points its staging modules at ./staging; point them at their published v0.X.Y instead.
-  echo "[$((step + 1))/${#binaries[@]}] downloading k8s.io/kubernetes v$KUBERNETES_VERSION ..." >&2
-  go_quietly "$dir" mod download "k8s.io/kubernetes@v$KUBERNETES_VERSION"
-  local gomod
-  gomod=$(cd "$dir" && go mod download -json "k8s.io/kubernetes@v$KUBERNETES_VERSION" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')
-  sed -n 's#^[[:space:]]*\(k8s\.io/[a-z0-9-]*\) => \./staging/.*#\1#p' "$gomod" | sort -u | while read -r m; do
-    echo "replace $m => $m v0.${KUBERNETES_VERSION#*.}" >>"$dir/go.mod"
-  done
-  local ldflags="" pkg
-  for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
-    ldflags+=" -X $pkg.gitVersion=v$KUBERNETES_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
-    ldflags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
-  done
+  local dir=$work/kubernetes b
+  kubernetes_wrapper "$dir"
   for b in kube-apiserver kube-controller-manager kube-scheduler; do
-    build "$dir" "$b" "k8s.io/kubernetes/cmd/$b" "$ldflags"
+    build "$dir" "$b" "k8s.io/kubernetes/cmd/$b" "$(kubernetes_ldflags)"
   done
 }
 
