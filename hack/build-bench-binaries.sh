@@ -3,14 +3,9 @@
 # versioned cache directory of their own, with Istio's base and istiod charts copied from the pinned Istio module,
 # only when missing. Only bench/ needs them: the tests never build them. Prints the directory on its last line.
 set -euo pipefail
-here=$(cd "$(dirname "$0")" && pwd)
-# shellcheck disable=SC1091  # sourced at run time from beside this script
-source "$here/versions.env"
-# shellcheck disable=SC1091  # the shared build steps, beside this script
-source "$here/go-build.sh"
-
-cache_root=${MESHOPS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/meshops-istio}
-istio_rev=${ISTIO_MODULE_VERSION##*-}
+# shellcheck disable=SC1091  # the pinned versions, cache_root and the shared build steps, beside this script
+source "$(cd "$(dirname "$0")" && pwd)/go-build.sh"
+# shellcheck disable=SC2154  # cache_root and istio_rev come from go-build.sh
 bin_dir="$cache_root/bench-bin/k8s-$KUBERNETES_VERSION.helm-$HELM_VERSION.istio-$istio_rev.r$BUILD_RECIPE"
 binaries=(kubectl helm)
 log=$cache_root/bench-build.log

@@ -2,14 +2,9 @@
 # Builds the local cluster's binaries from upstream Go modules into a versioned cache directory, only when missing.
 # Prints the directory holding the binaries on its last line.
 set -euo pipefail
-here=$(cd "$(dirname "$0")" && pwd)
-# shellcheck disable=SC1091  # sourced at run time from beside this script
-source "$here/versions.env"
-# shellcheck disable=SC1091  # the shared build steps, beside this script
-source "$here/go-build.sh"
-
-cache_root=${MESHOPS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/meshops-istio}
-istio_rev=${ISTIO_MODULE_VERSION##*-}
+# shellcheck disable=SC1091  # the pinned versions, cache_root and the shared build steps, beside this script
+source "$(cd "$(dirname "$0")" && pwd)/go-build.sh"
+# shellcheck disable=SC2154  # cache_root and istio_rev come from go-build.sh
 bin_dir="$cache_root/bin/k8s-$KUBERNETES_VERSION.istio-$istio_rev.kwok-$KWOK_VERSION.etcd-$ETCD_VERSION.r$BUILD_RECIPE"
 # pilot-agent and Istio's echo server and client are the data plane of the real-pods tier (proxyless gRPC).
 binaries=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok istioctl pilot-discovery pilot-agent

@@ -1,9 +1,16 @@
 #!/usr/bin/env bash
-# Sourced by hack/build-binaries.sh and hack/build-bench-binaries.sh: builds binaries from upstream Go modules, each
-# in a throwaway main module, into "$bin_dir.partial". The sourcing script sources hack/versions.env first and sets
-# bin_dir, binaries (the names it builds, for the progress lines) and log (where Go's own output goes: hundreds of
-# "go: downloading" lines; the terminal gets one line per step).
+# Sourced by hack/build-binaries.sh and hack/build-bench-binaries.sh: the pinned versions (hack/versions.env), the
+# cache root and istio_rev, and the steps that build binaries from upstream Go modules, each in a throwaway main
+# module, into "$bin_dir.partial". The sourcing script sets bin_dir, binaries (the names it builds, for the progress
+# lines) and log (where Go's own output goes: hundreds of "go: downloading" lines; the terminal gets one line per step).
 # shellcheck disable=SC2154  # bin_dir, binaries and log are the sourcing script's
+
+# shellcheck disable=SC1091  # beside this file
+source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/versions.env"
+# shellcheck disable=SC2034  # cache_root and istio_rev are for the sourcing scripts
+cache_root=${MESHOPS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/meshops-istio}
+# shellcheck disable=SC2034
+istio_rev=${ISTIO_MODULE_VERSION##*-}
 
 export GOFLAGS=-mod=mod GOTOOLCHAIN=${GOTOOLCHAIN:-auto} CGO_ENABLED=0
 step=0

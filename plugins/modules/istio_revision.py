@@ -51,6 +51,7 @@ extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
   - meshops.istio.attributes
   - meshops.istio.attributes.transport
+  - meshops.istio.planned
 options:
   name:
     description:
@@ -220,31 +221,12 @@ options:
       - Set it here, not as C(values.global.trustBundleName), which is refused.
     type: str
   planned_revisions:
+    # The rest of this option comes from the meshops.istio.planned fragment.
     description:
       - Check mode only, ignored otherwise. The revisions of the same run, as the tenancy plan gives them
         (C(tenancy_plan.planned_revisions)). Only their O(planned_revisions[].ca_root) is used, by the overlap
         guard. A check-mode run only dry-runs the C(cacerts) Secrets, so two revisions planned with the same
         C(ca_root) count as sharing a root and may both select a shared namespace.
-    type: list
-    elements: dict
-    default: []
-    suboptions:
-      name:
-        description: The revision.
-        type: str
-        required: true
-      namespace:
-        description: Its system namespace.
-        type: str
-        required: true
-      discovery_selectors:
-        description: Its discoverySelectors (not used here).
-        type: list
-        elements: dict
-        default: []
-      ca_root:
-        description: The root its C(cacerts) is issued from.
-        type: str
   wait:
     description:
       - Wait until istiod's Deployment is rolled out.
