@@ -24,7 +24,7 @@ from pathlib import Path
 import yaml
 from ansible_collections.meshops.istio.plugins.module_utils import cluster, engine
 from ansible_collections.meshops.istio.plugins.module_utils.client import configuration_for, create_api_client
-from ansible_collections.meshops.istio.plugins.module_utils.revision import ensure_revision_present
+from ansible_collections.meshops.istio.plugins.module_utils.revision_install import ensure_revision_present
 from ansible_collections.meshops.istio.plugins.module_utils.revision_spec import RevisionSpec
 from localcluster import binary_dir, start_cluster, stop_cluster
 from localcluster.cluster import REPO_ROOT

@@ -1,44 +1,35 @@
 # Copyright: meshops.istio contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""One Istio control plane (a revision): what to refuse next to the installed ones, how to install and remove it.
+"""One Istio control plane (a revision): what to refuse next to the installed ones, and how to remove it.
 
-The spec and its validation are in revision_spec.py, the rendering in revision_render.py;
-`ensure_revision_present` / `ensure_revision_absent` at the end are what the istio_revision module calls."""
+The spec and its validation are in revision_spec.py, the rendering in revision_render.py, installing (one revision
+or many in one run) in revision_install.py; `ensure_revision_absent` at the end is what istio_revision calls to
+remove one."""
 
 from __future__ import annotations
 
 import copy
 
 from .cluster import Cluster
-from .engine import Engine, Owner, foreign_object_problem, identity, rollout_problem
-from .errors import Refusal, refuse
-from .istioctl import istioctl_version, render
-from .kinds import KINDS, kind_of
-from .planned import NOTHING_PLANNED, RunPlan
+from .engine import Engine, Owner, Report, identity, rollout_problem
+from .errors import Refusal
+from .kinds import KINDS
 from .revision_render import (
-    DEFAULT_VALIDATOR,
     SHARED_IN_NAMESPACE,
-    crds_to_apply,
     injector_webhook_name,
-    operator_spec,
-    split_rendering,
-    split_shared,
     system_namespace,
 )
 from .revision_spec import RevisionSpec, validate
 from .selectors import any_matches
-from .shared_root import SHARE_HINT, Roots, planned_roots, sharing_problem, with_name_label
-from .trust_bundle import published_trust_bundle, resolve_trust_bundle
+from .shared_root import SHARE_HINT, sharing_problem, with_name_label
 from .vocabulary import (
     FIELD_MANAGER,
     MANAGED_BY_LABEL,
     OWNER_LABEL_PREFIX,
     REV_LABEL,
-    TAG_LABEL,
     TAG_SERVICE_PREFIX,
     installed_revisions,
     owner_label,
-    tag_holders,
 )
 
 OWNER_KIND = "revision"
@@ -51,7 +42,6 @@ REVISION_KINDS = (
 # Removal also deletes these. Prune does not look for them: the EndpointSlice controller copies the istiod Service's
 # labels, ours included, onto the slices it makes, so pruning by label would delete those on every run.
 REMOVAL_ONLY_KINDS = ("EndpointSlice",)
-_ISTIO_CRDS_SELECTOR = "app.kubernetes.io/part-of=istio"
 
 
 # Pure: what is installed
@@ -162,7 +152,7 @@ def moved_tags(spec: RevisionSpec, holders: dict) -> list:
 # Cluster: what the module calls
 
 
-def _result(spec: RevisionSpec, version: str | None, report) -> dict:
+def result_of(spec: RevisionSpec, version: str | None, report) -> dict:
     return {
         "changed": report.changed,
         "revision": spec.name,
@@ -175,82 +165,8 @@ def _result(spec: RevisionSpec, version: str | None, report) -> dict:
     }
 
 
-def _engine(cluster: Cluster, spec: RevisionSpec, check_mode: bool) -> Engine:
+def revision_engine(cluster: Cluster, spec: RevisionSpec, check_mode: bool) -> Engine:
     return Engine(cluster, Owner(OWNER_KIND, spec.name), check_mode, spec.force_conflicts)
-
-
-def ensure_revision_present(
-    cluster: Cluster, run_command, spec: RevisionSpec, check_mode: bool, plan: RunPlan = NOTHING_PLANNED
-) -> tuple:
-    """Install or converge one revision. Returns (result, warnings, diff); raises a MeshopsError. In check mode the
-    `plan`'s revisions with a ca_root stand for the roots their `cacerts` will hold (shared_root.py)."""
-    validate(spec)
-    engine = _engine(cluster, spec, check_mode)
-    version = istioctl_version(run_command, spec.istioctl_path, spec.render_cache_dir)
-    if spec.istio_version and spec.istio_version.removeprefix("v") != version:
-        raise Refusal(
-            f"istio_version {spec.istio_version} is not what istioctl_path {spec.istioctl_path} renders "
-            f"({version}); point istioctl_path at the istioctl of that version"
-        )
-    others = installed_revisions(cluster.list_objects("ConfigMap", label_selector=REV_LABEL))
-    namespaces = {
-        ns["metadata"]["name"]: ns["metadata"].get("labels") or {} for ns in cluster.list_objects("Namespace")
-    }
-    holders = tag_holders(cluster.list_objects("MutatingWebhookConfiguration", label_selector=TAG_LABEL))
-    roots = Roots(cluster, planned_roots(plan.revisions) if check_mode else None)
-    problems = refusals(spec, others, namespaces, roots) + tag_refusals(spec, others, holders)
-    planned_base = check_mode and not cluster.rehearsing and spec.canary_of and spec.canary_of not in others
-    if planned_base:  # --check of a whole run: an earlier step of the same run may install the base
-        problems = [p for p in problems if not p.startswith(f"canary_of {spec.canary_of} is not an installed")]
-    refuse(problems)
-    trust_bundle, warnings = resolve_trust_bundle(spec, version, _neighbour_trust_bundles(cluster, spec, others))
-
-    rendered = render(run_command, spec.istioctl_path, operator_spec(spec, trust_bundle), spec.render_cache_dir)
-    crds, owned = split_rendering(rendered, spec, version)
-    shared, owned = split_shared(owned)
-    moving = _tag_objects_to_move(cluster, spec, moved_tags(spec, holders))
-    adoptable = {identity(obj) for obj in moving}
-    listed, shared_lives = _check_ownership(engine, owned, shared, adoptable)
-    # Istio's CRDs carry part-of=istio; one label-selected LIST instead of every CRD's schema in the cluster.
-    live_crds = {
-        c["metadata"]["name"]: c for c in cluster.list_objects("CustomResourceDefinition", _ISTIO_CRDS_SELECTOR)
-    }
-    to_apply, crd_warnings = crds_to_apply(crds, live_crds, version)
-    warnings += crd_warnings
-    if planned_base:
-        warnings.append(f"check mode: canary_of {spec.canary_of} is not installed yet; a real run refuses it unless an "
-                        "earlier step installs it")  # fmt: skip
-    for crd, live in to_apply:
-        engine.ensure_shared(crd, live)
-    engine.ensure_shared(system_namespace(spec))
-    for manifest, live in zip(shared, shared_lives, strict=True):
-        engine.ensure_shared(manifest, live)
-    report = engine.ensure_present(
-        owned, REVISION_KINDS, owned=listed, keep_live=keep_istiod_failure_policy, adoptable=adoptable
-    )
-    # A moved tag's objects in the old revision's namespace (the webhook is named after it) go once ours serve.
-    desired = {identity(manifest) for manifest in owned}
-    engine.delete_objects([obj for obj in moving if identity(obj) not in desired])
-    if spec.wait:
-        engine.wait_for_rollout(owned, spec.wait_timeout)
-    result = {
-        **_result(spec, version, report),
-        "rolled_out": rolled_out(owned, listed, report),
-        "trust_bundle": trust_bundle,
-    }
-    return result, warnings, report.diff
-
-
-def _neighbour_trust_bundles(cluster: Cluster, spec: RevisionSpec, others: dict) -> dict:
-    """{revision: root ConfigMap name} of the other revisions installed in this revision's system namespace."""
-    neighbours = {}
-    for other, info in others.items():
-        if other == spec.name or info["namespace"] != spec.namespace:
-            continue
-        deployment = cluster.get("Deployment", f"istiod-{other}", spec.namespace)
-        if deployment is not None:  # a remote cluster's revision runs no istiod
-            neighbours[other] = published_trust_bundle(deployment)
-    return neighbours
 
 
 def rolled_out(desired: list, listed: dict, report) -> bool:
@@ -260,43 +176,7 @@ def rolled_out(desired: list, listed: dict, report) -> bool:
     return all(key not in changed and key in listed and rollout_problem(listed[key]) is None for key in deployments)
 
 
-def _tag_objects_to_move(cluster: Cluster, spec: RevisionSpec, tags: list) -> list:
-    """The live webhooks and Services of `tags` (and the default validator with tag default) of other revisions."""
-    found = []
-    for tag in tags:
-        for kind in ("MutatingWebhookConfiguration", "Service"):
-            found += cluster.list_objects(kind, label_selector=f"{TAG_LABEL}={tag},{REV_LABEL}!={spec.name}")
-    if "default" in tags:
-        validator = cluster.get("ValidatingWebhookConfiguration", DEFAULT_VALIDATOR)
-        if validator is not None and (validator["metadata"].get("labels") or {}).get(REV_LABEL) != spec.name:
-            found.append(validator)
-    return found
-
-
-def _check_ownership(engine: Engine, owned: list, shared: list, adoptable: set) -> dict:
-    """Refuse, before the first write, every desired object someone else holds: the revision's own (another owner's
-    or hand-made) and the namespace's shared ones not written by meshops.istio. Returns what this revision owns now,
-    for ensure_present (shared objects left out: a revision does not prune them), and the shared objects as read."""
-    shared_keys = {identity(manifest) for manifest in shared}
-    listed = {
-        key: obj
-        for key, obj in engine.list_owned({kind_of(m) for m in owned} | {KINDS[k] for k in REVISION_KINDS}).items()
-        if key not in shared_keys
-    }
-    lives = [listed.get(identity(m)) or engine.cluster.get(*_get_args(m)) for m in owned]
-    problems = engine.ownership_problems(lives, adoptable)
-    shared_lives = [engine.cluster.get(*_get_args(m)) for m in shared]
-    if not engine.force_conflicts:
-        problems += [foreign_object_problem(live) for live in shared_lives if live is not None and not _ours(live)]
-    refuse(problems)
-    return listed, shared_lives
-
-
-def _get_args(manifest: dict) -> tuple:
-    return manifest["kind"], manifest["metadata"]["name"], manifest["metadata"].get("namespace")
-
-
-def _ours(live: dict) -> bool:
+def managed_by_us(live: dict) -> bool:
     return (live["metadata"].get("labels") or {}).get(MANAGED_BY_LABEL) == FIELD_MANAGER
 
 
@@ -316,7 +196,14 @@ def keep_istiod_failure_policy(desired: dict, live: dict) -> dict:
 def ensure_revision_absent(cluster: Cluster, spec: RevisionSpec, check_mode: bool) -> tuple:
     """Remove every object of this revision (and its tags), nothing of any other; keep CRDs and namespace."""
     validate(spec)
-    engine = _engine(cluster, spec, check_mode)
+    engine = revision_engine(cluster, spec, check_mode)
+    report = remove_revision(engine, spec)
+    return result_of(spec, None, report), [], report.diff
+
+
+def remove_revision(engine: Engine, spec: RevisionSpec) -> Report:
+    """What ensure_revision_absent does with the revision's Engine; returns its report."""
+    cluster = engine.cluster
     users = sorted(
         ns["metadata"]["name"]
         for ns in cluster.list_objects("Namespace", label_selector=f"{REV_LABEL}={spec.name}")
@@ -340,7 +227,7 @@ def ensure_revision_absent(cluster: Cluster, spec: RevisionSpec, check_mode: boo
     if not remaining:
         engine.delete_objects(_shared_objects_left(cluster, spec.namespace, owned))
         engine.release("Namespace", spec.namespace)
-    return _result(spec, None, report), [], report.diff
+    return report
 
 
 def _shared_objects_left(cluster: Cluster, namespace: str, deleted: dict) -> list:
@@ -349,7 +236,7 @@ def _shared_objects_left(cluster: Cluster, namespace: str, deleted: dict) -> lis
     left = []
     for kind, name in SHARED_IN_NAMESPACE:
         live = cluster.get(kind, name, namespace)
-        if live is None or not _ours(live) or identity(live) in deleted:
+        if live is None or not managed_by_us(live) or identity(live) in deleted:
             continue
         labels = live["metadata"].get("labels") or {}
         if not any(key.startswith(OWNER_LABEL_PREFIX) and key != owner_label(OWNER_KIND) for key in labels):

@@ -82,6 +82,31 @@ class RevisionSpec:
 
 
 def validate(spec: RevisionSpec) -> None:
+    refuse(revision_errors(spec))
+
+
+def validate_revisions(specs: list) -> None:
+    """Every input error of every `revisions` entry at once, each named `revisions[<index>].<option>`, and what entries
+    cannot share: a revision name (one control plane) and a tag (a tag points at one revision)."""
+    errors, names, tags = [], {}, {}
+    for index, spec in enumerate(specs):
+        at = f"revisions[{index}]"
+        errors += [f"{at}.{error}" for error in revision_errors(spec)]
+        if spec.name in names:
+            errors.append(f"{at}.name: revision {spec.name} is revisions[{names[spec.name]}] too; list it once")
+        names.setdefault(spec.name, index)
+        for tag in spec.tags:
+            if tag in tags and tags[tag] != index:
+                errors.append(
+                    f"{at}.revision_tags: tag {tag} is also revisions[{tags[tag]}]'s, and a tag points at one "
+                    "revision; keep it on one entry"
+                )
+            tags.setdefault(tag, index)
+    refuse(errors)
+
+
+def revision_errors(spec: RevisionSpec) -> list:
+    """What is wrong with one revision's parameters, each sentence starting with the parameter's name."""
     name, tags = spec.name, spec.revision_tags
     errors = dns_label_errors(name, "name", MAX_REVISION_LENGTH) + dns_label_errors(spec.namespace, "namespace")
     errors += plain_string_errors(name, "name")
@@ -120,8 +145,7 @@ def validate(spec: RevisionSpec) -> None:
         if not isinstance(key, str) or not _ENV_NAME.match(key)
     ]
     errors += value_type_errors(spec.values, "values")
-    errors += _trust_bundle_errors(spec)
-    refuse(errors)
+    return errors + _trust_bundle_errors(spec)
 
 
 def _trust_bundle_errors(spec: RevisionSpec) -> list:

@@ -389,20 +389,25 @@ objects:
 """
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+from ansible.module_utils.common.validation import check_required_arguments
+from ansible.module_utils.errors import UnsupportedError
+from ansible_collections.meshops.istio.plugins.module_utils.errors import Refusal
 from ansible_collections.meshops.istio.plugins.module_utils.planned import PLANNED_REVISION_SPEC, RunPlan
-from ansible_collections.meshops.istio.plugins.module_utils.revision import (
-    ensure_revision_absent,
+from ansible_collections.meshops.istio.plugins.module_utils.revision import ensure_revision_absent
+from ansible_collections.meshops.istio.plugins.module_utils.revision_install import (
+    RevisionsRun,
     ensure_revision_present,
 )
-from ansible_collections.meshops.istio.plugins.module_utils.revision_spec import RevisionSpec
+from ansible_collections.meshops.istio.plugins.module_utils.revision_spec import RevisionSpec, validate_revisions
 from ansible_collections.meshops.istio.plugins.module_utils.runner import COMMON_ARG_SPEC, run_module
 
-ARGUMENT_SPEC = dict(
+# What describes one revision: the module's own options, or one entry of `revisions`.
+REVISION_SPEC = dict(
     name=dict(type="str", required=True),
     namespace=dict(type="str", required=True),
     state=dict(type="str", choices=["present", "absent"], default="present"),
     istio_version=dict(type="str"),
-    istioctl_path=dict(type="path", default="istioctl"),
     profile=dict(type="str", default="minimal"),
     discovery_selectors=dict(type="list", elements="dict", default=[]),
     mesh_config=dict(type="dict", default={}),
@@ -417,21 +422,47 @@ ARGUMENT_SPEC = dict(
     network=dict(type="str"),
     remote_pilot_address=dict(type="str"),
     control_plane_clusters=dict(type="list", elements="str", default=[]),
-    wait=dict(type="bool", default=True),
-    wait_timeout=dict(type="int", default=300),
     force=dict(type="bool", default=False),
-    render_cache=dict(type="bool", default=True),
-    render_cache_dir=dict(type="path"),
     own_trust_bundle=dict(type="bool", default=False),
     trust_bundle_name=dict(type="str"),
+)
+# What applies to the whole run.
+RUN_SPEC = dict(
+    istioctl_path=dict(type="path", default="istioctl"),
+    wait=dict(type="bool", default=True),
+    wait_timeout=dict(type="int", default=300),
+    render_cache=dict(type="bool", default=True),
+    render_cache_dir=dict(type="path"),
     planned_revisions=dict(type="list", elements="dict", default=[], options=PLANNED_REVISION_SPEC),
 )
+# One revision given by the module's own options.
+ARGUMENT_SPEC = {**REVISION_SPEC, **RUN_SPEC}
+# What the module takes: one revision, or `revisions`.
+MODULE_SPEC = {
+    **ARGUMENT_SPEC,
+    "name": dict(type="str"),
+    "namespace": dict(type="str"),
+    "revisions": dict(type="list", elements="dict"),
+}
 
 
 def main():
-    module = AnsibleModule(argument_spec={**COMMON_ARG_SPEC, **ARGUMENT_SPEC}, supports_check_mode=True)
-    spec = RevisionSpec.from_params(module.params)
+    module = AnsibleModule(
+        argument_spec={**COMMON_ARG_SPEC, **MODULE_SPEC},
+        mutually_exclusive=[("revisions", option) for option in REVISION_SPEC],
+        required_one_of=[("name", "revisions")],
+        supports_check_mode=True,
+    )
     plan = RunPlan.from_params(module.params)
+    if module.params["revisions"] is not None:
+        specs = revision_entries(module)
+        try:
+            validate_revisions(specs)
+        except Refusal as error:
+            module.fail_json(msg=str(error))
+        run_module(module, RevisionsRun(specs, module.run_command, plan))
+        return
+    spec = RevisionSpec.from_params(one_revision(module))
     if spec.state == "present":
         run_module(
             module,
@@ -439,6 +470,35 @@ def main():
         )
     else:
         run_module(module, lambda cluster, check_mode: ensure_revision_absent(cluster, spec, check_mode))
+
+
+def one_revision(module) -> dict:
+    """The module's own options, checked as one revision: name and namespace required."""
+    given = {key: value for key, value in module.params.items() if value is not None}
+    try:
+        check_required_arguments({key: REVISION_SPEC[key] for key in ("name", "namespace")}, given)
+    except TypeError as error:
+        module.fail_json(msg=str(error))
+    return module.params
+
+
+def revision_entries(module) -> list:
+    """A RevisionSpec per `revisions` entry, checked against the per-revision options (with their defaults), plus
+    the run's options."""
+    validator = ArgumentSpecValidator(REVISION_SPEC)
+    run = {key: module.params[key] for key in (*RUN_SPEC, "force_conflicts")}
+    entries, errors = [], []
+    for index, entry in enumerate(module.params["revisions"]):
+        checked = validator.validate(entry)
+        # An unsupported option's message starts with the option's name alone: say what it is.
+        errors += [
+            f"revisions[{index}]: {'unsupported option ' if isinstance(error, UnsupportedError) else ''}{error}"
+            for error in checked.errors
+        ]
+        entries.append({**checked.validated_parameters, **run})
+    if errors:
+        module.fail_json(msg="; ".join(errors))
+    return [RevisionSpec.from_params(entry) for entry in entries]
 
 
 if __name__ == "__main__":
