@@ -74,6 +74,8 @@ class _View:
     crds: dict  # name -> Istio CRD as read
     roots: Roots
     trust_bundles: dict = field(default_factory=dict)  # revision of this run -> the root ConfigMap it publishes
+    # identity -> the object the revisions of a namespace share as read (None: missing), until one applies it
+    shared: dict = field(default_factory=dict)
 
     def add(self, spec: RevisionSpec, trust_bundle: str):
         self.revisions[spec.name] = {"namespace": spec.namespace, "selectors": list(spec.discovery_selectors)}
@@ -108,6 +110,19 @@ def _read_owned(cluster: Cluster, names: list, kinds) -> dict:
         for obj in cluster.list_objects(kind.key, label_selector=selector):
             owned.setdefault(obj["metadata"]["labels"][key], {})[identity(obj)] = obj
     return owned
+
+
+def _read_shared(cluster: Cluster, planned: list) -> dict:
+    """{identity: object or None} of the objects the `planned` revisions share with the other revisions of their
+    namespaces: one LIST per kind and name (field selector metadata.name, every namespace), whatever the number of
+    revisions."""
+    wanted = {identity(manifest) for each in planned for manifest in each.shared}
+    found = dict.fromkeys(wanted)
+    for kind, name in sorted({(key[0], key[2]) for key in wanted}):
+        for obj in cluster.list_objects(kind, field_selector=f"metadata.name={name}"):
+            if identity(obj) in wanted:
+                found[identity(obj)] = obj
+    return found
 
 
 @dataclass(frozen=True)
@@ -176,16 +191,19 @@ def _tag_objects_to_move(cluster: Cluster, spec: RevisionSpec, tags: list) -> li
     return found
 
 
-def _check_ownership(engine: Engine, planned: _Planned, adoptable: set, listed: dict) -> tuple:
+def _check_ownership(engine: Engine, planned: _Planned, adoptable: set, listed: dict, view: _View) -> tuple:
     """Refuse, before the first write, every desired object someone else holds: the revision's own (another owner's
     or hand-made) and the namespace's shared ones not written by meshops.istio. `listed` is what the revision owns
     as read. Returns that without the shared objects (a revision does not prune them), and the shared objects as
-    read."""
+    read: from the view for the first revision of the run that applies them, read again after that."""
     shared_keys = {identity(manifest) for manifest in planned.shared}
     listed = {key: obj for key, obj in listed.items() if key not in shared_keys}
     lives = [listed.get(identity(m)) or engine.cluster.get(*_get_args(m)) for m in planned.owned]
     problems = engine.ownership_problems(lives, adoptable)
-    shared_lives = [engine.cluster.get(*_get_args(m)) for m in planned.shared]
+    shared_lives = [
+        view.shared.pop(identity(m)) if identity(m) in view.shared else engine.cluster.get(*_get_args(m))
+        for m in planned.shared
+    ]
     if not engine.force_conflicts:
         problems += [foreign_object_problem(live) for live in shared_lives if live and not managed_by_us(live)]
     refuse(problems)
@@ -202,7 +220,7 @@ def _converge(engine: Engine, planned: _Planned, view: _View, listed: dict, writ
     under other names. Returns what it owned as read (for rolled_out)."""
     spec = planned.spec
     adoptable = {identity(obj) for obj in planned.moving}
-    listed, shared_lives = _check_ownership(engine, planned, adoptable, listed)
+    listed, shared_lives = _check_ownership(engine, planned, adoptable, listed, view)
     write_crds(engine)
     # The namespace as read, for the first revision of the run that applies it; read again after that.
     engine.ensure_shared(system_namespace(spec), view.namespaces.pop(spec.namespace, None))
@@ -296,6 +314,7 @@ def _install(cluster, run_command, entries: list, engines: dict, check_mode: boo
         return {}
     kinds = {kind_of(m) for each in planned.values() for m in each.owned} | {KINDS[k] for k in REVISION_KINDS}
     owned = _read_owned(cluster, list(planned), kinds)
+    view.shared = _read_shared(cluster, list(planned.values()))
     write_crds, crd_warnings = _crds_writer(list(planned.values()), view, version)
     warnings += crd_warnings
     listed = {}

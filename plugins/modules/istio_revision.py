@@ -39,6 +39,7 @@ description:
     label and is deleted only with the last revision of the namespace, so removing a canary leaves every object of
     the other revision as it was.
   - A second run with the same parameters sends no write request and reports C(changed=false).
+  - O(revisions) installs, converges or removes many control planes in one run, one module process for all of them.
 author:
   - meshops.istio developers (@meshops)
 requirements:
@@ -59,15 +60,40 @@ options:
       - Names that YAML reads as a number, bool, null or date (C(123), C(1e3), C(true), C(yes), C(null), C(inf),
         C(nan), C(2024-01-01)) are refused, since they break istioctl's rendering. C(1-24-0) is fine. The same holds
         for O(revision_tags).
+      - Required unless O(revisions) is given.
     type: str
-    required: true
   namespace:
     description:
       - The control plane's own system namespace. It is created when missing and labelled with the matchLabels of
         O(discovery_selectors), so the revision's istiod sees it. Give each revision its own namespace.
       - On removal the namespace stays; the labels this module set are removed.
+      - Required unless O(revisions) is given.
     type: str
-    required: true
+  revisions:
+    description:
+      - Many control planes in one run, instead of O(name) and the other per-revision options. Each entry is a dict
+        with C(name) and C(namespace) (required), C(state), C(istio_version), C(profile), C(discovery_selectors),
+        C(mesh_config), C(values), C(pilot_env), C(revision_tags), C(canary_of), C(default_revision), C(move_tags),
+        C(mesh_id), C(cluster_name), C(network), C(remote_pilot_address), C(control_plane_clusters), C(force),
+        C(own_trust_bundle) and C(trust_bundle_name), with the meaning, types and defaults of the options of the
+        same name. O(istioctl_path), O(render_cache), O(render_cache_dir), O(planned_revisions), O(wait),
+        O(wait_timeout), O(force_conflicts), O(lock_timeout) and the connection options apply to every entry.
+      - Entries are checked before the cluster is contacted. An invalid entry (named C(revisions[<index>].<option>)),
+        the same revision twice, or one tag in two entries fail the task and nothing is written.
+      - Entries with C(state=absent) are removed first. Then istioctl reports its version once and the cluster is
+        read once for all the others, a LIST of revisions, of namespaces, of revision tags and of Istio's CRDs, and
+        one LIST per kind a revision owns, selected by the owner labels. A re-run that changes nothing costs the
+        same few reads for 3 control planes or 30, and each revision renders from the render cache.
+      - Each entry is checked against the installed revisions and against the entries before it, as if those were
+        installed, so two entries whose discovery selectors overlap, or a second revision in a namespace without
+        C(canary_of), are refused as two runs would refuse the second.
+      - The whole run is first rehearsed as a dry run. An entry that fails there (refused by the guards, an object
+        or fields of others in its way, a request the API server rejects) is set aside and not written, every other
+        entry is converged, then the task fails naming each failed entry. So does an entry whose real writes or
+        rollout fail. The task returns them in C(failed_revisions), and the others in C(revisions).
+      - With O(wait), the rollouts are awaited after every entry is written, all within one O(wait_timeout).
+    type: list
+    elements: dict
   state:
     description:
       - V(present) installs or converges the revision; V(absent) removes every object of it and of its tags. The
@@ -326,6 +352,21 @@ EXAMPLES = r"""
     remote_pilot_address: 192.0.2.10
     control_plane_clusters: [cluster1]
 
+- name: Seed 002's control planes, both in one run; the rollouts are awaited by the next task
+  meshops.istio.istio_revision:
+    istioctl_path: /opt/istio-1.31.1/bin/istioctl
+    wait: false
+    revisions:
+      - name: usergroup-1
+        namespace: usergroup-1
+        own_trust_bundle: true
+        discovery_selectors: [{matchLabels: {usergroup: usergroup-1}}]
+      - name: usergroup-2
+        namespace: usergroup-2
+        own_trust_bundle: true
+        discovery_selectors: [{matchLabels: {usergroup: usergroup-2}}]
+  register: control_planes
+
 - name: Remove a revision (refused while namespaces still use it)
   meshops.istio.istio_revision:
     name: usergroup-1
@@ -334,34 +375,61 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+revisions:
+  description:
+    - With O(revisions), per converged entry its C(name), C(namespace) and C(changed), and with C(state=present)
+      its C(istio_version), C(istiod_service), C(injector_webhook), C(tags), C(rolled_out) and C(trust_bundle), as
+      described for one revision.
+    - Also returned when the task fails after converging the other entries, for those entries.
+  returned: when O(revisions) is given
+  type: list
+  elements: dict
+  sample:
+    - name: usergroup-1
+      namespace: usergroup-1
+      changed: false
+      istio_version: 1.31.1
+      istiod_service: istiod-usergroup-1.usergroup-1.svc
+      injector_webhook: istio-sidecar-injector-usergroup-1-usergroup-1
+      tags: []
+      rolled_out: true
+      trust_bundle: istio-ca-root-cert-usergroup-1
+failed_revisions:
+  description: With O(revisions), when some entries failed, why each failed, by revision name.
+  returned: when the task fails after converging the other entries
+  type: dict
+  sample:
+    usergroup-3: >-
+      revisions[2] (usergroup-3): discovery_selectors overlap with revision usergroup-1: both select namespaces
+      usergroup-1 (...)
 revision:
   description: The revision name.
-  returned: always
+  returned: without O(revisions)
   type: str
   sample: usergroup-1
 namespace:
   description: The revision's system namespace.
-  returned: always
+  returned: without O(revisions)
   type: str
   sample: usergroup-1
 istio_version:
   description: The Istio version rendered, as istioctl reports it.
-  returned: when state is present
+  returned: when state is present, without O(revisions)
   type: str
   sample: 1.31.1
 istiod_service:
   description: The istiod service address that sidecars of this revision connect to (port 15012 for XDS).
-  returned: always
+  returned: without O(revisions)
   type: str
   sample: istiod-usergroup-1.usergroup-1.svc
 injector_webhook:
   description: Name of the revision's MutatingWebhookConfiguration for sidecar injection.
-  returned: always
+  returned: without O(revisions)
   type: str
   sample: istio-sidecar-injector-usergroup-1-usergroup-1
 tags:
   description: The revision tags that point at this revision.
-  returned: always
+  returned: without O(revisions)
   type: list
   elements: str
   sample: [prod]
@@ -369,14 +437,14 @@ rolled_out:
   description:
     - True when every Deployment of the revision (istiod) was read available and up to date and this run did not
       change it, so a rollout wait after the task has nothing to wait for.
-  returned: when state is present
+  returned: when state is present, without O(revisions)
   type: bool
   sample: true
 trust_bundle:
   description:
     - The ConfigMap istiod writes its root (C(root-cert.pem)) into, in every namespace it discovers, and which the
       proxies of this revision mount.
-  returned: when state is present
+  returned: when state is present, without O(revisions)
   type: str
   sample: istio-ca-root-cert-usergroup-1
 objects:
