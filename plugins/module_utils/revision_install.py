@@ -88,13 +88,15 @@ class _View:
 def _read_view(cluster: Cluster, plan: RunPlan, check_mode: bool) -> _View:
     """One LIST each of revisions (their mesh ConfigMaps), namespaces, tag webhooks and Istio CRDs. In check mode the
     `plan`'s revisions with a ca_root stand for the roots their `cacerts` will hold (shared_root.py)."""
+    revisions = installed_revisions(cluster.list_objects("ConfigMap", label_selector=REV_LABEL))
     namespaces = {ns["metadata"]["name"]: ns for ns in cluster.list_objects("Namespace")}
+    holders = tag_holders(cluster.list_objects("MutatingWebhookConfiguration", label_selector=TAG_LABEL))
     crds = cluster.list_objects("CustomResourceDefinition", _ISTIO_CRDS_SELECTOR)  # they carry part-of=istio
     return _View(
-        revisions=installed_revisions(cluster.list_objects("ConfigMap", label_selector=REV_LABEL)),
+        revisions=revisions,
         namespaces=namespaces,
         labels={name: ns["metadata"].get("labels") or {} for name, ns in namespaces.items()},
-        holders=tag_holders(cluster.list_objects("MutatingWebhookConfiguration", label_selector=TAG_LABEL)),
+        holders=holders,
         crds={crd["metadata"]["name"]: crd for crd in crds},
         roots=Roots(cluster, planned_roots(plan.revisions) if check_mode else None),
     )
