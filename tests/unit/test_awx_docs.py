@@ -159,12 +159,12 @@ def _without_comments(path: Path) -> str:
 
 
 def _code(playbook: Path) -> str:
-    """A playbook's text without comments, with the playbooks it imports, the task files it includes and the tasks
+    """A playbook's text without comments, with the playbooks it imports, the task files it includes or imports and the tasks
     of the roles its plays list in `roles:` (the tenancy role reads the data every playbook shares)."""
     text = _without_comments(playbook)
     for target in re.findall(r"import_playbook:\s*(\S+)", text):
         text += _code(playbook.parent / target)
-    for target in re.findall(r"include_tasks:\s*(?:file:\s*)?([\w./-]+\.yml)", text):
+    for target in re.findall(r"(?:include|import)_tasks:\s*(?:file:\s*)?([\w./-]+\.yml)", text):
         text += _without_comments(playbook.parent / target)
     for play in _yaml(playbook):
         for role in play.get("roles") or []:
