@@ -159,8 +159,8 @@ def _without_comments(path: Path) -> str:
 
 
 def _code(playbook: Path) -> str:
-    """A playbook's text without comments, with the playbooks it imports, the task files it includes or imports and the tasks
-    of the roles its plays list in `roles:` (the tenancy role reads the data every playbook shares)."""
+    """A playbook's text without comments, with the playbooks it imports, the task files it includes or imports, and
+    the tasks of the roles its plays list in `roles:` (the tenancy role reads the data every playbook shares)."""
     text = _without_comments(playbook)
     for target in re.findall(r"import_playbook:\s*(\S+)", text):
         text += _code(playbook.parent / target)
