@@ -1,9 +1,34 @@
 # Copyright: meshops.istio contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""A run of many entries (istio_tenant's `tenants`, istio_gateway's `gateways`) in which one entry in the way does not
-block the others: the action runner.run_module rehearses, then runs."""
+"""A run of many entries (istio_tenant's `tenants`, istio_gateway's `gateways`, istio_revision's `revisions`): their
+options checked entry by entry (`checked_entries`), and a run in which one entry in the way does not block the others
+(`SetAsideRun`, the action runner.run_module rehearses, then runs)."""
 
 from __future__ import annotations
+
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+from ansible.module_utils.errors import UnsupportedError
+
+
+def checked_entries(module, option: str, entry_spec: dict, run_options, entry_problems=None, **validator_options):
+    """The entries of the list `option`, each checked against `entry_spec` (with its defaults) and merged with the
+    module-level `run_options`. `entry_problems(entry, run)` may add checks of its own. Every invalid entry is named
+    (`option[index]`) in one failure, before the cluster is contacted."""
+    validator = ArgumentSpecValidator(entry_spec, **validator_options)
+    run = {key: module.params[key] for key in run_options}
+    entries, errors = [], []
+    for index, entry in enumerate(module.params[option]):
+        checked = validator.validate(entry)
+        # An unsupported option's message starts with the option's name alone: say what it is.
+        problems = [
+            f"{'unsupported option ' if isinstance(error, UnsupportedError) else ''}{error}" for error in checked.errors
+        ]
+        problems += entry_problems(entry, run) if entry_problems else []
+        errors += [f"{option}[{index}]: {problem}" for problem in problems]
+        entries.append({**checked.validated_parameters, **run})
+    if errors:
+        module.fail_json(msg="; ".join(errors))
+    return entries
 
 
 class SetAsideRun:

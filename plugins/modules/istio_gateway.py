@@ -499,9 +499,8 @@ objects:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.module_utils.common.validation import check_required_arguments, check_required_if
-from ansible.module_utils.errors import UnsupportedError
+from ansible_collections.meshops.istio.plugins.module_utils.batch import checked_entries
 from ansible_collections.meshops.istio.plugins.module_utils.errors import Refusal
 from ansible_collections.meshops.istio.plugins.module_utils.gateway.ensure import (
     GatewaysRun,
@@ -622,23 +621,18 @@ def one_gateway(module) -> dict:
 
 
 def gateway_entries(module) -> list:
-    """A GatewaySpec per `gateways` entry, checked against the per-gateway options (with their defaults), plus the
-    run's options; a revision is required with state present."""
-    validator = ArgumentSpecValidator(GATEWAY_SPEC, mutually_exclusive=MUTUALLY_EXCLUSIVE)
-    run = {key: module.params[key] for key in (*RUN_SPEC, "force_conflicts")}
-    entries, errors = [], []
-    for index, entry in enumerate(module.params["gateways"]):
-        checked = validator.validate(entry)
-        # An unsupported option's message starts with the option's name alone: say what it is.
-        errors += [
-            f"gateways[{index}]: {'unsupported option ' if isinstance(error, UnsupportedError) else ''}{error}"
-            for error in checked.errors
-        ]
+    """A GatewaySpec per `gateways` entry, checked against the per-gateway options, plus the run's options; a
+    revision is required with state present."""
+
+    def revision_problems(entry: dict, run: dict) -> list:
         if run["state"] == "present" and not entry.get("revision"):
-            errors.append(f"gateways[{index}]: revision is required with state present; name the installed revision")
-        entries.append({**checked.validated_parameters, **run})
-    if errors:
-        module.fail_json(msg="; ".join(errors))
+            return ["revision is required with state present; name the installed revision"]
+        return []
+
+    entries = checked_entries(
+        module, "gateways", GATEWAY_SPEC, (*RUN_SPEC, "force_conflicts"), revision_problems,
+        mutually_exclusive=MUTUALLY_EXCLUSIVE,
+    )  # fmt: skip
     return [GatewaySpec.from_params(entry) for entry in entries]
 
 

@@ -457,9 +457,8 @@ objects:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.module_utils.common.validation import check_required_arguments
-from ansible.module_utils.errors import UnsupportedError
+from ansible_collections.meshops.istio.plugins.module_utils.batch import checked_entries
 from ansible_collections.meshops.istio.plugins.module_utils.errors import Refusal
 from ansible_collections.meshops.istio.plugins.module_utils.planned import PLANNED_REVISION_SPEC, RunPlan
 from ansible_collections.meshops.istio.plugins.module_utils.revision import ensure_revision_absent
@@ -551,21 +550,8 @@ def one_revision(module) -> dict:
 
 
 def revision_entries(module) -> list:
-    """A RevisionSpec per `revisions` entry, checked against the per-revision options (with their defaults), plus
-    the run's options."""
-    validator = ArgumentSpecValidator(REVISION_SPEC)
-    run = {key: module.params[key] for key in (*RUN_SPEC, "force_conflicts")}
-    entries, errors = [], []
-    for index, entry in enumerate(module.params["revisions"]):
-        checked = validator.validate(entry)
-        # An unsupported option's message starts with the option's name alone: say what it is.
-        errors += [
-            f"revisions[{index}]: {'unsupported option ' if isinstance(error, UnsupportedError) else ''}{error}"
-            for error in checked.errors
-        ]
-        entries.append({**checked.validated_parameters, **run})
-    if errors:
-        module.fail_json(msg="; ".join(errors))
+    """A RevisionSpec per `revisions` entry, checked against the per-revision options, plus the run's options."""
+    entries = checked_entries(module, "revisions", REVISION_SPEC, (*RUN_SPEC, "force_conflicts"))
     return [RevisionSpec.from_params(entry) for entry in entries]
 
 

@@ -345,8 +345,7 @@ objects:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
-from ansible.module_utils.errors import UnsupportedError
+from ansible_collections.meshops.istio.plugins.module_utils.batch import checked_entries
 from ansible_collections.meshops.istio.plugins.module_utils.errors import Refusal
 from ansible_collections.meshops.istio.plugins.module_utils.guard import GuardSpec
 from ansible_collections.meshops.istio.plugins.module_utils.planned import (
@@ -414,21 +413,8 @@ ARGUMENT_SPEC = dict(
 
 
 def tenant_entries(module) -> list:
-    """A TenantSpec per `tenants` entry, checked against the per-tenant options (with their defaults), plus the
-    run's options."""
-    validator = ArgumentSpecValidator(TENANT_SPEC)
-    run = {key: module.params[key] for key in (*RUN_SPEC, "force_conflicts")}
-    entries, errors = [], []
-    for index, entry in enumerate(module.params["tenants"]):
-        checked = validator.validate(entry)
-        # An unsupported option's message starts with the option's name alone: say what it is.
-        errors += [
-            f"tenants[{index}]: {'unsupported option ' if isinstance(error, UnsupportedError) else ''}{error}"
-            for error in checked.errors
-        ]
-        entries.append({**checked.validated_parameters, **run})
-    if errors:
-        module.fail_json(msg="; ".join(errors))
+    """A TenantSpec per `tenants` entry, checked against the per-tenant options, plus the run's options."""
+    entries = checked_entries(module, "tenants", TENANT_SPEC, (*RUN_SPEC, "force_conflicts"))
     return [TenantSpec.from_params(entry) for entry in entries]
 
 
