@@ -12,13 +12,17 @@ FIELD_MANAGER = "meshops.istio"
 
 def written(obj) -> tuple:
     """(uid, generation, our managedFields entries) of an object (a dict, or a kubernetes library object)."""
-    metadata = _as_dict(obj)["metadata"]
+    obj = _as_dict(obj)
+    metadata = obj["metadata"]
     ours = [
         json.dumps(entry, sort_keys=True, default=str)
         for entry in metadata.get("managedFields") or metadata.get("managed_fields") or []
         if entry.get("manager") == FIELD_MANAGER
     ]
-    return metadata.get("uid"), metadata.get("generation"), tuple(sorted(ours))
+    # An autoscaler sets spec.replicas through the scale subresource, which moves a scalable object's generation
+    # whenever it acts; for those our managedFields entries (their times move with every value we change) tell.
+    scalable = "replicas" in (obj.get("spec") or {})
+    return metadata.get("uid"), None if scalable else metadata.get("generation"), tuple(sorted(ours))
 
 
 def _as_dict(obj) -> dict:

@@ -14,6 +14,7 @@ import contextlib
 import ctypes
 import json
 import os
+import random
 import re
 import signal
 import socket
@@ -103,10 +104,26 @@ def binary_dir() -> Path:
     return Path(result.stdout.strip().splitlines()[-1])
 
 
+# Components' ports come from below the kernel's ephemeral range (32768-60999 by default): a port from bind(0)
+# is free only until the socket closes, and another bind(0) or an outgoing connection's local port may take it
+# before the component binds it (kube-controller-manager once got the port just chosen for its kube-apiserver).
+# Each port is handed out once per process, and picked at random so that parallel test processes rarely meet.
+_PORT_RANGE = range(20000, 30000)
+_handed_out: set = set()
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    while True:
+        port = random.choice(_PORT_RANGE)
+        if port in _handed_out:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
 
 
 def _die_with_parent():
