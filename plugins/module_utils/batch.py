@@ -41,6 +41,7 @@ class SetAsideRun:
     key to its error), which errors are in the way, and what to raise for the failed ones (`failure`)."""
 
     in_the_way: tuple = ()
+    plans_locally = True  # see runner.rehearse_then_run
 
     def __init__(self, specs: list):
         self.specs = specs

@@ -74,6 +74,9 @@ class Cluster:
         self.reports = []
         # True while a module rehearses its plan as a dry run before running it (runner.rehearse_then_run).
         self.rehearsing = False
+        # True while the rehearsal only plans: engines send no write, not even a dry run, and take each object as
+        # they would send it for the API server's answer.
+        self.planning = False
 
     @property
     def host(self) -> str:

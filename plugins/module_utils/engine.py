@@ -31,6 +31,10 @@ from .vocabulary import FIELD_MANAGER, MANAGED_BY_LABEL, owner_label, owners_of
 MAX_IN_FLIGHT = 8
 
 
+# ensure_shared's `live` for an object the caller read as missing (None: not read yet).
+ABSENT = object()
+
+
 @dataclass(frozen=True)
 class Owner:
     """The module instance that owns objects: label `meshops.io/<kind>=<name>` next to managed-by."""
@@ -50,6 +54,25 @@ class Owner:
 def identity(obj: dict) -> tuple:
     metadata = obj["metadata"]
     return kind_key(obj), metadata.get("namespace") or "", metadata["name"]
+
+
+def read_existing(cluster: Cluster, wanted) -> dict:
+    """{identity: object} of the `wanted` identities that exist. An identity alone of its kind and name is read with
+    a GET; those sharing one (a policy named alike in many namespaces) with one LIST (field selector metadata.name,
+    every namespace), so reads grow with the names, not with the namespaces."""
+    by_name = {}
+    for key in wanted:
+        by_name.setdefault((key[0], key[2]), set()).add(key)
+    found = {}
+    for (kind, name), keys in sorted(by_name.items()):
+        if len(keys) == 1:
+            (key,) = keys
+            live = cluster.get(*_get_args(key))
+            listed = [live] if live is not None else []
+        else:
+            listed = cluster.list_objects(kind, field_selector=f"metadata.name={name}")
+        found.update({identity(obj): obj for obj in listed if identity(obj) in keys})
+    return found
 
 
 def describe(obj: dict) -> str:
@@ -162,6 +185,8 @@ class Engine:
         return "All" if self.check_mode else None
 
     def _apply(self, manifest: dict, force: bool | None = None) -> dict:
+        if self.cluster.planning:
+            return manifest
         kind = kind_of(manifest)
         metadata = manifest["metadata"]
         try:
@@ -191,6 +216,8 @@ class Engine:
         return result
 
     def _delete(self, live: dict):
+        if self.cluster.planning:
+            return
         kind = kind_of(live)
         metadata = live["metadata"]
         try:
@@ -208,22 +235,27 @@ class Engine:
             message = api_message(error, "delete", kind, metadata.get("namespace"))
             raise EngineError(f"Cannot delete {describe(live)}{self.cluster.where}: {message}") from error
 
-    def _converge(self, applies: list):
+    def _converge(self, applies: list) -> list:
         """Apply each stamped manifest of `applies` (in apply_order) that differs from live, a phase at a time;
-        record what changed. A CRD is Established before the next phase starts."""
+        record what changed. A CRD is Established before the next phase starts. Returns [(apply, object after)]
+        of the applies sent."""
         needed = [each for each in applies if needs_apply(each.manifest, each.live)]
+        sent = []
         for phase in _phases(needed, lambda each: each.manifest):
             applied, error = self._send_phase(phase, lambda each: self._apply(each.manifest, each.force))
+            sent += applied
             changed = [each for each, after in applied if self._record_applied(each, after)]
             if error is not None:
                 raise error
             for each in changed:
                 if each.manifest["kind"] == "CustomResourceDefinition" and not self.check_mode:
                     self._wait_established(each.manifest["metadata"]["name"])
+        return sent
 
     def _record_applied(self, applied: _Apply, after: dict) -> bool:
-        """Record an apply that changed the object; False when the API server kept it as it was."""
-        if applied.live is not None and same_object(applied.live, after):
+        """Record an apply that changed the object; False when the API server kept it as it was. A planning pass
+        counts every apply it would send."""
+        if applied.live is not None and not self.cluster.planning and same_object(applied.live, after):
             return False
         self.report.record(applied.manifest, "created" if applied.live is None else "updated", applied.live, after)
         return True
@@ -271,8 +303,8 @@ class Engine:
         from `live`, so that a re-run neither reverts them nor conflicts with that controller.
         Refuses before its first write when a desired object exists without this owner's labels (ownership_problems);
         `adoptable` holds identities the caller lets this owner take over (e.g. a tag it was told to move).
-        `others` ({identity: object}), when given with `owned`, holds what the caller read of the desired objects
-        this owner does not own: a desired object in neither does not exist, and nothing is read one by one."""
+        `others` ({identity: object, or None when missing}) holds what the caller read of desired objects this owner
+        does not own (read_existing); any other desired object missing from `owned` is read with a GET."""
         desired = [with_hash(with_labels(m, self.owner.labels)) for m in apply_order(manifests)]
         if owned is None:
             owned = self.list_owned({kind_of(m) for m in desired} | {KINDS[k] for k in prunable_kinds})
@@ -290,7 +322,7 @@ class Engine:
         return self.report
 
     def _read(self, key: tuple, others: dict | None) -> dict | None:
-        return others.get(key) if others is not None else self.cluster.get(*_get_args(key))
+        return others[key] if others is not None and key in others else self.cluster.get(*_get_args(key))
 
     def ownership_problems(self, lives, adoptable=()) -> list:
         """Why the objects read as `lives` (None where missing) are not this owner's to write: each exists without
@@ -313,14 +345,17 @@ class Engine:
         self._delete_all(self.list_owned({KINDS[k] for k in kinds}).values())
         return self.report
 
-    def ensure_shared(self, manifest: dict, live: dict | None = None, force: bool | None = None) -> Report:
+    def ensure_shared(self, manifest: dict, live=None, force: bool | None = None) -> dict | None:
         """Apply an object several owners rely on (a CRD, a namespace): our fields, no owner labels, never
-        pruned. Pass `live` when already read; `force` overrides force_conflicts for this object."""
+        pruned. Pass `live` when already read (ABSENT when read as missing); `force` overrides force_conflicts for
+        this object. Returns the object as it now stands (in check mode, as the dry run left it)."""
         stamped = with_hash(with_labels(manifest, {MANAGED_BY_LABEL: FIELD_MANAGER}))
         if live is None:
             live = self.cluster.get(*_get_args(identity(stamped)))
-        self._converge([_Apply(stamped, live, force)])
-        return self.report
+        elif live is ABSENT:
+            live = None
+        sent = self._converge([_Apply(stamped, live, force)])
+        return sent[0][1] if sent else live
 
     def ensure_owned(self, manifest: dict, live: dict | None) -> Report:
         """Converge one object of this owner without pruning its others (e.g. a new token before the old one is
@@ -350,6 +385,9 @@ class Engine:
         if not present:
             return self.report
         patch = {"metadata": {"labels": dict.fromkeys(present)}}
+        if self.cluster.planning:
+            self.report.record(live, "updated", live, live)
+            return self.report
         try:
             with self.cluster.reaching():
                 after = self.cluster.client.patch(

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from .batch import SetAsideRun, failure_sentence
 from .cluster import Cluster
-from .engine import Engine, Report, foreign_object_problem, identity
+from .engine import Engine, Report, foreign_object_problem, identity, read_existing
 from .errors import EngineError, EntriesFailed, Refusal, refuse
 from .istioctl import istioctl_version, render
 from .kinds import KINDS, kind_of
@@ -116,15 +116,9 @@ def _read_owned(cluster: Cluster, names: list, kinds) -> dict:
 
 def _read_shared(cluster: Cluster, planned: list) -> dict:
     """{identity: object or None} of the objects the `planned` revisions share with the other revisions of their
-    namespaces: one LIST per kind and name (field selector metadata.name, every namespace), whatever the number of
-    revisions."""
+    namespaces (engine.read_existing)."""
     wanted = {identity(manifest) for each in planned for manifest in each.shared}
-    found = dict.fromkeys(wanted)
-    for kind, name in sorted({(key[0], key[2]) for key in wanted}):
-        for obj in cluster.list_objects(kind, field_selector=f"metadata.name={name}"):
-            if identity(obj) in wanted:
-                found[identity(obj)] = obj
-    return found
+    return {**dict.fromkeys(wanted), **read_existing(cluster, wanted)}
 
 
 @dataclass(frozen=True)

@@ -63,8 +63,13 @@ class Rehearsal(Exception):
 
 def rehearse_then_run(action, cluster, clusters: list, check_mode: bool, locked=None) -> tuple:
     """`action` as a dry run; then, unless in check mode or nothing would change, again as a dry run and for real
-    inside `locked(cluster)` (a context manager), when given."""
-    planned = _rehearse(action, cluster, clusters, check_mode)
+    inside `locked(cluster)` (a context manager), when given.
+
+    An action that `plans_locally` (a batch of many entries) sends nothing in its first rehearsal outside check
+    mode: that pass only tells whether anything would change (what the engines read against what they would send);
+    the rehearsal under the lock has the API server check every write, as a check-mode run does."""
+    plans_locally = not check_mode and getattr(action, "plans_locally", False)
+    planned = _rehearse(action, cluster, clusters, check_mode, plans_locally)
     if check_mode or not planned[0].get("changed"):
         return planned
     with locked(cluster) if locked and cluster else contextlib.nullcontext():
@@ -74,10 +79,11 @@ def rehearse_then_run(action, cluster, clusters: list, check_mode: bool, locked=
         return action(cluster, False)
 
 
-def _rehearse(action, cluster, clusters: list, check_mode: bool) -> tuple:
+def _rehearse(action, cluster, clusters: list, check_mode: bool, planning: bool = False) -> tuple:
     for each in clusters:
         each.reports.clear()
         each.rehearsing = not check_mode
+        each.planning = planning
     try:
         return action(cluster, True)
     except MeshopsError as error:
@@ -86,7 +92,7 @@ def _rehearse(action, cluster, clusters: list, check_mode: bool) -> tuple:
         raise Rehearsal(error) from error
     finally:
         for each in clusters:
-            each.rehearsing = False
+            each.rehearsing = each.planning = False
 
 
 def _locking(module):

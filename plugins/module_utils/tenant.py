@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 
 from .batch import SetAsideRun, failure_sentence
 from .cluster import Cluster
-from .engine import Engine, Owner, Report, identity
+from .engine import ABSENT, Engine, Owner, Report, identity, read_existing
 from .errors import EngineError, FieldConflict, ForeignObjects, Refusal, refuse
 from .guard import GuardSpec, ensure_guard, remove_guard
 from .planned import NOTHING_PLANNED, RunPlan, with_planned_revisions
@@ -215,6 +215,7 @@ class _ClusterView:
     owned: dict  # tenant -> {identity: object}
     root_policies: dict = field(default_factory=dict)  # root namespace -> its PeerAuthentications
     roots: object = field(default_factory=dict)  # system namespace -> its root (shared_root.Roots)
+    others: dict = field(default_factory=dict)  # identity -> object or None: where policies go, not the run's
 
     def members(self, tenant: str) -> set:
         return {name for name, labels in self.labels.items() if labels.get(TENANT_LABEL) == tenant}
@@ -259,26 +260,29 @@ def _onboard(engine: Engine, spec: TenantSpec, view: _ClusterView, claimed: set)
     after its STRICT mTLS and policies exist, and a namespace leaving the tenant loses its labels before its
     policies go; a run failing half-way leaves no injected namespace without them."""
     warnings, manifests = [], {entry.name: namespace_manifest(spec, entry) for entry in spec.namespaces}
+    lives = {}  # each namespace as it stands before its last write
     for entry in spec.namespaces:
-        live = view.namespaces.get(entry.name)
-        if live and INJECTION_LABEL in (live["metadata"].get("labels") or {}):
+        live = view.namespaces.get(entry.name, ABSENT)  # the view holds every namespace
+        if live is not ABSENT and INJECTION_LABEL in (live["metadata"].get("labels") or {}):
             warnings.append(f"namespace {entry.name}: removed label {INJECTION_LABEL} (revision label is used)")
             engine.remove_labels(live, [INJECTION_LABEL])
         if _not_yet_injected(view, entry.name, spec) and not engine.check_mode:
-            engine.ensure_shared(_without_injection(manifests[entry.name]), live, _force(view, entry.name, spec))
-    for namespace in taken_over(spec, view.labels):
-        engine.delete_objects(_other_tenants_objects(engine.cluster, namespace, spec.name))
+            live = engine.ensure_shared(_without_injection(manifests[entry.name]), live, _force(view, entry.name, spec))
+        lives[entry.name] = live
+    cluster = engine.cluster
+    taken = [obj for ns in taken_over(spec, view.labels) for obj in _other_tenants_objects(cluster, ns, spec.name)]
+    engine.delete_objects(taken)
+    deleted = {identity(obj) for obj in taken}  # read again when written
+    others = {key: live for key, live in view.others.items() if key not in deleted}
     # A revision's system namespace carries its discovery label, which is the tenant label by default: never a member.
     system_namespaces = {info["namespace"] for info in view.revisions.values()}
     released = sorted(view.members(spec.name) - claimed - system_namespaces)
     for namespace in released:
         engine.release("Namespace", namespace)
     system_namespace = view.revisions[spec.revision]["namespace"]
-    engine.ensure_present(policies(spec, system_namespace), TENANT_KINDS, view.owned.get(spec.name, {}))
+    engine.ensure_present(policies(spec, system_namespace), TENANT_KINDS, view.owned.get(spec.name, {}), others=others)
     for entry in spec.namespaces:
-        # A namespace labelled a moment ago is read again: the view's copy predates that write.
-        live = None if _not_yet_injected(view, entry.name, spec) else view.namespaces.get(entry.name)
-        engine.ensure_shared(manifests[entry.name], live, _force(view, entry.name, spec))
+        engine.ensure_shared(manifests[entry.name], lives[entry.name], _force(view, entry.name, spec))
     final_labels = {name: manifest["metadata"]["labels"] for name, manifest in manifests.items()}
     return _result(engine.report.objects, final_labels, released), warnings
 
@@ -360,6 +364,17 @@ def _with_root_policies(cluster: Cluster, view: _ClusterView, specs: list) -> _C
     return replace(view, root_policies=found)
 
 
+def _with_others(cluster: Cluster, view: _ClusterView, specs: list) -> _ClusterView:
+    """The view with what stands where the tenants' policies go (engine.read_existing): a LIST per policy name
+    instead of a GET per namespace. Objects another tenant of the run owns are left out, to be read when written:
+    that tenant may delete them first (a takeover)."""
+    runs = set().union(*(view.owned.get(spec.name, {}) for spec in specs))
+    wanted = {
+        identity(manifest) for spec in specs for manifest in policies(spec, view.revisions[spec.revision]["namespace"])
+    } - runs
+    return replace(view, others={**dict.fromkeys(wanted), **read_existing(cluster, wanted)})
+
+
 def _with_plan(cluster: Cluster, view: _ClusterView, plan: RunPlan, check_mode: bool) -> tuple:
     """(the view with the revisions the run's plan installs and the roots their cacerts hold, notes): the plan
     counts in check mode only, see planned.py."""
@@ -381,6 +396,7 @@ def ensure_tenant_present(
     view, notes = _with_plan(cluster, _read_view(cluster, [spec.name]), plan, check_mode)
     view = _with_root_policies(cluster, view, [spec])
     _refuse([spec], view)
+    view = _with_others(cluster, view, [spec])
     guarded = _guard(cluster, guard, _discovery_keys([spec]), check_mode)
     engine = _engine(cluster, spec, check_mode)
     result, warnings = _onboard(engine, spec, view, spec.namespace_names)
@@ -420,6 +436,7 @@ def ensure_tenants(
         view, warnings = _with_plan(cluster, _read_view(cluster, [spec.name for spec in specs]), plan, check_mode)
         view = _with_root_policies(cluster, view, specs)
         _refuse(specs, view)
+        view = _with_others(cluster, view, specs)
         claimed = set().union(*(spec.namespace_names for spec in specs))
     guarded = _guard(cluster, guard, _discovery_keys(specs) if present else (), check_mode)
     engines = [_engine(cluster, spec, check_mode) for spec in specs]

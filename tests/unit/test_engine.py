@@ -16,7 +16,7 @@ import pytest
 from ansible_collections.meshops.istio.plugins.module_utils import cluster as cluster_module
 from ansible_collections.meshops.istio.plugins.module_utils.cluster import Cluster
 from ansible_collections.meshops.istio.plugins.module_utils.compare import HASH_ANNOTATION, HIDDEN
-from ansible_collections.meshops.istio.plugins.module_utils.engine import Engine, Owner, Report
+from ansible_collections.meshops.istio.plugins.module_utils.engine import Engine, Owner, Report, read_existing
 from ansible_collections.meshops.istio.plugins.module_utils.errors import (
     ClusterUnreachable,
     EngineError,
@@ -1106,3 +1106,14 @@ def test_host_and_where_name_the_cluster():
     fake = FakeClient()
     assert Cluster(fake).host == HOST and Cluster(fake).where == ""
     assert Cluster(fake, "remote").where == " on remote"
+
+
+def test_read_existing_gets_a_lone_name_and_lists_a_name_shared_by_several():
+    fake = FakeClient([manifest("Sidecar", "default", "a"), manifest("Sidecar", "default", "c"),
+                       manifest("Sidecar", "default", "elsewhere"), manifest("Role", "admin", "a")])  # fmt: skip
+    wanted = {("Sidecar", "a", "default"), ("Sidecar", "b", "default"), ("Sidecar", "c", "default"),
+              ("Role", "a", "admin"), ("Role", "b", "viewer")}  # fmt: skip
+    found = read_existing(Cluster(fake), wanted)
+    assert set(found) == {("Sidecar", "a", "default"), ("Sidecar", "c", "default"), ("Role", "a", "admin")}
+    assert sorted((c.verb, c.kind, c.namespace, c.name) for c in fake.calls) == [
+        ("get", "Role", "a", "admin"), ("get", "Role", "b", "viewer"), ("list", "Sidecar", "", "")]  # fmt: skip

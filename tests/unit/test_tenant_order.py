@@ -2,8 +2,10 @@
 for injection (istio.io/rev) only after its STRICT mTLS and policies exist, and loses its labels before its
 policies go, so a run stopped at any write never leaves an injected namespace without them."""
 
+import pytest
 import yaml
 from ansible_collections.meshops.istio.plugins.module_utils.cluster import Cluster
+from ansible_collections.meshops.istio.plugins.module_utils.errors import ForeignObjects
 from ansible_collections.meshops.istio.plugins.module_utils.tenant import ensure_tenant_absent, ensure_tenant_present
 from ansible_collections.meshops.istio.plugins.module_utils.tenant_spec import TenantSpec
 from test_engine import FakeClient, manifest
@@ -17,10 +19,10 @@ def mesh_config_map():
                     data={"mesh": yaml.safe_dump(mesh)})  # fmt: skip
 
 
-def spec(state="present", root_namespace_mtls=False):
+def spec(state="present", root_namespace_mtls=False, namespaces=("app-a",)):
     return TenantSpec.from_params(
         {
-            "name": "team-a", "revision": REVISION, "namespaces": ["app-a"], "create_namespaces": True,
+            "name": "team-a", "revision": REVISION, "namespaces": list(namespaces), "create_namespaces": True,
             "discovery_label": None, "mtls": "STRICT", "isolation": None, "takeover": False, "state": state,
             "delete_namespaces": False, "force": False, "force_conflicts": False,
             "root_namespace_mtls": root_namespace_mtls,
@@ -96,3 +98,24 @@ def test_the_root_namespace_policy_is_written_before_injection_and_removed_after
     ensure_tenant_absent(Cluster(fake), spec("absent"), check_mode=False)
     removed = [(w[1], w[2], w[3]) for w in fake.writes()]
     assert removed[0][0] == "Namespace" and ROOT_POLICY in removed[1:] and ROOT_POLICY not in fake.store
+
+
+def test_onboarding_reads_no_object_one_by_one():
+    """What stands where the policies go is listed once per policy name, and a new namespace is known missing from
+    the list of every namespace: onboarding sends no GET, however many namespaces."""
+    fake = FakeClient([mesh_config_map()])
+    result = ensure_tenant_present(Cluster(fake), spec(namespaces=("app-a", "app-b", "app-c")), check_mode=False)[0]
+    assert [c for c in fake.calls if c.verb == "get"] == []
+    created = {(o["kind"], o["namespace"] or o["name"]) for o in result["objects"] if o["action"] == "created"}
+    assert {("PeerAuthentication", ns) for ns in ("app-a", "app-b", "app-c")} <= created
+    assert {("Namespace", ns) for ns in ("app-a", "app-b", "app-c")} <= created
+    assert injected_before_policies(fake) == []
+
+
+def test_a_same_named_policy_made_by_hand_is_still_found_and_refused():
+    """As the rehearsal (a dry run) meets it: the run then writes nothing (runner.rehearse_then_run)."""
+    hand_made = manifest("PeerAuthentication", "default", "app-b", labels={"made-by": "hand"})
+    fake = FakeClient([mesh_config_map(), manifest("Namespace", "app-b", ""), hand_made])
+    with pytest.raises(ForeignObjects, match="PeerAuthentication app-b/default already exists and was not created"):
+        ensure_tenant_present(Cluster(fake), spec(namespaces=("app-a", "app-b")), check_mode=True)
+    assert [c.verb for c in fake.calls if c.verb not in ("get", "list")] == []

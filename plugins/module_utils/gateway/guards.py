@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..cluster import Cluster
-from ..engine import foreign_object_problem, identity
+from ..engine import foreign_object_problem, identity, read_existing
 from ..planned import RunPlan, with_planned_namespace, with_planned_revisions
 from ..selectors import any_matches
 from ..vocabulary import (
@@ -76,18 +76,12 @@ def read_services(cluster: Cluster) -> dict:
 
 
 def read_others(cluster: Cluster, view: GatewaysView, wanted: list) -> dict:
-    """{identity: object} of the `wanted` identities (desired objects no gateway of the run owns) that exist: a
-    same-named object made by hand, by another tool or by another owner. One LIST per kind and distinct name
-    (field selector metadata.name, every namespace), none when every desired object is already owned; Services come
-    from the view."""
-    wanted = set(wanted)
-    found = {key: view.services[key] for key in wanted if key in view.services}
-    names = sorted({(key[0], key[2]) for key in wanted if key[0] != "Service"})
-    for kind, name in names:
-        for obj in cluster.list_objects(kind, field_selector=f"metadata.name={name}"):
-            if identity(obj) in wanted:
-                found[identity(obj)] = obj
-    return found
+    """{identity: object, or None when missing} of the `wanted` identities (desired objects no gateway of the run
+    owns): a same-named object made by hand, by another tool or by another owner (engine.read_existing; nothing read
+    when every desired object is already owned). Services come from the view."""
+    services = {key: view.services.get(key) for key in wanted if key[0] == "Service"}
+    rest = {key for key in wanted if key[0] != "Service"}
+    return {**dict.fromkeys(rest), **read_existing(cluster, rest), **services}
 
 
 def resolved_revision(spec: GatewaySpec, view: GatewaysView, plan: RunPlan, check_mode: bool) -> tuple:
