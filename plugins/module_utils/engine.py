@@ -3,8 +3,9 @@
 """The engine every module writes through: server-side apply under one field manager, dependency order,
 ownership labels, prune by those labels, check mode by server-side dry-run, diffs, rollout waits.
 
-Reads are cheap and bounded: one LIST per kind (label-selected by owner) finds what we own, plus one GET per
-desired object we do not own yet. Writes are sent only for objects whose desired state differs, a phase at a time
+Reads are cheap and bounded: one LIST per kind (label-selected by owner) finds what we own; what stands where a
+desired object we do not own yet goes is what the caller read (read_existing: one LIST per name shared by many
+namespaces), else one GET per object. Writes are sent only for objects whose desired state differs, a phase at a time
 (kinds.phase_of: CRDs, namespaces, RBAC-config-services, workloads and policies, webhooks; deletes in reverse), up to
 `max_in_flight` of a phase at once: the client's connection pool is thread-safe (urllib3), and every request builds
 its own headers and parameters. Results are recorded, and a phase's first error raised, in the manifests' order,
