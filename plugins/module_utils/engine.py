@@ -262,28 +262,7 @@ class Engine:
         return True
 
     def _send_phase(self, items: list, send) -> tuple:
-        """`send(item)` for each of `items`, up to max_in_flight at once; none starts once one has failed.
-        Returns, when every request sent has returned, ([(item, result)] of those that succeeded, the first error
-        or None), both in the items' order, not the order the answers came in."""
-        failed = threading.Event()
-
-        def attempt(item) -> _Sent | None:
-            if failed.is_set():
-                return None
-            try:
-                return _Sent(send(item))
-            except Exception as error:  # noqa: BLE001 - raised again, in the items' order, by the caller
-                failed.set()
-                return _Sent(error=error)
-
-        if len(items) == 1:
-            sent = [attempt(items[0])]
-        else:
-            with ThreadPoolExecutor(max_workers=min(self.max_in_flight, len(items))) as pool:
-                sent = list(pool.map(attempt, items))
-        done = [(item, each) for item, each in zip(items, sent, strict=True) if each is not None]
-        succeeded = [(item, each.result) for item, each in done if each.error is None]
-        return succeeded, next((each.error for each in sent if each is not None and each.error is not None), None)
+        return in_parallel(items, send, self.max_in_flight)
 
     # What modules call
 
@@ -475,6 +454,31 @@ class Engine:
                 f"Deployment {namespace}/{name}{self.cluster.where} is not ready: {seen['problem']}.{events} "
                 "Raise wait_timeout if it is only slow."
             )
+
+
+def in_parallel(items: list, send, max_in_flight: int) -> tuple:
+    """`send(item)` for each of `items`, up to `max_in_flight` at once; none starts once one has failed.
+    Returns, when every call started has returned, ([(item, result)] of those that succeeded, the first error
+    or None), both in the items' order, not the order the answers came in."""
+    failed = threading.Event()
+
+    def attempt(item) -> _Sent | None:
+        if failed.is_set():
+            return None
+        try:
+            return _Sent(send(item))
+        except Exception as error:  # noqa: BLE001 - raised again, in the items' order, by the caller
+            failed.set()
+            return _Sent(error=error)
+
+    if len(items) <= 1:
+        sent = [attempt(item) for item in items]
+    else:
+        with ThreadPoolExecutor(max_workers=min(max_in_flight, len(items))) as pool:
+            sent = list(pool.map(attempt, items))
+    done = [(item, each) for item, each in zip(items, sent, strict=True) if each is not None]
+    succeeded = [(item, each.result) for item, each in done if each.error is None]
+    return succeeded, next((each.error for each in sent if each is not None and each.error is not None), None)
 
 
 def foreign_object_problem(live: dict) -> str:

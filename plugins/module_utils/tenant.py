@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 
 from .batch import SetAsideRun, failure_sentence
 from .cluster import Cluster
-from .engine import ABSENT, Engine, Owner, Report, identity, read_existing
+from .engine import ABSENT, MAX_IN_FLIGHT, Engine, Owner, Report, identity, in_parallel, read_existing
 from .errors import EngineError, FieldConflict, ForeignObjects, Refusal, refuse
 from .guard import GuardSpec, ensure_guard, remove_guard
 from .planned import NOTHING_PLANNED, RunPlan, with_planned_revisions
@@ -238,9 +238,9 @@ def _read_view(cluster: Cluster, tenants: list) -> _ClusterView:
     )
 
 
-def _engine(cluster: Cluster, spec: TenantSpec, check_mode: bool) -> Engine:
+def _engine(cluster: Cluster, spec: TenantSpec, check_mode: bool, in_flight: int = MAX_IN_FLIGHT) -> Engine:
     force = spec.force_conflicts or spec.takeover  # a takeover takes the namespace's labels over
-    return Engine(cluster, Owner(OWNER_KIND, spec.name), check_mode, force)
+    return Engine(cluster, Owner(OWNER_KIND, spec.name), check_mode, force, in_flight)
 
 
 def _result(objects: list, namespaces: dict, released: list) -> dict:
@@ -439,20 +439,31 @@ def ensure_tenants(
         view = _with_others(cluster, view, specs)
         claimed = set().union(*(spec.namespace_names for spec in specs))
     guarded = _guard(cluster, guard, _discovery_keys(specs) if present else (), check_mode)
-    engines = [_engine(cluster, spec, check_mode) for spec in specs]
-    for index, (engine, spec) in enumerate(zip(engines, specs, strict=True)):
-        if spec.name in skip:
-            failed[spec.name] = skip[spec.name]
-            continue
+    todo = [index for index, spec in enumerate(specs) if spec.name not in skip]
+    # Tenants converge side by side and share the engine's budget of requests in flight; each keeps its own order.
+    in_flight = max(1, MAX_IN_FLIGHT // max(1, len(todo)))
+    engines = [_engine(cluster, spec, check_mode, in_flight) for spec in specs]
+
+    def converge(index: int):
+        """(result, warnings) of one tenant, or the error that sets it aside."""
         try:
-            with _naming_entry(index, spec):
+            with _naming_entry(index, specs[index]):
                 if present:
-                    result, more = _onboard(engine, spec, view, claimed)
-                else:
-                    result, more = _offboard(engine, spec), []
+                    return _onboard(engines[index], specs[index], view, claimed)
+                return _offboard(engines[index], specs[index]), []
         except (Refusal, EngineError) as error:
-            failed[spec.name] = error
+            return error
+
+    converged, error = in_parallel(todo, converge, MAX_IN_FLIGHT)
+    if error is not None:
+        raise error
+    outcomes = dict(converged)
+    for index, spec in enumerate(specs):
+        outcome = skip[spec.name] if spec.name in skip else outcomes[index]
+        if isinstance(outcome, Exception):
+            failed[spec.name] = outcome
             continue
+        result, more = outcome
         tenants.append(_tenant_summary(spec, result))
         warnings += more
     removed = [] if present or failed else _remove_guard_when_no_tenant_left(cluster, specs, guard, check_mode)

@@ -2,27 +2,33 @@
 for injection (istio.io/rev) only after its STRICT mTLS and policies exist, and loses its labels before its
 policies go, so a run stopped at any write never leaves an injected namespace without them."""
 
+import threading
+
 import pytest
 import yaml
 from ansible_collections.meshops.istio.plugins.module_utils.cluster import Cluster
 from ansible_collections.meshops.istio.plugins.module_utils.errors import ForeignObjects
-from ansible_collections.meshops.istio.plugins.module_utils.tenant import ensure_tenant_absent, ensure_tenant_present
+from ansible_collections.meshops.istio.plugins.module_utils.tenant import (
+    ensure_tenant_absent,
+    ensure_tenant_present,
+    ensure_tenants,
+)
 from ansible_collections.meshops.istio.plugins.module_utils.tenant_spec import TenantSpec
 from test_engine import FakeClient, manifest
 
 REVISION = "rev-a"
 
 
-def mesh_config_map():
-    mesh = {"discoverySelectors": [{"matchLabels": {"meshops.io/tenant": "team-a"}}]}
+def mesh_config_map(tenants=("team-a",)):
+    mesh = {"discoverySelectors": [{"matchLabels": {"meshops.io/tenant": tenant}} for tenant in tenants]}
     return manifest("ConfigMap", f"istio-{REVISION}", "istio-a", labels={"istio.io/rev": REVISION},
                     data={"mesh": yaml.safe_dump(mesh)})  # fmt: skip
 
 
-def spec(state="present", root_namespace_mtls=False, namespaces=("app-a",)):
+def spec(state="present", root_namespace_mtls=False, namespaces=("app-a",), name="team-a"):
     return TenantSpec.from_params(
         {
-            "name": "team-a", "revision": REVISION, "namespaces": list(namespaces), "create_namespaces": True,
+            "name": name, "revision": REVISION, "namespaces": list(namespaces), "create_namespaces": True,
             "discovery_label": None, "mtls": "STRICT", "isolation": None, "takeover": False, "state": state,
             "delete_namespaces": False, "force": False, "force_conflicts": False,
             "root_namespace_mtls": root_namespace_mtls,
@@ -30,8 +36,9 @@ def spec(state="present", root_namespace_mtls=False, namespaces=("app-a",)):
     )  # fmt: skip
 
 
-def injected_before_policies(fake: FakeClient) -> list:
-    """The states, after each write, in which app-a carries istio.io/rev while its PeerAuthentication is missing."""
+def injected_before_policies(fake: FakeClient, namespace_name: str = "app-a") -> list:
+    """The states, after each write, in which the namespace carries istio.io/rev while its PeerAuthentication is
+    missing."""
     states, store = [], {}
     for call in fake.calls:
         if call.verb == "apply" and call.options["dry_run"] is None:
@@ -40,9 +47,9 @@ def injected_before_policies(fake: FakeClient) -> list:
             store.pop((call.kind, call.namespace, call.name), None)
         else:
             continue
-        namespace = store.get(("Namespace", "", "app-a"))
+        namespace = store.get(("Namespace", "", namespace_name))
         labels = (namespace or {}).get("metadata", {}).get("labels") or {}
-        if labels.get("istio.io/rev") and ("PeerAuthentication", "app-a", "default") not in store:
+        if labels.get("istio.io/rev") and ("PeerAuthentication", namespace_name, "default") not in store:
             states.append((call.verb, call.kind, call.name))
     return states
 
@@ -119,3 +126,21 @@ def test_a_same_named_policy_made_by_hand_is_still_found_and_refused():
     with pytest.raises(ForeignObjects, match="PeerAuthentication app-b/default already exists and was not created"):
         ensure_tenant_present(Cluster(fake), spec(namespaces=("app-a", "app-b")), check_mode=True)
     assert [c.verb for c in fake.calls if c.verb not in ("get", "list")] == []
+
+
+def test_tenants_converge_side_by_side_each_in_its_own_order():
+    teams = ("team-a", "team-b", "team-c")
+    fake = FakeClient([mesh_config_map(teams)])
+    team_b_started = threading.Event()
+    # team-a's first write is answered only once team-b has started writing: tenants one after another would wait.
+    fake.hold[("apply", "app-team-a")] = lambda: team_b_started.wait(30)
+    fake.hold[("apply", "app-team-b")] = team_b_started.set
+    specs = [spec(name=team, namespaces=(f"app-{team}",)) for team in teams]
+    result = ensure_tenants(Cluster(fake), specs, check_mode=False)[0]
+    assert result["failed"] == {}
+    assert [tenant["name"] for tenant in result["tenants"]] == list(teams)
+    first_b = fake.events.index(("start", ("apply", "Namespace", "", "app-team-b")))
+    assert first_b < fake.events.index(("end", ("apply", "Namespace", "", "app-team-a")))
+    for team in teams:
+        assert injected_before_policies(fake, f"app-{team}") == []
+        assert fake.store[("Namespace", "", f"app-{team}")]["metadata"]["labels"]["istio.io/rev"] == REVISION
