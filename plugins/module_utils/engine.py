@@ -25,7 +25,7 @@ from .cluster import Cluster, api_message, as_dict, resource
 from .compare import for_diff, needs_apply, same_object, with_hash
 from .errors import EngineError, FieldConflict, ForeignObjects, refuse
 from .kinds import KINDS, apply_order, kind_key, kind_of, phase_of
-from .vocabulary import FIELD_MANAGER, MANAGED_BY_LABEL, owner_label, owners_of
+from .vocabulary import FIELD_MANAGER, MANAGED_BY_LABEL, MIN_REPLICAS_ANNOTATION, owner_label, owners_of
 
 # Writes of one phase in flight at once. The kubernetes client keeps cpu_count * 5 connections per host (urllib3
 # opens more when asked and closes them after use), so this many reuse theirs on any machine of two CPUs or more.
@@ -500,7 +500,8 @@ def foreign_object_problem(live: dict) -> str:
 def rollout_problem(deployment: dict) -> str | None:
     """Why a Deployment is not rolled out yet, or None when it is."""
     spec, status = deployment.get("spec") or {}, deployment.get("status") or {}
-    wanted = spec.get("replicas", 1)
+    annotations = deployment["metadata"].get("annotations") or {}
+    wanted = max(spec.get("replicas", 1), int(annotations.get(MIN_REPLICAS_ANNOTATION, 0)))
     if (status.get("observedGeneration") or 0) < deployment["metadata"].get("generation", 0):
         return "the controller has not observed the latest spec yet"
     updated, available = status.get("updatedReplicas") or 0, status.get("availableReplicas") or 0

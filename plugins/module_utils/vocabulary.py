@@ -25,6 +25,9 @@ NETWORK_LABEL = "topology.istio.io/network"
 NAME_LABEL = "kubernetes.io/metadata.name"
 # Namespace annotation of a remote cluster's istio namespace: the clusters whose istiod manages this one.
 CONTROL_PLANE_CLUSTERS_ANNOTATION = "topology.istio.io/controlPlaneClusters"
+# Deployment annotation of the fewest replicas it runs with when an HPA sets its count (a gateway's
+# autoscale.min_replicas): a rollout is complete only once that many are available, not when the first one is.
+MIN_REPLICAS_ANNOTATION = "meshops.io/min-replicas"
 # Istio derives Service names `istiod-<revision>` and `istiod-revision-tag-<tag>`: DNS labels of <= 63.
 MAX_REVISION_LENGTH = 63 - len("istiod-")
 MAX_TAG_LENGTH = 63 - len("istiod-revision-tag-")

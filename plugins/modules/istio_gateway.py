@@ -168,7 +168,9 @@ options:
     type: int
   autoscale:
     description:
-      - Scale with a HorizontalPodAutoscaler on CPU. The Deployment then leaves the replica count to the HPA.
+      - Scale with a HorizontalPodAutoscaler on CPU. The Deployment then leaves the replica count to the HPA, and
+        carries the annotation C(meshops.io/min-replicas) so that O(wait), the playbooks' waits and verify count the
+        rollout complete only once O(autoscale.min_replicas) replicas are available, not when the first one is.
     type: dict
     suboptions:
       min_replicas:

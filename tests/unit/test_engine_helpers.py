@@ -41,6 +41,16 @@ def test_rollout_problems_say_why():
     )
 
 
+def test_a_deployment_an_hpa_scales_is_rolled_out_once_its_minimum_is_available():
+    # The HPA has not raised the Deployment from 1 replica to its minimum of 2 yet: the rollout is not complete.
+    scaling = _deployment(replicas=1, updated=1, available=1)
+    scaling["metadata"]["annotations"] = {"meshops.io/min-replicas": "2"}
+    assert rollout_problem(scaling) == "1/2 replicas available, 1 updated"
+    scaled = _deployment(replicas=2, updated=2, available=2)
+    scaled["metadata"]["annotations"] = {"meshops.io/min-replicas": "2"}
+    assert rollout_problem(scaled) is None
+
+
 def test_version_order():
     ordered = ["1.29.9", "1.30.2", "1.31-dev", "1.31.0", "v1.31.1", "1.32.0-alpha.1", "1.32.0"]
     assert sorted(ordered, key=version_key) == ordered

@@ -108,7 +108,9 @@ def test_the_revision_label_is_on_the_pods_only_so_istioctl_uninstall_revision_l
 
 def test_autoscaled_deployment_leaves_replicas_to_the_hpa():
     objects = built()
-    assert "replicas" not in objects[("Deployment", "istio-ingressgateway")]["spec"]
+    deployment = objects[("Deployment", "istio-ingressgateway")]
+    assert "replicas" not in deployment["spec"]
+    assert deployment["metadata"]["annotations"] == {"meshops.io/min-replicas": "2"}  # what a rollout waits for
     hpa = objects[("HorizontalPodAutoscaler", "istio-ingressgateway")]["spec"]
     assert hpa["minReplicas"] == 2 and hpa["maxReplicas"] == 5
     assert hpa["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "istio-ingressgateway"}
@@ -118,6 +120,7 @@ def test_autoscaled_deployment_leaves_replicas_to_the_hpa():
 def test_fixed_replicas_without_hpa_or_pdb():
     objects = built(gateway(autoscale=None, pdb=None, replicas=3))
     assert objects[("Deployment", "istio-ingressgateway")]["spec"]["replicas"] == 3
+    assert "annotations" not in objects[("Deployment", "istio-ingressgateway")]["metadata"]
     assert {key[0] for key in objects} == {"ServiceAccount", "Role", "RoleBinding", "Deployment", "Service"}
     assert built(gateway(autoscale=None, pdb=None))[("Deployment", "istio-ingressgateway")]["spec"]["replicas"] == 1
 

@@ -8,7 +8,7 @@ import copy
 import json
 
 from ..kinds import GATEWAY_API_GATEWAY
-from ..vocabulary import NETWORK_LABEL, REV_LABEL
+from ..vocabulary import MIN_REPLICAS_ANNOTATION, NETWORK_LABEL, REV_LABEL
 from .spec import GATEWAY_API, GATEWAY_CLASS, GatewaySpec, PortSpec
 
 # Everything a gateway may own: what prune and removal look at.
@@ -123,10 +123,12 @@ def pod_template(spec: GatewaySpec) -> dict:
 
 def deployment(spec: GatewaySpec) -> dict:
     deployment_spec = {"selector": {"matchLabels": selector_labels(spec)}, "template": pod_template(spec)}
+    metadata = _metadata(spec)
     if spec.replicas is not None:
-        # With an HPA the replica count is the HPA's (replicas None): setting it here would fight it on every run.
         deployment_spec["replicas"] = spec.replicas
-    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": _metadata(spec), "spec": deployment_spec}
+    else:  # The HPA sets the replica count: setting it here would fight it on every run. Waits wait for its minimum.
+        metadata["annotations"] = {MIN_REPLICAS_ANNOTATION: str(spec.autoscale.min_replicas)}
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": metadata, "spec": deployment_spec}
 
 
 def _service_port(port: PortSpec) -> dict:
