@@ -368,10 +368,10 @@ def _with_others(cluster: Cluster, view: _ClusterView, specs: list) -> _ClusterV
     """The view with what stands where the tenants' policies go (engine.read_existing): a LIST per policy name
     instead of a GET per namespace. Objects another tenant of the run owns are left out, to be read when written:
     that tenant may delete them first (a takeover)."""
-    runs = set().union(*(view.owned.get(spec.name, {}) for spec in specs))
+    owned_by_the_run = set().union(*(view.owned.get(spec.name, {}) for spec in specs))
     wanted = {
         identity(manifest) for spec in specs for manifest in policies(spec, view.revisions[spec.revision]["namespace"])
-    } - runs
+    } - owned_by_the_run
     return replace(view, others={**dict.fromkeys(wanted), **read_existing(cluster, wanted)})
 
 
@@ -424,7 +424,8 @@ def ensure_tenants(
     skip=None,
 ) -> tuple:
     """Many tenants in one run (option `tenants`: a TenantSpec per entry). Onboarding reads the cluster once and
-    checks every tenant before anything is written; then each tenant converges as it would alone. A tenant that
+    checks every tenant before anything is written; then the tenants converge side by side, each in the order it
+    would alone. A tenant that
     fails does not stop the others: its error is kept in the result's `failed` ({name: error}) and the caller
     decides (TenantsRun). Tenants named in `skip` ({name: error}) are not written at all.
     Returns (result, warnings, diff)."""
