@@ -32,13 +32,21 @@ def istioctl_version(run_command, istioctl: str, cache_dir: str | None = None) -
     return _VERSIONS[istioctl]
 
 
+class CannotRun(Refusal):
+    """istioctl_path cannot be run; `reason` says why (no such file, or what the binary printed)."""
+
+    def __init__(self, istioctl: str, reason: str):
+        super().__init__(
+            f"istioctl_path {istioctl!r} cannot be run ({reason}); "
+            "point istioctl_path at an istioctl binary for the Istio version to install."
+        )
+        self.reason = reason
+
+
 def _executable(istioctl: str) -> str:
     found = shutil.which(istioctl)
     if found is None:
-        raise Refusal(
-            f"istioctl_path {istioctl!r} cannot be run: no executable file there or on PATH; "
-            "point istioctl_path at an istioctl binary for the Istio version to install."
-        )
+        raise CannotRun(istioctl, "no executable file there or on PATH")
     return found
 
 
@@ -64,10 +72,7 @@ def _run_version(run_command, istioctl: str) -> str:
     _executable(istioctl)
     rc, out, err = run_command([istioctl, "version", "--remote=false", "--short"])
     if rc != 0:
-        raise Refusal(
-            f"istioctl_path {istioctl!r} cannot be run ({(err or out).strip() or f'exit code {rc}'}); "
-            "point istioctl_path at an istioctl binary for the Istio version to install."
-        )
+        raise CannotRun(istioctl, (err or out).strip() or f"exit code {rc}")
     return out.strip().splitlines()[-1].removeprefix("client version:").strip()
 
 
