@@ -6,10 +6,24 @@ import statistics
 from localcluster.cluster import WRITE_VERBS
 
 READ_VERBS = frozenset({"GET", "LIST"})
+# Reviews are POSTed but never stored: the API server answers who the client is or what it may do, and keeps nothing.
+# They are counted apart from writes (the guard's SelfSubjectReview is the one request of a no-op that is not a read).
+REVIEW_RESOURCES = frozenset(
+    {
+        "selfsubjectreviews",
+        "selfsubjectaccessreviews",
+        "selfsubjectrulesreviews",
+        "subjectaccessreviews",
+        "localsubjectaccessreviews",
+        "tokenreviews",
+    }
+)
 # The figures of one run that are medians over repeats (the others are not numbers or not additive).
-FIGURES = ("wall_s", "cpu_s", "apiserver_cpu_s", "peak_rss_mb", "reads", "writes", "discovery", "watches", "changed")
+FIGURES = (
+    "wall_s", "cpu_s", "apiserver_cpu_s", "peak_rss_mb", "reads", "writes", "reviews", "discovery", "watches", "changed"
+)  # fmt: skip
 # Figures that add up over objects (memory does not).
-ADDITIVE = ("wall_s", "cpu_s", "apiserver_cpu_s", "reads", "writes", "discovery", "watches", "changed")
+ADDITIVE = ("wall_s", "cpu_s", "apiserver_cpu_s", "reads", "writes", "reviews", "discovery", "watches", "changed")
 # Issue 16: a no-op's reads at shared-500 within READS_SLACK of shared-100's, and at most MOST_NOOP_READS.
 READS_SLACK = 5
 MOST_NOOP_READS = 40
@@ -54,10 +68,11 @@ BASELINE_TARGETS = (
 
 
 def request_summary(delta: dict) -> dict:
-    """Requests by verb; reads (GET/LIST of objects) and writes, in all and by resource; discovery (GETs of /api,
-    /apis, /version, /openapi: no resource) and watches; from {(verb, resource, subresource): count}."""
+    """Requests by verb; reads (GET/LIST of objects) and writes, in all and by resource; reviews (REVIEW_RESOURCES);
+    discovery (GETs of /api, /apis, /version, /openapi: no resource) and watches; from {(verb, resource, subresource):
+    count}."""
     by_verb, read, written = {}, {}, {}
-    discovery = watches = 0
+    discovery = watches = reviews = 0
     for (verb, resource, subresource), count in delta.items():
         by_verb[verb] = by_verb.get(verb, 0) + count
         what = f"{verb} {resource}/{subresource}" if subresource else f"{verb} {resource}"
@@ -65,6 +80,8 @@ def request_summary(delta: dict) -> dict:
             discovery += count
         elif verb in READ_VERBS:
             read[what] = read.get(what, 0) + count
+        elif verb == "POST" and resource in REVIEW_RESOURCES:
+            reviews += count
         elif verb in WRITE_VERBS:
             written[what] = written.get(what, 0) + count
         elif verb == "WATCH":
@@ -76,6 +93,7 @@ def request_summary(delta: dict) -> dict:
         "discovery": discovery,
         "writes": sum(written.values()),
         "written": dict(sorted(written.items())),  # by resource: what a no-op run must not have
+        "reviews": reviews,
         "watches": watches,
     }
 
@@ -257,6 +275,7 @@ def _cell(figures: dict | None) -> str:
     return (
         f"{figures['wall_s']:.1f} s ({figures.get('cpu_s', 0):.1f} s CPU), "
         f"{figures.get('reads', 0):.0f} r / {figures.get('writes', 0):.0f} w"
+        + (f" / {figures['reviews']:.0f} review" if figures.get("reviews") else "")
     )
 
 

@@ -23,11 +23,13 @@ def test_request_summary_splits_reads_discovery_writes_and_watches():
         ("GET", "", "apis"): 4,
         ("APPLY", "deployments", ""): 1,
         ("POST", "namespaces", ""): 5,
+        ("POST", "selfsubjectreviews", ""): 1,
         ("WATCH", "pods", ""): 1,
     }
     summary = report.request_summary(delta)
     assert (summary["reads"], summary["discovery"], summary["writes"], summary["watches"]) == (5, 4, 6, 1)
-    assert summary["requests"] == {"APPLY": 1, "GET": 7, "LIST": 2, "POST": 5, "WATCH": 1}
+    assert summary["reviews"] == 1
+    assert summary["requests"] == {"APPLY": 1, "GET": 7, "LIST": 2, "POST": 6, "WATCH": 1}
     assert summary["read"] == {"GET configmaps": 3, "LIST namespaces": 2}
     assert summary["written"] == {"APPLY deployments": 1, "POST namespaces": 5}
 
