@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 
 from .batch import SetAsideRun, failure_sentence
 from .cluster import Cluster
@@ -218,7 +219,15 @@ class _ClusterView:
     others: dict = field(default_factory=dict)  # identity -> object or None: where policies go, not the run's
 
     def members(self, tenant: str) -> set:
-        return {name for name, labels in self.labels.items() if labels.get(TENANT_LABEL) == tenant}
+        return set(self._members_by_tenant.get(tenant, ()))
+
+    @cached_property
+    def _members_by_tenant(self) -> dict:
+        """{tenant: its namespaces}, built once: asking every namespace for every tenant grows with their product."""
+        members = {}
+        for name, labels in self.labels.items():
+            members.setdefault(labels.get(TENANT_LABEL), set()).add(name)
+        return members
 
 
 def _read_view(cluster: Cluster, tenants: list) -> _ClusterView:
