@@ -10,7 +10,6 @@ A no-op run must send no write at all, so whether to apply is decided here, loca
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import re
@@ -20,6 +19,7 @@ HASH_ANNOTATION = "meshops.io/desired-hash"
 HIDDEN = "<hidden>"
 # Fields the server maintains; never part of what a diff or a comparison should look at.
 _SERVER_METADATA = ("managedFields", "resourceVersion", "generation", "uid", "creationTimestamp", "selfLink")
+_LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 
 _QUANTITY = re.compile(r"^([+-]?[0-9.]+)([a-zA-Z]{0,2})$")
 _SUFFIXES = {
@@ -106,14 +106,16 @@ def _is_empty(value) -> bool:
 
 
 def _without_server_fields(obj: dict | None) -> dict:
+    """A copy down to its metadata (which is all it changes), without status and the server's bookkeeping."""
     if obj is None:
         return {}
-    kept = copy.deepcopy(obj)
-    metadata = kept.get("metadata", {})
-    for field in _SERVER_METADATA:
-        metadata.pop(field, None)
-    (metadata.get("annotations") or {}).pop("kubectl.kubernetes.io/last-applied-configuration", None)
-    kept.pop("status", None)
+    kept = {key: value for key, value in obj.items() if key != "status"}
+    if "metadata" in obj:
+        metadata = {key: value for key, value in obj["metadata"].items() if key not in _SERVER_METADATA}
+        annotations = metadata.get("annotations") or {}
+        if _LAST_APPLIED in annotations:
+            metadata["annotations"] = {key: value for key, value in annotations.items() if key != _LAST_APPLIED}
+        kept["metadata"] = metadata
     return kept
 
 

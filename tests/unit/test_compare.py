@@ -129,6 +129,14 @@ def test_diff_hides_secret_values_and_server_bookkeeping():
     assert shown["data"] == {"ca-key.pem": HIDDEN}
     assert "managedFields" not in shown["metadata"] and "resourceVersion" not in shown["metadata"]
     assert secret["data"]["ca-key.pem"] == "c2VjcmV0"  # the input is not modified
+    assert secret["metadata"]["managedFields"] == [{}] and secret["metadata"]["resourceVersion"] == "7"
+
+
+def test_diff_leaves_out_kubectls_last_applied_annotation_but_not_the_others():
+    last_applied = "kubectl.kubernetes.io/last-applied-configuration"
+    obj = {"kind": "ConfigMap", "metadata": {"name": "c", "annotations": {last_applied: "{}", "a": "1"}}}
+    assert for_diff(obj)["metadata"]["annotations"] == {"a": "1"}
+    assert obj["metadata"]["annotations"] == {last_applied: "{}", "a": "1"}
 
 
 def test_same_object_sees_secret_value_changes_that_the_diff_hides():
