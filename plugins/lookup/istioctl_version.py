@@ -4,12 +4,6 @@
 
 from __future__ import annotations
 
-import subprocess
-
-from ansible.plugins.lookup import LookupBase
-from ansible_collections.meshops.istio.plugins.module_utils.istioctl import CannotRun, istioctl_version
-from ansible_collections.meshops.istio.plugins.module_utils.render_cache import default_directory
-
 DOCUMENTATION = r"""
 name: istioctl_version
 short_description: The Istio version an istioctl binary renders, cached under the binary's digest
@@ -58,6 +52,13 @@ _raw:
       description: Why the binary cannot be run (no such file, or what it printed); empty when it ran.
       type: str
 """
+
+
+import subprocess
+
+from ansible.plugins.lookup import LookupBase
+from ansible_collections.meshops.istio.plugins.module_utils.istioctl import CannotRun, istioctl_version
+from ansible_collections.meshops.istio.plugins.module_utils.render_cache import default_directory
 
 
 def run_command(argv: list) -> tuple:

@@ -49,7 +49,7 @@ def test_a_rewritten_binary_is_asked_again(tmp_path):
 
 def test_without_the_cache_istioctl_runs_every_time(tmp_path):
     binary = fake_istioctl(tmp_path / "istioctl", "1.31.0")
-    for _ in range(2):
+    for _run in range(2):
         assert ask(binary, None)["version"] == "1.31.0"
     assert runs(binary) == 2
 
@@ -62,6 +62,6 @@ def test_a_missing_binary_is_a_problem_named(tmp_path):
 def test_a_failing_binary_says_what_it_printed_and_is_not_cached(tmp_path):
     binary = fake_istioctl(tmp_path / "istioctl", "cannot start", exit_code=3)
     cache = tmp_path / "cache"
-    for _ in range(2):
+    for _run in range(2):
         assert ask(binary, cache) == {"version": "", "problem": "cannot start"}
     assert runs(binary) == 2
