@@ -77,6 +77,7 @@ class Cluster:
         # True while the rehearsal only plans: engines send no write, not even a dry run, and take each object as
         # they would send it for the API server's answer.
         self.planning = False
+        self._username = None
 
     @property
     def host(self) -> str:
@@ -137,6 +138,15 @@ class Cluster:
         except ApiError as error:
             message = api_message(error, "create", _resource_of(path))
             raise EngineError(f"Cannot send {body['kind']}{self.where}: {message}") from error
+
+    def username(self) -> str:
+        """The user name the API server sees for this client's credentials, from a SelfSubjectReview (which stores
+        nothing), asked once: a module's rehearsals and its run share the answer."""
+        if self._username is None:
+            review = {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}
+            status = self.post("/apis/authentication.k8s.io/v1/selfsubjectreviews", review)
+            self._username = (status.get("userInfo") or {}).get("username") or ""
+        return self._username
 
     def request_token(self, namespace: str, service_account: str, lifetime: int, bound_to: dict) -> dict:
         """A TokenRequest for a ServiceAccount, bound to an object in its namespace (deleting that object revokes

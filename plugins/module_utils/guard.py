@@ -12,7 +12,7 @@ bindings) that only the installer identities pass.
 - `meshops-istio-tenant-namespaces` denies changing the labels that make a namespace a tenant's (meshops.io/tenant,
   istio.io/rev, istio-injection and every tenant's discovery label) on a tenant namespace.
 
-The installer identities are the user that runs the module (found with a SelfSubjectReview, so that a run never
+The installer identities are the user that runs the module (Cluster.username: a SelfSubjectReview, so that a run never
 locks itself out), the `users` and the `groups` asked for (default system:masters, whose members can delete the
 guard anyway). The builders are pure; `ensure_guard` writes through the Engine under its own owner."""
 
@@ -207,13 +207,6 @@ def guarded_label_keys(discovery_keys, live_policies) -> list:
 # Cluster
 
 
-def running_user(cluster: Cluster) -> str:
-    """The user name the API server sees for this module's credentials (a SelfSubjectReview stores nothing)."""
-    review = {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}
-    status = cluster.post("/apis/authentication.k8s.io/v1/selfsubjectreviews", review)
-    return (status.get("userInfo") or {}).get("username") or ""
-
-
 def ensure_guard(cluster: Cluster, spec: GuardSpec, discovery_keys, check_mode: bool) -> Engine:
     """Install or update the guard (spec.enabled) or remove it. Returns its Engine (whose report says what it did)."""
     engine = Engine(cluster, OWNER, check_mode)
@@ -222,7 +215,7 @@ def ensure_guard(cluster: Cluster, spec: GuardSpec, discovery_keys, check_mode: 
         return engine
     owned = engine.list_owned({KINDS[name] for name in GUARD_KINDS})
     live_policies = [obj for obj in owned.values() if obj["kind"] == "ValidatingAdmissionPolicy"]
-    users = {*spec.users, running_user(cluster)} - {""}
+    users = {*spec.users, cluster.username()} - {""}
     manifests = guard_manifests(users, spec.groups, guarded_label_keys(discovery_keys, live_policies))
     engine.ensure_present(manifests, GUARD_KINDS, owned)
     return engine

@@ -132,6 +132,16 @@ def test_when_every_tenant_is_in_the_way_nothing_is_written():
     assert real_writes(fake) == []
 
 
+def test_a_run_asks_once_who_runs_it_and_guards_for_that_user():
+    fake = FakeClient([mesh_config_map(), manifest("Namespace", "istio-system")])
+    fake.answers["/apis/authentication.k8s.io/v1/selfsubjectreviews"] = {"status": {"userInfo": {"username": "ops"}}}
+    run_like_the_runner(TenantsRun([tenant("a"), tenant("b")], GuardSpec()), Cluster(fake))
+    reviews = [c for c in fake.calls if c.verb == "request" and c.kind == "SelfSubjectReview"]
+    assert len(reviews) == 1  # the planning pass, the locked rehearsal and the run share the answer
+    guards = [c for c in fake.calls if c.verb == "apply" and c.kind == "ValidatingAdmissionPolicy"]
+    assert guards and all('"ops"' in str(c.options["body"]["spec"]) for c in guards)
+
+
 def test_failure_sentence_names_each_failed_tenant():
     assert failure_sentence({"a": "tenants[0] (a): boom"}, ["a"], True, "tenants") == "tenants[0] (a): boom"
     failed = {"a": "tenants[0] (a): boom.", "c": "tenants[2] (c): bang"}
