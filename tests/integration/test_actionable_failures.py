@@ -75,16 +75,27 @@ def test_module_failing_after_writing_reports_changed_objects_and_events(cluster
     assert "FailedScheduling" in result["msg"] and "Raise wait_timeout" in result["msg"]
 
 
-def test_istioctl_role_says_which_istioctl_is_missing_and_how_to_give_one(tmp_path):
+def istioctl_role_failure(tmp_path, istioctl_path: str, version: str) -> str:
+    """The one failure message of the istioctl role given this binary and version."""
     play = [{"name": "istioctl", "hosts": "localhost", "gather_facts": False,
-             "roles": [{"role": "meshops.istio.istioctl", "istioctl_path": "/nonexistent/istioctl",
-                        "istioctl_version": "1.31.1"}]}]  # fmt: skip
+             "roles": [{"role": "meshops.istio.istioctl", "istioctl_path": istioctl_path,
+                        "istioctl_version": version}]}]  # fmt: skip
     path = tmp_path / "istioctl.yml"
     path.write_text(yaml.safe_dump(play))
     result = subprocess.run(["ansible-playbook", str(path)], cwd=REPO_ROOT, env=ANSIBLE_ENV, capture_output=True,
                             text=True, timeout=300, check=False)  # fmt: skip
     assert result.returncode != 0
     [message] = failures(json.loads(result.stdout))
+    return message
+
+
+def test_istioctl_role_says_which_istioctl_is_missing_and_how_to_give_one(tmp_path):
+    message = istioctl_role_failure(tmp_path, "/nonexistent/istioctl", "1.31.1")
     assert message.startswith("Cannot run istioctl /nonexistent/istioctl (")
     assert "set istioctl_path to the path of an istioctl binary of Istio 1.31.1" in message
     assert "istioctl_url and istioctl_sha256" in message
+
+
+def test_istioctl_role_names_the_version_a_binary_renders_when_another_is_asked(istioctl, tmp_path):
+    message = istioctl_role_failure(tmp_path, istioctl, "1.0.0")
+    assert re.fullmatch(rf"{re.escape(istioctl)} reports 1\.\d+[-.\w]*, not istioctl_version 1\.0\.0", message), message
