@@ -1,8 +1,9 @@
 """python -m bench.profile: where the dedicated-model control-plane install spends its time, next to `istioctl
 install` of the same specs (issue 8's profile for the target it misses). On fresh local clusters:
 
-1. ansible-playbook bench/playbooks/control_plane.yml for dedicated-3x3's revisions: Ansible's start-up and the
-   time of each istio_revision task, from the json callback's timestamps;
+1. ansible-playbook bench/playbooks/control_plane.yml for dedicated-3x3's revisions (multitenant.yml's control-plane
+   step: one istio_revision run for all of them, then one rollout wait): Ansible's start-up and the time of each
+   task, from the json callback's timestamps;
 2. the same revisions installed in-process by ensure_revision_present (the module's code without Ansible), each
    phase timed: istioctl (version and manifest generate), API reads, API writes, waits (CRD Established,
    Deployments rolled out) and the rest (building, comparing);
@@ -31,6 +32,9 @@ from localcluster.cluster import REPO_ROOT
 
 from . import baselines
 from .scenarios import by_name, playbook_vars
+
+# The istio_revision task of playbooks/tasks/control-plane.yml.
+REVISION_TASK = "Install or repair the control planes"
 
 # Engine methods by phase; a phase called inside another (a GET inside a wait) is charged to the inner one only.
 # (class, method) pairs timed as each phase.
@@ -126,7 +130,7 @@ def through_ansible(kubeconfig: Path, work: Path, revisions: list) -> dict:
     ended = time.time()
     tasks = json.loads(completed.stdout)["plays"][0]["tasks"]
     spans = [(_stamp(t["task"]["duration"]["start"]), _stamp(t["task"]["duration"]["end"]), t) for t in tasks]
-    modules = [end - start for start, end, task in spans if "Istio revision" in task["task"]["name"]]
+    modules = [end - start for start, end, task in spans if task["task"]["name"] == REVISION_TASK]
     return {
         "total": ended - started,
         "start-up (before the first task)": spans[0][0] - started,
