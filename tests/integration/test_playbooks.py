@@ -172,3 +172,26 @@ def test_uninstall_all_needs_confirmation_and_removes_every_shared_tenant(cluste
     assert apps.list_namespaced_deployment("istio-system").items == []
     # The dedicated tenants of the other data set are not this data's tenants: untouched.
     assert core.read_namespace("app-ns-1").metadata.labels["istio.io/rev"] == "usergroup-1"
+
+
+def test_a_tenant_whose_control_plane_is_in_the_way_fails_alone_and_the_others_are_onboarded(
+    cluster, istioctl, tmp_path
+):
+    core = client.CoreV1Api(cluster.api_client())
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name="blocked")))
+    hand_made = client.V1ConfigMap(metadata=client.V1ObjectMeta(name="istio-blocked"), data={"mesh": "{}"})
+    core.create_namespaced_config_map("blocked", hand_made)
+    data = tmp_path / "tenants.yml"
+    data.write_text(yaml.safe_dump({"tenancy_model": "dedicated", "tenants": [
+        {"name": "blocked", "namespaces": ["blocked-app"]}, {"name": "fine", "namespaces": ["fine-app"]},
+    ]}))  # fmt: skip
+    code, output = playbook(cluster, "multitenant.yml", *SEED_002, "-e", istioctl, "-e", f"@{data}", check=False)
+    assert code != 0
+    *rescued, message = failures(output)
+    assert message.startswith("Failed (tenants not named here were converged): blocked: "), (rescued, message)
+    assert "istio-blocked" in message
+    names = {ns.metadata.name: ns.metadata.labels for ns in core.list_namespace().items}
+    assert names["fine-app"]["istio.io/rev"] == "fine" and names["fine-app"]["meshops.io/tenant"] == "fine"
+    assert "blocked-app" not in names
+    kept = core.read_namespaced_config_map("istio-blocked", "blocked")
+    assert kept.data == {"mesh": "{}"} and not (kept.metadata.labels or {})
