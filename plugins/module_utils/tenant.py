@@ -434,9 +434,9 @@ def ensure_tenants(
 ) -> tuple:
     """Many tenants in one run (option `tenants`: a TenantSpec per entry). Onboarding reads the cluster once and
     checks every tenant before anything is written; then the tenants converge side by side, each in the order it
-    would alone. A tenant that
-    fails does not stop the others: its error is kept in the result's `failed` ({name: error}) and the caller
-    decides (TenantsRun). Tenants named in `skip` ({name: error}) are not written at all.
+    would alone. A tenant that fails does not stop the others: its error is kept in the result's `failed`
+    ({name: error}) and the caller decides (TenantsRun). Tenants named in `skip` ({name: error}) are not written at
+    all.
     Returns (result, warnings, diff)."""
     validate_tenants(specs)
     skip = skip or {}
